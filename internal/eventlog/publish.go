@@ -1,0 +1,63 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConflict is returned by Publish when an expected previous sequence
+// (an update's resourceVersion precondition) does not match the stream.
+var ErrConflict = errors.New("event was modified concurrently")
+
+// Publisher appends event states to the EVENTS stream. It is safe for
+// concurrent use.
+type Publisher struct {
+	js jetstream.JetStream
+}
+
+// NewPublisher returns a publisher on js. Call Ensure first.
+func NewPublisher(js jetstream.JetStream) *Publisher {
+	return &Publisher{js: js}
+}
+
+// PublishOptions refine one publish.
+type PublishOptions struct {
+	// MsgID makes the publish idempotent within the stream's duplicate
+	// window: a second publish with the same id is acknowledged with the
+	// first one's sequence and stores nothing. Required.
+	MsgID string
+	// ExpectLastSeq, when set, requires that the newest state on the event's
+	// subject has this sequence (0 with ExpectNew means none yet). It makes
+	// updates safe against lost updates, like etcd's compare-and-swap.
+	ExpectLastSeq *uint64
+}
+
+// Publish stores r and returns its sequence (the new resourceVersion). A
+// duplicate publish returns the original sequence.
+func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (uint64, error) {
+	if o.MsgID == "" {
+		return 0, fmt.Errorf("publish %s: message id is required", Subject(r.Key))
+	}
+	m, err := EncodeMsg(r)
+	if err != nil {
+		return 0, err
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.MsgID), jetstream.WithExpectStream(StreamName)}
+	if o.ExpectLastSeq != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*o.ExpectLastSeq))
+	}
+	ack, err := p.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("publish %s: %w", m.Subject, ErrConflict)
+		}
+		return 0, fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	r.Seq = ack.Sequence
+	return ack.Sequence, nil
+}

@@ -1,0 +1,125 @@
+package eventlog
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Op says what a message did to its event.
+type Op uint8
+
+// The operations. Their numeric values are stored in ClickHouse; never
+// renumber them.
+const (
+	OpCreate Op = 1
+	OpUpdate Op = 2
+	OpDelete Op = 3
+)
+
+// String returns the header spelling of op.
+func (op Op) String() string {
+	switch op {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(op))
+}
+
+// ParseOp reads the header spelling of an Op.
+func ParseOp(s string) (Op, error) {
+	switch s {
+	case "create":
+		return OpCreate, nil
+	case "update":
+		return OpUpdate, nil
+	case "delete":
+		return OpDelete, nil
+	}
+	return 0, fmt.Errorf("unknown operation %q; allowed: create, update, delete", s)
+}
+
+// Message headers. The body is the core/v1 Event in Kubernetes' generated
+// protobuf encoding (not the runtime.Unknown envelope): compact and several
+// times cheaper to decode than JSON, which matters on the writer's hot path.
+const (
+	HeaderOp     = "Eventpipe-Op"
+	HeaderCodec  = "Eventpipe-Codec"
+	codecProtoV1 = "corev1.Event/pb"
+)
+
+// Record is one state of one event, as published and as read back.
+type Record struct {
+	Key Key
+	Op  Op
+	// Event is the whole object. Its ResourceVersion is not part of the
+	// message: a state's resourceVersion is its stream sequence, known only
+	// once it is stored. Decode sets it from Seq.
+	Event *corev1.Event
+	// Seq is the stream sequence; zero before publishing.
+	Seq uint64
+}
+
+// EncodeMsg builds the message for r (without a Nats-Msg-Id: the publisher
+// adds it).
+func EncodeMsg(r *Record) (*nats.Msg, error) {
+	if r.Event == nil {
+		return nil, fmt.Errorf("encode record: no event")
+	}
+	if r.Event.Namespace != r.Key.Namespace || r.Event.Name != r.Key.Name {
+		return nil, fmt.Errorf("encode record: event %s/%s does not match key %s/%s",
+			r.Event.Namespace, r.Event.Name, r.Key.Namespace, r.Key.Name)
+	}
+	if err := r.Key.Scope.Validate(); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	if _, err := ParseOp(r.Op.String()); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	// The resourceVersion is the sequence; do not store a stale copy.
+	rv := r.Event.ResourceVersion
+	r.Event.ResourceVersion = ""
+	body, err := r.Event.Marshal()
+	r.Event.ResourceVersion = rv
+	if err != nil {
+		return nil, fmt.Errorf("encode record: marshal event: %w", err)
+	}
+	m := nats.NewMsg(Subject(r.Key))
+	m.Header.Set(HeaderOp, r.Op.String())
+	m.Header.Set(HeaderCodec, codecProtoV1)
+	m.Data = body
+	return m, nil
+}
+
+// DecodeMsg reads a record from a stored message's subject, headers, body
+// and sequence. Any error means the message is not a valid event state and
+// belongs in the dead-letter stream.
+func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Record, error) {
+	key, err := ParseSubject(subject)
+	if err != nil {
+		return nil, err
+	}
+	op, err := ParseOp(hdr.Get(HeaderOp))
+	if err != nil {
+		return nil, fmt.Errorf("header %s: %w", HeaderOp, err)
+	}
+	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
+		return nil, fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
+	}
+	ev := &corev1.Event{}
+	if err := ev.Unmarshal(data); err != nil {
+		return nil, fmt.Errorf("unmarshal event: %w", err)
+	}
+	if ev.Namespace != key.Namespace || ev.Name != key.Name {
+		return nil, fmt.Errorf("event %s/%s does not match subject %s", ev.Namespace, ev.Name, subject)
+	}
+	if seq > 0 {
+		ev.ResourceVersion = fmt.Sprint(seq)
+	}
+	return &Record{Key: key, Op: op, Event: ev, Seq: seq}, nil
+}
