@@ -26,16 +26,16 @@ type Row struct {
 	LastTime  time.Time
 	LastNanos uint32
 
-	InvolvedKind, InvolvedNamespace, InvolvedName, InvolvedUID  string
+	InvolvedKind, InvolvedNamespace, InvolvedName, InvolvedUID     string
 	InvolvedAPIVersion, InvolvedResourceVersion, InvolvedFieldPath string
 
-	Reason, Message, Type                     string
-	SourceComponent, SourceHost               string
-	ReportingController, ReportingInstance    string
-	Action                                    string
+	Reason, Message, Type                      string
+	SourceComponent, SourceHost                string
+	ReportingController, ReportingInstance     string
+	Action                                     string
 	RelatedKind, RelatedNamespace, RelatedName string
-	Count                                     int32
-	Rest                                      []byte
+	Count                                      int32
+	Rest                                       []byte
 }
 
 // LastObserved returns when ev was last seen, the way kubectl's LAST SEEN

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 	"strings"
+	"time"
 )
 
 // columns is the events table's column list in insert order. INSERTs always
