@@ -1,0 +1,409 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+)
+
+// Inserter commits rows to the query store. Insert returns nil only when
+// every row is committed and queryable; it may be called again with the same
+// rows after an error.
+type Inserter interface {
+	Insert(ctx context.Context, rows []chstore.Row) error
+}
+
+// WatermarkKey is the key of the committed watermark in the state bucket.
+const WatermarkKey = "writer.watermark"
+
+// Headers of a dead-letter message, beside the original message's headers.
+const (
+	HeaderDLQReason  = "Eventpipe-Dlq-Reason"
+	HeaderDLQSeq     = "Eventpipe-Dlq-Seq"
+	HeaderDLQSubject = "Eventpipe-Dlq-Subject"
+)
+
+// Writer moves states from the EVENTS stream to ClickHouse. Create it with
+// New and call Run once.
+type Writer struct {
+	cfg    Config
+	logCfg eventlog.Config
+	js     jetstream.JetStream
+	store  Inserter
+	log    *slog.Logger
+	m      *metrics
+
+	watermark atomic.Uint64
+	// wmMu guards wmCh, which is closed and replaced whenever the watermark
+	// moves, so WaitFor can block without polling.
+	wmMu sync.Mutex
+	wmCh chan struct{}
+
+	// marks remembers the last sequence and store time of recent batches,
+	// oldest first, for trimming. Only Run's goroutine touches it.
+	marks []mark
+}
+
+type mark struct {
+	seq    uint64
+	stored time.Time
+}
+
+// New returns a writer. logCfg supplies the stream's retention and size
+// bound, which the writer's trimming honours.
+func New(js jetstream.JetStream, store Inserter, cfg Config, logCfg eventlog.Config, reg prometheus.Registerer, log *slog.Logger) *Writer {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
+		m: newMetrics(reg), wmCh: make(chan struct{})}
+}
+
+// Watermark returns the committed watermark known to this writer.
+func (w *Writer) Watermark() uint64 { return w.watermark.Load() }
+
+// WaitFor blocks until the watermark reaches seq or ctx ends.
+func (w *Writer) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		w.wmMu.Lock()
+		ch := w.wmCh
+		w.wmMu.Unlock()
+		if w.watermark.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (w *Writer) setWatermark(ctx context.Context, kv jetstream.KeyValue, seq uint64) {
+	if seq <= w.watermark.Load() {
+		return
+	}
+	w.watermark.Store(seq)
+	w.m.watermark.Set(float64(seq))
+	w.wmMu.Lock()
+	close(w.wmCh)
+	w.wmCh = make(chan struct{})
+	w.wmMu.Unlock()
+	// The bucket copy is for other processes (API servers). A failed put only
+	// delays them; the next batch puts again.
+	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(seq, 10))); err != nil && ctx.Err() == nil {
+		w.log.Warn("cannot publish watermark", "watermark", seq, "err", err)
+	}
+}
+
+// Run consumes until ctx ends. It returns nil on cancellation; any other
+// error means the writer cannot go on (the stream or consumer is gone).
+func (w *Writer) Run(ctx context.Context) error {
+	stream, err := w.js.Stream(ctx, eventlog.StreamName)
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", eventlog.StreamName, err)
+	}
+	kv, err := w.js.KeyValue(ctx, eventlog.StateBucket)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
+	}
+	// Everything at or below the ack floor was committed by an earlier run;
+	// a published watermark above it means the acknowledgement was lost.
+	var committed uint64
+	if c, err := w.js.Consumer(ctx, eventlog.StreamName, w.cfg.Consumer); err == nil {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("read consumer %s: %w", w.cfg.Consumer, err)
+		}
+		committed = info.AckFloor.Stream
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("read consumer %s: %w", w.cfg.Consumer, err)
+	}
+	if e, err := kv.Get(ctx, WatermarkKey); err == nil {
+		if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil && v > committed {
+			committed = v
+		}
+	}
+	cons, err := w.resetConsumer(ctx, committed+1)
+	if err != nil {
+		return err
+	}
+	w.setWatermark(ctx, kv, committed)
+	w.log.Info("writer started", "consumer", w.cfg.Consumer, "watermark", committed)
+
+	next := committed + 1
+	lastTrim := time.Now()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		msgs, err := w.fetch(cons)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
+			}
+			w.log.Warn("cannot fetch from stream; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(msgs) > 0 {
+			ok, gap := w.commit(ctx, stream, kv, msgs, &next)
+			if !ok {
+				return nil // ctx ended mid-batch; nothing acknowledged, nothing lost
+			}
+			if gap {
+				if cons, err = w.resetConsumer(ctx, next); err != nil {
+					return err
+				}
+			}
+		}
+		if time.Since(lastTrim) >= w.cfg.TrimInterval {
+			w.trim(ctx, stream)
+			lastTrim = time.Now()
+		}
+	}
+}
+
+// fetch returns up to BatchSize messages, waiting at most BatchWait.
+func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	mb, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.BatchWait))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range mb.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// commit turns msgs into rows, inserts them (retrying until ClickHouse takes
+// them or ctx ends), acknowledges, and moves the watermark. next is the
+// sequence the writer expects to see next; states are only committed in an
+// unbroken run from it, so the watermark never passes a state that is not
+// queryable. It reports false if ctx ended first.
+func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, msgs []jetstream.Msg, next *uint64) (ok, gap bool) {
+	rows := make([]chstore.Row, 0, len(msgs))
+	var lastMsg jetstream.Msg
+	var lastSeq uint64
+	var lastStored time.Time
+	for i, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			w.log.Error("message without JetStream metadata; skipping batch rest", "err", err)
+			msgs = msgs[:i]
+			break
+		}
+		seq := md.Sequence.Stream
+		if seq < *next {
+			continue // a redelivery of a state already committed
+		}
+		if seq > *next && !w.holeBefore(ctx, stream, next, seq) {
+			// A state between next and seq exists but was not delivered to us
+			// (a lost pull response). Stop here: committing seq would
+			// acknowledge the missing state with AckAll. The caller restarts
+			// delivery from next.
+			w.log.Warn("gap in delivered sequence; restarting delivery", "expected", *next, "got", seq)
+			msgs = msgs[:i]
+			gap = true
+			break
+		}
+		*next = seq + 1
+		lastMsg, lastSeq, lastStored = msg, seq, md.Timestamp
+		w.m.pending.Set(float64(md.NumPending))
+
+		rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
+		if err == nil {
+			var row chstore.Row
+			row, err = chstore.EncodeRow(rec, md.Timestamp)
+			if err == nil {
+				rows = append(rows, row)
+				continue
+			}
+		}
+		if !w.deadLetter(ctx, msg, seq, err) {
+			return false, gap
+		}
+	}
+	if lastMsg == nil {
+		return true, gap
+	}
+	if !w.insert(ctx, rows, msgs) {
+		return false, gap
+	}
+	if err := lastMsg.Ack(); err != nil {
+		// Harmless: the states are committed; a redelivery is skipped by
+		// sequence, and the next acknowledgement (AckAll) covers this one.
+		w.log.Warn("cannot acknowledge batch", "seq", lastSeq, "err", err)
+	}
+	w.m.written.Add(float64(len(rows)))
+	w.m.lagSeconds.Set(time.Since(lastStored).Seconds())
+	w.setWatermark(ctx, kv, lastSeq)
+	w.marks = append(w.marks, mark{seq: lastSeq, stored: lastStored})
+	return true, gap
+}
+
+// holeBefore reports whether every sequence in [*next, seq) is absent from
+// the stream (purged), in which case it moves *next to seq.
+func (w *Writer) holeBefore(ctx context.Context, stream jetstream.Stream, next *uint64, seq uint64) bool {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return false
+	}
+	from := max(*next, info.State.FirstSeq)
+	for s := from; s < seq; s++ {
+		if _, err := stream.GetMsg(ctx, s); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false
+		}
+	}
+	*next = seq
+	return true
+}
+
+// insert retries until ClickHouse commits rows or ctx ends, keeping the held
+// messages from being redelivered meanwhile.
+func (w *Writer) insert(ctx context.Context, rows []chstore.Row, held []jetstream.Msg) bool {
+	backoff := 100 * time.Millisecond
+	lastRenew := time.Now()
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := w.store.Insert(ctx, rows)
+		if err == nil {
+			w.m.insertTime.Observe(time.Since(start).Seconds())
+			w.m.batchRows.Observe(float64(len(rows)))
+			if attempt > 1 {
+				w.log.Info("insert succeeded after retries", "attempts", attempt, "rows", len(rows))
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.m.insertErrors.Inc()
+		w.log.Warn("cannot insert batch; retrying", "attempt", attempt, "rows", len(rows), "backoff", backoff, "err", err)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, w.cfg.RetryMax)
+		if time.Since(lastRenew) > w.cfg.AckWait/3 {
+			for _, m := range held {
+				_ = m.InProgress()
+			}
+			lastRenew = time.Now()
+		}
+	}
+}
+
+// deadLetter moves an undecodable message to the dead-letter stream with the
+// reason. It retries until JetStream takes it: dropping it would lose the
+// evidence, and skipping past it without a record would hide the loss.
+func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, reason error) bool {
+	w.log.Error("message is not a valid event state; sent to dead-letter stream",
+		"seq", seq, "subject", msg.Subject(), "stream", eventlog.DeadLetterStream, "reason", reason)
+	dl := nats.NewMsg(eventlog.DeadLetterSubject)
+	for k, v := range msg.Headers() {
+		dl.Header[k] = v
+	}
+	dl.Header.Set(HeaderDLQReason, reason.Error())
+	dl.Header.Set(HeaderDLQSeq, strconv.FormatUint(seq, 10))
+	dl.Header.Set(HeaderDLQSubject, msg.Subject())
+	dl.Data = msg.Data()
+	for {
+		_, err := w.js.PublishMsg(ctx, dl, jetstream.WithMsgID("dlq-"+strconv.FormatUint(seq, 10)))
+		if err == nil {
+			w.m.deadLetters.Inc()
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.log.Warn("cannot publish dead letter; retrying", "seq", seq, "err", err)
+		if !sleep(ctx, time.Second) {
+			return false
+		}
+	}
+}
+
+// trim purges committed states that are older than the log's retention, or,
+// when the stream is over 80% of its size bound, every committed state, so
+// that room for new writes wins over watch history. Uncommitted states are
+// never purged.
+func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
+	wm := w.watermark.Load()
+	cutoff := time.Now().Add(-w.logCfg.Retention)
+	var upTo uint64
+	i := 0
+	for ; i < len(w.marks) && w.marks[i].stored.Before(cutoff); i++ {
+		upTo = w.marks[i].seq
+	}
+	w.marks = w.marks[i:]
+	if info, err := stream.Info(ctx); err == nil && w.logCfg.MaxBytes > 0 &&
+		float64(info.State.Bytes) > 0.8*float64(w.logCfg.MaxBytes) && wm > upTo {
+		w.log.Warn("stream is over 80% of --log.max-bytes; purging all committed states, watch history shrinks",
+			"bytes", info.State.Bytes, "max", w.logCfg.MaxBytes, "upTo", wm)
+		upTo = wm
+	}
+	if upTo == 0 || upTo > wm {
+		return
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(upTo+1)); err != nil {
+		w.log.Warn("cannot trim stream", "upTo", upTo, "err", err)
+		return
+	}
+	w.m.trimmed.Inc()
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// resetConsumer (re)creates the durable consumer so that delivery starts at
+// sequence from, with nothing pending. The writer is the consumer's only
+// reader, so whatever an earlier run or a lost pull left in flight is simply
+// delivered again from from, instead of after AckWait.
+func (w *Writer) resetConsumer(ctx context.Context, from uint64) (jetstream.Consumer, error) {
+	if err := w.js.DeleteConsumer(ctx, eventlog.StreamName, w.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("reset consumer %s: %w", w.cfg.Consumer, err)
+	}
+	cons, err := w.js.CreateConsumer(ctx, eventlog.StreamName, jetstream.ConsumerConfig{
+		Durable:       w.cfg.Consumer,
+		Description:   "eventpipe writer: EVENTS -> ClickHouse",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+		// AckAll: one acknowledgement per batch instead of one per state.
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxAckPending: 2 * w.cfg.BatchSize,
+		MaxDeliver:    -1,
+		FilterSubject: eventlog.SubjectPrefix + ".>",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reset consumer %s: %w", w.cfg.Consumer, err)
+	}
+	return cons, nil
+}
