@@ -58,33 +58,33 @@ func DefaultConfig() Config {
 
 // RegisterFlags adds the stream's flags to fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.Retention, "log.retention", c.Retention,
+	fs.DurationVar(&c.Retention, "stream.retention", c.Retention,
 		"how long an event state stays in the EVENTS stream after it is committed to ClickHouse (the watch resume window); uncommitted states are never expired")
-	fs.Int64Var(&c.MaxBytes, "log.max-bytes", c.MaxBytes,
+	fs.Int64Var(&c.MaxBytes, "stream.max-bytes", c.MaxBytes,
 		"size bound of the EVENTS stream in bytes; when it is full of uncommitted states, writes are refused (retryable) instead of dropped")
-	fs.DurationVar(&c.DuplicateWindow, "log.duplicate-window", c.DuplicateWindow,
+	fs.DurationVar(&c.DuplicateWindow, "stream.duplicate-window", c.DuplicateWindow,
 		"how long a publish's message id is remembered so that a retried write is stored once")
-	fs.IntVar(&c.Replicas, "log.replicas", c.Replicas, "replicas of the EVENTS stream (1, 3 or 5 on a clustered JetStream)")
-	fs.Int32Var(&c.MaxMsgSize, "log.max-msg-size", c.MaxMsgSize, "largest event state in bytes")
+	fs.IntVar(&c.Replicas, "stream.replicas", c.Replicas, "replicas of the EVENTS stream (1, 3 or 5 on a clustered JetStream)")
+	fs.Int32Var(&c.MaxMsgSize, "stream.max-msg-size", c.MaxMsgSize, "largest event state in bytes")
 }
 
 // Validate returns every problem with c.
 func (c *Config) Validate() []error {
 	var errs []error
 	if c.Retention < time.Minute {
-		errs = append(errs, fmt.Errorf("--log.retention must be at least 1m, got %s", c.Retention))
+		errs = append(errs, fmt.Errorf("--stream.retention must be at least 1m, got %s", c.Retention))
 	}
 	if c.MaxBytes < 1<<20 {
-		errs = append(errs, fmt.Errorf("--log.max-bytes must be at least 1048576, got %d", c.MaxBytes))
+		errs = append(errs, fmt.Errorf("--stream.max-bytes must be at least 1048576, got %d", c.MaxBytes))
 	}
 	if c.DuplicateWindow < time.Second || c.DuplicateWindow > c.Retention {
-		errs = append(errs, fmt.Errorf("--log.duplicate-window must be between 1s and --log.retention (%s), got %s", c.Retention, c.DuplicateWindow))
+		errs = append(errs, fmt.Errorf("--stream.duplicate-window must be between 1s and --stream.retention (%s), got %s", c.Retention, c.DuplicateWindow))
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
-		errs = append(errs, fmt.Errorf("--log.replicas must be 1, 3 or 5, got %d", c.Replicas))
+		errs = append(errs, fmt.Errorf("--stream.replicas must be 1, 3 or 5, got %d", c.Replicas))
 	}
 	if c.MaxMsgSize < 4096 {
-		errs = append(errs, fmt.Errorf("--log.max-msg-size must be at least 4096, got %d", c.MaxMsgSize))
+		errs = append(errs, fmt.Errorf("--stream.max-msg-size must be at least 4096, got %d", c.MaxMsgSize))
 	}
 	return errs
 }

@@ -45,7 +45,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Consumer, "writer.consumer", c.Consumer, "name of the writer's durable JetStream consumer")
 	fs.DurationVar(&c.RetryMax, "writer.retry-max", c.RetryMax, "longest pause between insert attempts while ClickHouse is unavailable")
 	fs.DurationVar(&c.AckWait, "writer.ack-wait", c.AckWait, "JetStream redelivery timeout for unacknowledged states (renewed while retrying)")
-	fs.DurationVar(&c.TrimInterval, "writer.trim-interval", c.TrimInterval, "how often committed states older than --log.retention are purged from the stream")
+	fs.DurationVar(&c.TrimInterval, "writer.trim-interval", c.TrimInterval, "how often committed states older than --stream.retention are purged from the stream")
 }
 
 // Validate returns every problem with c.

@@ -357,7 +357,7 @@ func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 	w.marks = w.marks[i:]
 	if info, err := stream.Info(ctx); err == nil && w.logCfg.MaxBytes > 0 &&
 		float64(info.State.Bytes) > 0.8*float64(w.logCfg.MaxBytes) && wm > upTo {
-		w.log.Warn("stream is over 80% of --log.max-bytes; purging all committed states, watch history shrinks",
+		w.log.Warn("stream is over 80% of --stream.max-bytes; purging all committed states, watch history shrinks",
 			"bytes", info.State.Bytes, "max", w.logCfg.MaxBytes, "upTo", wm)
 		upTo = wm
 	}

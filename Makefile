@@ -1,0 +1,45 @@
+# eventpipe: the two everyday targets are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/eventpipe
+DATA_DIR  ?= .eventpipe
+# -p 2: the suites start real servers; more parallel packages than cores
+# only make them slower.
+TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
+
+.PHONY: all build run test test-short verify fmt deps bench bench-writer clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/eventpipe
+
+## run: everything in one process with demo data (Ctrl-C stops it).
+run: deps build
+	$(BIN) dev --data-dir $(DATA_DIR)
+
+## test: the whole suite, against real ClickHouse and JetStream servers.
+test: deps
+	$(GO) test $(TEST_FLAGS) ./...
+
+## verify: formatting, vet, tidy modules.
+verify:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@tmp=$$(mktemp -d); cp go.mod go.sum $$tmp/; $(GO) mod tidy; \
+	if ! cmp -s go.mod $$tmp/go.mod || ! cmp -s go.sum $$tmp/go.sum; then \
+	  echo "go.mod/go.sum were not tidy: 'go mod tidy' changed them (left changed; commit them)"; diff $$tmp/go.mod go.mod; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## bench-writer: the writer path, JetStream -> ClickHouse (see bench/README.md).
+bench-writer: deps
+	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 1x -count 6 -timeout 60m
+
+bench: bench-writer
+
+clean:
+	rm -rf bin

@@ -1,0 +1,77 @@
+// Package cli holds eventpipe's subcommands: one file per command, each
+// registering the flags of the components it runs and validating them all
+// before it starts anything.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Run executes the command line args and returns the process exit code.
+// Errors are printed once, as a message, never with a stack trace or usage
+// dump.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "eventpipe: %s\n", indent(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// indent keeps a multi-error readable: one problem per line.
+func indent(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	return "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+type globalOptions struct {
+	logLevel string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func (g *globalOptions) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: allowed: debug, info, warn, error", g.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{logLevel: "info", stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "eventpipe",
+		Short:         "Keep Kubernetes Events out of etcd: JetStream log, ClickHouse index, Kubernetes API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newDevCmd(g))
+	return root
+}
+
+// validate joins every component's problems into one error.
+func validate(lists ...[]error) error {
+	var all []error
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid flags:\n%w", errors.Join(all...))
+}

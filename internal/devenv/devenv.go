@@ -1,0 +1,248 @@
+// Package devenv is `eventpipe dev`: every role in one process, on an
+// embedded JetStream server and a clickhouse-server child process, with a
+// simulated cluster writing realistic events. Data lives in one directory and
+// survives restarts.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/generator"
+	"github.com/eventpipe/eventpipe/internal/natsserver"
+	"github.com/eventpipe/eventpipe/internal/scope"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/writer"
+)
+
+// Tenants are the demo's simulated tenants.
+var Tenants = []scope.Scope{
+	{Type: scope.TypeProject, Name: "alpha"},
+	{Type: scope.TypeProject, Name: "beta"},
+}
+
+// Options configure dev mode.
+type Options struct {
+	DataDir string
+	// NATSPort is the embedded server's port; -1 picks a free one.
+	NATSPort int
+	// Demo turns the simulated cluster on.
+	Demo bool
+	// DemoRate is the simulated cluster's event states per second.
+	DemoRate float64
+	// DemoHistory and DemoBackfill: on first start, DemoBackfill states
+	// spread over the last DemoHistory, so there is history to query.
+	DemoHistory  time.Duration
+	DemoBackfill int
+	Stream       eventlog.Config
+	Writer       writer.Config
+	// Registry receives the writer's metrics; may be nil.
+	Registry prometheus.Registerer
+}
+
+// DefaultOptions returns the documented defaults.
+func DefaultOptions() Options {
+	return Options{
+		DataDir: ".eventpipe", NATSPort: -1, Demo: true, DemoRate: 20,
+		DemoHistory: 7 * 24 * time.Hour, DemoBackfill: 20000,
+		Stream: eventlog.DefaultConfig(), Writer: writer.DefaultConfig(),
+	}
+}
+
+// Validate returns every problem with o.
+func (o *Options) Validate() []error {
+	var errs []error
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if o.NATSPort < -1 || o.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--nats.port must be -1 (any free port) or 0-65535, got %d", o.NATSPort))
+	}
+	if o.DemoRate <= 0 || o.DemoRate > 100000 {
+		errs = append(errs, fmt.Errorf("--demo.rate must be above 0 and at most 100000 events/s, got %g", o.DemoRate))
+	}
+	if o.DemoBackfill < 0 {
+		errs = append(errs, fmt.Errorf("--demo.backfill must be 0 or more, got %d", o.DemoBackfill))
+	}
+	if o.DemoHistory < time.Minute {
+		errs = append(errs, fmt.Errorf("--demo.history must be at least 1m, got %s", o.DemoHistory))
+	}
+	errs = append(errs, o.Stream.Validate()...)
+	errs = append(errs, o.Writer.Validate()...)
+	return errs
+}
+
+// Env is a running dev environment.
+type Env struct {
+	NATSURL        string
+	ClickHouseAddr string
+	Database       string
+	Store          *chstore.Store
+	JS             jetstream.JetStream
+	Writer         *writer.Writer
+	EnvFile        string
+}
+
+// Run starts everything, calls ready once the demo data is queryable, and
+// blocks until ctx ends; then it stops everything, children included.
+func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (err error) {
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolve --data-dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create --data-dir %s: %w", dir, err)
+	}
+
+	ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(dir, "nats"), Port: o.NATSPort})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	log.Info("embedded JetStream started", "url", ns.ClientURL())
+
+	ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dir, "clickhouse")})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Stop() }()
+	log.Info("clickhouse-server started", "addr", ch.Addr, "pid", ch.PID())
+
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("eventpipe-dev"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open JetStream: %w", err)
+	}
+	if err := eventlog.Ensure(ctx, js, o.Stream); err != nil {
+		return err
+	}
+	storeCfg := chstore.DefaultConfig()
+	storeCfg.Addr = ch.Addr
+	store, err := chstore.Open(ctx, storeCfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.Migrate(ctx); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	w := writer.New(js, store, o.Writer, o.Stream, o.Registry, log)
+	go func() { errc <- w.Run(ctx) }()
+
+	env := &Env{NATSURL: ns.ClientURL(), ClickHouseAddr: ch.Addr, Database: storeCfg.Database,
+		Store: store, JS: js, Writer: w, EnvFile: filepath.Join(dir, "dev.env")}
+	pub := &logSink{pub: eventlog.NewPublisher(js)}
+
+	if o.Demo {
+		gen, err := generator.New(generator.Config{Tenants: Tenants, Rate: o.DemoRate, Seed: time.Now().UnixNano()})
+		if err != nil {
+			return err
+		}
+		if err := backfillOnce(ctx, gen, store, pub, o, log); err != nil {
+			return err
+		}
+		go func() { errc <- gen.Run(ctx, pub) }()
+	}
+	// Ready once everything published so far is queryable.
+	if err := w.WaitFor(ctx, pub.last.Load()); err != nil {
+		return nil // ctx ended during start-up
+	}
+	if err := writeEnvFile(env); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(env)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	case <-ch.Done():
+		return errors.New("clickhouse-server exited unexpectedly; see " + filepath.Join(ch.Dir(), "log", "err.log"))
+	}
+}
+
+// backfillOnce writes demo history the first time a data directory is used.
+func backfillOnce(ctx context.Context, gen *generator.Generator, store *chstore.Store, sink *logSink, o Options, log *slog.Logger) error {
+	if o.DemoBackfill == 0 {
+		return nil
+	}
+	n, err := store.CountLatest(ctx, chstore.LatestFilter{})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("keeping existing data; no backfill", "events", n)
+		return nil
+	}
+	now := time.Now()
+	log.Info("writing demo history", "states", o.DemoBackfill, "since", now.Add(-o.DemoHistory).Format(time.RFC3339))
+	return gen.Backfill(ctx, sink, now.Add(-o.DemoHistory), now, o.DemoBackfill)
+}
+
+// writeEnvFile writes DIR/dev.env for shells and tests: source it.
+func writeEnvFile(env *Env) error {
+	lines := []string{
+		"EVENTPIPE_NATS_URL=" + env.NATSURL,
+		"EVENTPIPE_CLICKHOUSE_ADDR=" + env.ClickHouseAddr,
+		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
+	}
+	tmp := env.EnvFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", env.EnvFile, err)
+	}
+	return os.Rename(tmp, env.EnvFile)
+}
+
+// logSink publishes the simulated cluster's states straight into the log.
+type logSink struct {
+	pub  *eventlog.Publisher
+	last atomicSeq
+}
+
+func (s *logSink) Write(ctx context.Context, op eventlog.Op, sc scope.Scope, ev *corev1.Event) error {
+	rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev}
+	seq, err := s.pub.Publish(ctx, rec, eventlog.PublishOptions{MsgID: stateID(op, ev)})
+	if err != nil {
+		return err
+	}
+	s.last.Store(seq)
+	return nil
+}
+
+// stateID identifies one state of one event, so a retried publish of it is
+// stored once: the uid, the operation and the count and time it shows.
+func stateID(op eventlog.Op, ev *corev1.Event) string {
+	count := ev.Count
+	if ev.Series != nil {
+		count = ev.Series.Count
+	}
+	return string(ev.UID) + "/" + op.String() + "/" + strconv.Itoa(int(count)) + "/" +
+		strconv.FormatInt(chstore.LastObserved(ev, time.Time{}).UnixNano(), 10)
+}
