@@ -3,8 +3,8 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
