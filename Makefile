@@ -6,12 +6,17 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
 
-.PHONY: all build run test test-short verify fmt deps bench bench-writer clean
+.PHONY: all build run test verify fmt deps deps-chdb bench bench-writer clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# The in-process ClickHouse 26.7 (libchdb.so, ~540 MB) that the store's
+# modern-server tests run the same SQL on; see DESIGN.md section 5.
+deps-chdb:
+	@scripts/install-chdb.sh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/eventpipe
@@ -21,7 +26,7 @@ run: deps build
 	$(BIN) dev --data-dir $(DATA_DIR)
 
 ## test: the whole suite, against real ClickHouse and JetStream servers.
-test: deps
+test: deps deps-chdb
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## verify: formatting, vet, tidy modules.

@@ -96,6 +96,20 @@ type SchemaOptions struct {
 	MaxRetentionDays int
 }
 
+// supported reports whether m runs on a server of version v.
+func (m Migration) supported(v ServerVersion) bool {
+	return m.MinServer == nil || v.AtLeast(m.MinServer.Major, m.MinServer.Minor)
+}
+
+// bootstrapStatements create the database and the migrations ledger.
+func bootstrapStatements(db string) []string {
+	q := quoteIdent(db)
+	return []string{
+		"CREATE DATABASE IF NOT EXISTS " + q,
+		"CREATE TABLE IF NOT EXISTS " + q + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
+	}
+}
+
 // Migrations lists every schema step in order.
 var Migrations = []Migration{
 	{
@@ -159,10 +173,7 @@ func quoteIdent(s string) string {
 // and returns the versions it applied.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	db := quoteIdent(s.cfg.Database)
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		"CREATE TABLE IF NOT EXISTS " + db + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
-	} {
+	for _, q := range bootstrapStatements(s.cfg.Database) {
 		if err := s.conn.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
@@ -189,7 +200,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		if done[m.Version] {
 			continue
 		}
-		if m.MinServer != nil && !s.version.AtLeast(m.MinServer.Major, m.MinServer.Minor) {
+		if !m.supported(s.version) {
 			continue
 		}
 		for _, q := range m.Statements(s.cfg.Database, s.cfg.schemaOptions()) {
