@@ -57,6 +57,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		_, err := g.logger()
+		return err
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
