@@ -4,7 +4,7 @@ BIN       := bin/eventpipe
 DATA_DIR  ?= .eventpipe
 # -p 2: the suites start real servers; more parallel packages than cores
 # only make them slower.
-TEST_FLAGS ?= -count=1 -p 2 -timeout 30m
+TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
 .PHONY: all build run test verify fmt deps deps-chdb bench bench-writer clean
 

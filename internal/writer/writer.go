@@ -54,6 +54,8 @@ type Writer struct {
 	// marks remembers the last sequence and store time of recent batches,
 	// oldest first, for trimming. Only Run's goroutine touches it.
 	marks []mark
+	// now is the clock trimming reads; tests move it.
+	now func() time.Time
 }
 
 type mark struct {
@@ -68,7 +70,7 @@ func New(js jetstream.JetStream, store Inserter, cfg Config, logCfg eventlog.Con
 		log = slog.Default()
 	}
 	return &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
-		m: newMetrics(reg), wmCh: make(chan struct{})}
+		m: newMetrics(reg), wmCh: make(chan struct{}), now: time.Now}
 }
 
 // Watermark returns the committed watermark known to this writer.
@@ -256,8 +258,8 @@ func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstre
 	}
 	w.m.written.Add(float64(len(rows)))
 	w.m.lagSeconds.Set(time.Since(lastStored).Seconds())
-	w.setWatermark(ctx, kv, lastSeq)
 	w.marks = append(w.marks, mark{seq: lastSeq, stored: lastStored})
+	w.setWatermark(ctx, kv, lastSeq)
 	return true, gap
 }
 
@@ -348,7 +350,7 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // never purged.
 func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 	wm := w.watermark.Load()
-	cutoff := time.Now().Add(-w.logCfg.Retention)
+	cutoff := w.now().Add(-w.logCfg.Retention)
 	var upTo uint64
 	i := 0
 	for ; i < len(w.marks) && w.marks[i].stored.Before(cutoff); i++ {
