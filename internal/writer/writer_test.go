@@ -277,11 +277,19 @@ func TestWatermarkNeverPassesUnqueryableState(t *testing.T) {
 	defer watch.Stop()
 
 	const n = 300
-	go func() {
+	pubErr := make(chan error, 1)
+	go func() { // publish while the writer commits, from another goroutine
 		for i := range n {
-			e.publish(i, 1)
+			ev := event(i, 1)
+			if _, err := e.pub.Publish(ctx, &eventlog.Record{Key: eventlog.Key{Scope: tenant, Namespace: ev.Namespace, Name: ev.Name},
+				Op: eventlog.OpCreate, Event: ev}, eventlog.PublishOptions{MsgID: string(ev.UID)}); err != nil {
+				pubErr <- err
+				return
+			}
 		}
+		pubErr <- nil
 	}()
+	defer func() { require.NoError(t, <-pubErr) }()
 	const last = n
 	checked := 0
 	for wm := uint64(0); wm < last; {
