@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,7 +24,7 @@ type Inserter interface {
 }
 
 // WatermarkKey is the key of the committed watermark in the state bucket.
-const WatermarkKey = "writer.watermark"
+const WatermarkKey = eventlog.WatermarkKey
 
 // Headers of a dead-letter message, beside the original message's headers.
 const (
@@ -45,11 +43,7 @@ type Writer struct {
 	log    *slog.Logger
 	m      *metrics
 
-	watermark atomic.Uint64
-	// wmMu guards wmCh, which is closed and replaced whenever the watermark
-	// moves, so WaitFor can block without polling.
-	wmMu sync.Mutex
-	wmCh chan struct{}
+	wm *eventlog.Watermark
 
 	// marks remembers the last sequence and store time of recent batches,
 	// oldest first, for trimming. Only Run's goroutine touches it.
@@ -70,39 +64,25 @@ func New(js jetstream.JetStream, store Inserter, cfg Config, logCfg eventlog.Con
 		log = slog.Default()
 	}
 	return &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
-		m: newMetrics(reg), wmCh: make(chan struct{}), now: time.Now}
+		m: newMetrics(reg), wm: eventlog.NewWatermark(), now: time.Now}
 }
 
 // Watermark returns the committed watermark known to this writer.
-func (w *Writer) Watermark() uint64 { return w.watermark.Load() }
+func (w *Writer) Watermark() uint64 { return w.wm.Load() }
 
 // WaitFor blocks until the watermark reaches seq or ctx ends.
-func (w *Writer) WaitFor(ctx context.Context, seq uint64) error {
-	for {
-		w.wmMu.Lock()
-		ch := w.wmCh
-		w.wmMu.Unlock()
-		if w.watermark.Load() >= seq {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (w *Writer) WaitFor(ctx context.Context, seq uint64) error { return w.wm.WaitFor(ctx, seq) }
+
+// CommittedWatermark is the writer's watermark itself, for readers in the
+// same process.
+func (w *Writer) CommittedWatermark() *eventlog.Watermark { return w.wm }
 
 func (w *Writer) setWatermark(ctx context.Context, kv jetstream.KeyValue, seq uint64) {
-	if seq <= w.watermark.Load() {
+	if seq <= w.wm.Load() {
 		return
 	}
-	w.watermark.Store(seq)
+	w.wm.Advance(seq)
 	w.m.watermark.Set(float64(seq))
-	w.wmMu.Lock()
-	close(w.wmCh)
-	w.wmCh = make(chan struct{})
-	w.wmMu.Unlock()
 	// The bucket copy is for other processes (API servers). A failed put only
 	// delays them; the next batch puts again.
 	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(seq, 10))); err != nil && ctx.Err() == nil {
@@ -349,7 +329,7 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // that room for new writes wins over watch history. Uncommitted states are
 // never purged.
 func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
-	wm := w.watermark.Load()
+	wm := w.wm.Load()
 	cutoff := w.now().Add(-w.logCfg.Retention)
 	var upTo uint64
 	i := 0

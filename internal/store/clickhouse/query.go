@@ -22,6 +22,8 @@ type LatestFilter struct {
 	// AtSeq answers as of this sequence (the watermark): states above it are
 	// ignored, as if not yet written. Zero means no bound.
 	AtSeq uint64
+	// Name, when not nil, limits the read to one name.
+	Name *string
 }
 
 // latestSQL returns the query for the latest state of every event matching
@@ -29,8 +31,10 @@ type LatestFilter struct {
 //
 // Every state at or after Since is a candidate: an event's states move
 // forward in time, so its latest state is never older than an earlier one.
-// LIMIT 1 BY keeps the highest sequence per event, which also folds exact
-// duplicates (same sequence) from at-least-once delivery.
+// An event is identified by its scope, namespace and name, as Kubernetes
+// identifies an object: a name deleted and created again is one key whose
+// latest state wins. LIMIT 1 BY keeps the highest sequence per key, which
+// also folds exact duplicates (same sequence) from at-least-once delivery.
 func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
 	var where []string
 	var args []any
@@ -41,6 +45,10 @@ func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
 	if f.Namespace != nil {
 		where = append(where, "namespace = ?")
 		args = append(args, *f.Namespace)
+	}
+	if f.Name != nil {
+		where = append(where, "name = ?")
+		args = append(args, *f.Name)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "last_ts >= ?")
@@ -54,42 +62,14 @@ func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name, uid"
+	q += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name"
 	return "SELECT " + cols + " FROM (" + q + ") WHERE op != " + fmt.Sprint(uint8(eventlog.OpDelete)), args
 }
 
 // Latest returns the latest state of every event matching f, deleted events
 // excluded, ordered by namespace and name.
 func (s *Store) Latest(ctx context.Context, f LatestFilter) ([]*eventlog.Record, error) {
-	q, args := s.latestSQL(columnNames(), f)
-	q += " ORDER BY namespace, name, uid"
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query latest events: %w", err)
-	}
-	defer rows.Close()
-	var out []*eventlog.Record
-	for rows.Next() {
-		var r Row
-		var rest string
-		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.UID, &r.Seq, &r.Op, &r.LastTime, &r.LastNanos,
-			&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
-			&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
-			&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
-			&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
-			return nil, fmt.Errorf("query latest events: scan: %w", err)
-		}
-		r.Rest = []byte(rest)
-		rec, err := DecodeRow(&r)
-		if err != nil {
-			return nil, fmt.Errorf("query latest events: %w", err)
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query latest events: %w", err)
-	}
-	return out, nil
+	return s.List(ctx, ListQuery{LatestFilter: f})
 }
 
 // CountLatest counts the events matching f, each once, deleted ones excluded.

@@ -1,0 +1,131 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/scope"
+)
+
+// FieldColumns maps the canonical field-selector vocabulary (the core/v1
+// Event field labels, which the events.k8s.io/v1 labels convert to) to the
+// columns that hold them. A field not listed cannot be filtered in SQL.
+var FieldColumns = map[string]string{
+	"metadata.name":                  "name",
+	"metadata.namespace":             "namespace",
+	"metadata.uid":                   "uid",
+	"involvedObject.kind":            "involved_kind",
+	"involvedObject.namespace":       "involved_namespace",
+	"involvedObject.name":            "involved_name",
+	"involvedObject.uid":             "involved_uid",
+	"involvedObject.apiVersion":      "involved_api_version",
+	"involvedObject.resourceVersion": "involved_resource_version",
+	"involvedObject.fieldPath":       "involved_field_path",
+	"reason":                         "reason",
+	"type":                           "type",
+	"source":                         "source_component",
+	"reportingComponent":             "reporting_controller",
+	"related.kind":                   "related_kind",
+	"related.namespace":              "related_namespace",
+	"related.name":                   "related_name",
+}
+
+// FieldCond is one exact-match condition on a canonical field.
+type FieldCond struct {
+	Field string
+	// Not makes it an inequality.
+	Not   bool
+	Value string
+}
+
+// Cursor is the position after which a list page starts: the sort key of
+// the last item of the previous page.
+type Cursor struct {
+	Namespace, Name string
+	Scope           scope.Scope
+}
+
+// ListQuery selects a page of events by their latest state.
+type ListQuery struct {
+	LatestFilter
+	// Conds filter the latest states; they are ANDed.
+	Conds []FieldCond
+	// After starts the page after this position.
+	After *Cursor
+	// Limit bounds the page; 0 means no bound.
+	Limit int
+}
+
+// List returns the latest state of every event matching q, deleted events
+// excluded, ordered by namespace, name and scope: the order of keys, so a
+// cursor taken from the last item continues the list exactly.
+func (s *Store) List(ctx context.Context, q ListQuery) ([]*eventlog.Record, error) {
+	sql, args := s.latestSQL(columnNames(), q.LatestFilter)
+	for _, c := range q.Conds {
+		col, ok := FieldColumns[c.Field]
+		if !ok {
+			return nil, fmt.Errorf("list events: field %q cannot be filtered", c.Field)
+		}
+		op := " = ?"
+		if c.Not {
+			op = " != ?"
+		}
+		sql += " AND " + col + op
+		args = append(args, c.Value)
+	}
+	if q.After != nil {
+		sql += " AND (namespace, name, scope_type, scope_name) > (?, ?, ?, ?)"
+		args = append(args, q.After.Namespace, q.After.Name, q.After.Scope.Type, q.After.Scope.Name)
+	}
+	sql += " ORDER BY namespace, name, scope_type, scope_name"
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	return s.query(ctx, sql, args...)
+}
+
+// Get returns the latest state of one event (in any scope when sc is nil,
+// the newest across scopes), or nil when it does not exist or was deleted.
+// It is not windowed: an event stays readable for as long as it is stored.
+func (s *Store) Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error) {
+	sql, args := s.latestSQL(columnNames(), LatestFilter{Scope: sc, Namespace: &namespace, Name: &name})
+	// Deleted events are dropped by latestSQL's outer filter, which runs
+	// after the latest state is picked, so a deleted event yields nothing.
+	recs, err := s.query(ctx, sql+" ORDER BY seq DESC LIMIT 1", args...)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	return recs[0], nil
+}
+
+func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog.Record, error) {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	var out []*eventlog.Record
+	for rows.Next() {
+		var r Row
+		var rest string
+		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.UID, &r.Seq, &r.Op, &r.LastTime, &r.LastNanos,
+			&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
+			&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
+			&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
+			&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
+			return nil, fmt.Errorf("query events: scan: %w", err)
+		}
+		r.Rest = []byte(rest)
+		rec, err := DecodeRow(&r)
+		if err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
