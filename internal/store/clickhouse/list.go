@@ -128,4 +128,3 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog
 	}
 	return out, nil
 }
-
