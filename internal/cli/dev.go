@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -34,12 +36,19 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 			}
 			reg := newRegistry()
 			o.Registry = reg
-			srv, err := serveHTTP(cmd.Context(), metricsAddr, reg, func() error { return nil })
+			var ready atomic.Bool
+			srv, err := serveHTTP(cmd.Context(), metricsAddr, reg, func() error {
+				if !ready.Load() {
+					return errors.New("starting")
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 			return devenv.Run(cmd.Context(), o, log, func(env *devenv.Env) {
+				ready.Store(true)
 				fmt.Fprintf(g.stdout, `
 eventpipe dev is ready. Data: %s
   JetStream:  %s

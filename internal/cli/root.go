@@ -21,18 +21,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "eventpipe: %s\n", indent(err.Error()))
+		// One problem per line: the first after the program name, the rest
+		// indented under it.
+		lines := strings.Split(err.Error(), "\n")
+		fmt.Fprintf(stderr, "eventpipe: %s\n", lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(stderr, "  %s\n", l)
+		}
 		return 1
 	}
 	return 0
-}
-
-// indent keeps a multi-error readable: one problem per line.
-func indent(s string) string {
-	if !strings.Contains(s, "\n") {
-		return s
-	}
-	return "\n  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 type globalOptions struct {

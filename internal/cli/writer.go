@@ -66,7 +66,12 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			}
 			reg := newRegistry()
 			w := writer.New(js, store, writerCfg, streamCfg, reg, log)
-			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error { return natsReady(nc) })
+			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error {
+				if err := natsReady(nc); err != nil {
+					return err
+				}
+				return w.Ready()
+			})
 			if err != nil {
 				return err
 			}

@@ -71,6 +71,9 @@ func EncodeMsg(r *Record) (*nats.Msg, error) {
 	if r.Event == nil {
 		return nil, fmt.Errorf("encode record: no event")
 	}
+	if r.Key.Name == "" {
+		return nil, fmt.Errorf("encode record: event has no name")
+	}
 	if r.Event.Namespace != r.Key.Namespace || r.Event.Name != r.Key.Name {
 		return nil, fmt.Errorf("encode record: event %s/%s does not match key %s/%s",
 			r.Event.Namespace, r.Event.Name, r.Key.Namespace, r.Key.Name)

@@ -59,7 +59,7 @@ func DefaultConfig() Config {
 // RegisterFlags adds the stream's flags to fs.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Retention, "stream.retention", c.Retention,
-		"how long an event state stays in the EVENTS stream after it is committed to ClickHouse (the watch resume window); uncommitted states are never expired")
+		"how long an event state stays in the EVENTS stream after it was written (the watch resume window); states not yet committed to ClickHouse are never expired")
 	fs.Int64Var(&c.MaxBytes, "stream.max-bytes", c.MaxBytes,
 		"size bound of the EVENTS stream in bytes; when it is full of uncommitted states, writes are refused (retryable) instead of dropped")
 	fs.DurationVar(&c.DuplicateWindow, "stream.duplicate-window", c.DuplicateWindow,

@@ -5,6 +5,8 @@ package natsserver
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +27,14 @@ type Options struct {
 func Start(o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
 		return nil, errors.New("start embedded NATS: no store directory given")
+	}
+	if o.Port > 0 {
+		// The server only reports a busy port as "not ready"; say what it is.
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("start embedded NATS on 127.0.0.1:%d: %w", o.Port, err)
+		}
+		l.Close()
 	}
 	s, err := server.NewServer(&server.Options{
 		ServerName:            "eventpipe-dev",

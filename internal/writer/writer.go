@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +52,9 @@ type Writer struct {
 	marks []mark
 	// now is the clock trimming reads; tests move it.
 	now func() time.Time
+	// lastInsertErr holds the error of the latest insert attempt (nil after
+	// a success), for readiness.
+	lastInsertErr atomic.Pointer[error]
 }
 
 type mark struct {
@@ -65,6 +70,15 @@ func New(js jetstream.JetStream, store Inserter, cfg Config, logCfg eventlog.Con
 	}
 	return &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
 		m: newMetrics(reg), wm: eventlog.NewWatermark(), now: time.Now}
+}
+
+// Ready reports why the writer cannot commit right now (its latest insert
+// attempt failed), or nil.
+func (w *Writer) Ready() error {
+	if p := w.lastInsertErr.Load(); p != nil && *p != nil {
+		return fmt.Errorf("latest ClickHouse insert failed: %w", *p)
+	}
+	return nil
 }
 
 // Watermark returns the committed watermark known to this writer.
@@ -228,7 +242,7 @@ func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstre
 	if lastMsg == nil {
 		return true, gap
 	}
-	if !w.insert(ctx, rows, msgs) {
+	if !w.insert(ctx, stream, rows, msgs) {
 		return false, gap
 	}
 	if err := lastMsg.Ack(); err != nil {
@@ -262,12 +276,13 @@ func (w *Writer) holeBefore(ctx context.Context, stream jetstream.Stream, next *
 
 // insert retries until ClickHouse commits rows or ctx ends, keeping the held
 // messages from being redelivered meanwhile.
-func (w *Writer) insert(ctx context.Context, rows []chstore.Row, held []jetstream.Msg) bool {
+func (w *Writer) insert(ctx context.Context, stream jetstream.Stream, rows []chstore.Row, held []jetstream.Msg) bool {
 	backoff := 100 * time.Millisecond
-	lastRenew := time.Now()
+	lastRenew, lastTrim := time.Now(), time.Now()
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		err := w.store.Insert(ctx, rows)
+		w.lastInsertErr.Store(&err)
 		if err == nil {
 			w.m.insertTime.Observe(time.Since(start).Seconds())
 			w.m.batchRows.Observe(float64(len(rows)))
@@ -285,6 +300,11 @@ func (w *Writer) insert(ctx context.Context, rows []chstore.Row, held []jetstrea
 			return false
 		}
 		backoff = min(2*backoff, w.cfg.RetryMax)
+		if time.Since(lastTrim) >= w.cfg.TrimInterval {
+			// An outage is when the stream fills: keep making room.
+			w.trim(ctx, stream)
+			lastTrim = time.Now()
+		}
 		if time.Since(lastRenew) > w.cfg.AckWait/3 {
 			for _, m := range held {
 				_ = m.InProgress()
@@ -298,10 +318,16 @@ func (w *Writer) insert(ctx context.Context, rows []chstore.Row, held []jetstrea
 // reason. It retries until JetStream takes it: dropping it would lose the
 // evidence, and skipping past it without a record would hide the loss.
 func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, reason error) bool {
-	w.log.Error("message is not a valid event state; sent to dead-letter stream",
+	w.log.Error("message is not a valid event state; moving it to the dead-letter stream",
 		"seq", seq, "subject", msg.Subject(), "stream", eventlog.DeadLetterStream, "reason", reason)
 	dl := nats.NewMsg(eventlog.DeadLetterSubject)
 	for k, v := range msg.Headers() {
+		// JetStream's own headers (Nats-Expected-Stream, Nats-Msg-Id, …)
+		// were instructions for the original publish; copied, they would
+		// make JetStream refuse or deduplicate the dead letter.
+		if strings.HasPrefix(k, "Nats-") {
+			continue
+		}
 		dl.Header[k] = v
 	}
 	dl.Header.Set(HeaderDLQReason, reason.Error())

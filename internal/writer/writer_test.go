@@ -239,7 +239,10 @@ func TestUndecodableMessageGoesToDeadLetterStream(t *testing.T) {
 	e.publish(0, 1)
 	bad := []*nats.Msg{
 		{Subject: eventlog.Subject(eventlog.Key{Scope: tenant, Namespace: "prod", Name: "x"}), Data: []byte("not protobuf"),
-			Header: nats.Header{eventlog.HeaderOp: {"create"}, eventlog.HeaderCodec: {"corev1.Event/pb"}}},
+			// JetStream headers of the original publish must not follow it
+			// into the dead-letter stream (it would be refused there).
+			Header: nats.Header{eventlog.HeaderOp: {"create"}, eventlog.HeaderCodec: {"corev1.Event/pb"},
+				"Nats-Expected-Stream": {eventlog.StreamName}, "Nats-Msg-Id": {"bad-1"}}},
 		{Subject: "events.Project.alpha.prod.y", Data: []byte{}, Header: nats.Header{eventlog.HeaderOp: {"explode"}}},
 		{Subject: "events.Nope.alpha.prod.z", Data: []byte{}},
 	}

@@ -10,7 +10,8 @@ import (
 
 // FieldColumns maps the canonical field-selector vocabulary (the core/v1
 // Event field labels, which the events.k8s.io/v1 labels convert to) to the
-// columns that hold them. A field not listed cannot be filtered in SQL.
+// SQL expressions over columns that hold them. A field not listed cannot be
+// filtered in SQL.
 var FieldColumns = map[string]string{
 	"metadata.name":                  "name",
 	"metadata.namespace":             "namespace",
@@ -24,11 +25,13 @@ var FieldColumns = map[string]string{
 	"involvedObject.fieldPath":       "involved_field_path",
 	"reason":                         "reason",
 	"type":                           "type",
-	"source":                         "source_component",
-	"reportingComponent":             "reporting_controller",
-	"related.kind":                   "related_kind",
-	"related.namespace":              "related_namespace",
-	"related.name":                   "related_name",
+	// kube-apiserver's "source" falls back to reportingController for
+	// events.k8s.io writers, which set no source component.
+	"source":             "if(source_component != '', source_component, reporting_controller)",
+	"reportingComponent": "reporting_controller",
+	"related.kind":       "related_kind",
+	"related.namespace":  "related_namespace",
+	"related.name":       "related_name",
 }
 
 // FieldCond is one exact-match condition on a canonical field.

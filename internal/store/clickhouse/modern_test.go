@@ -449,6 +449,12 @@ func TestModernClickHouse(t *testing.T) {
 	}
 	require.Equal(t, strconv.Itoa(len(Migrations)),
 		db.scalar(t, "SELECT count(DISTINCT version) FROM "+dbName+".schema_migrations"))
+	// Settings run after the migrations on every Migrate, twice here too.
+	for range 2 {
+		for _, q := range settingStatements(s.cfg.Database, s.cfg.schemaOptions(), s.version) {
+			db.exec(t, q)
+		}
+	}
 
 	// The extras took effect.
 	indexes := db.scalar(t, "SELECT arrayStringConcat(groupArray(name || ':' || type), ',') FROM "+

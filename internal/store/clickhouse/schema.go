@@ -90,10 +90,20 @@ type Migration struct {
 
 // SchemaOptions are the settings migrations need.
 type SchemaOptions struct {
-	// MaxRetentionDays, when positive, is a table TTL on servers that support
-	// it: a safety net behind the retention worker, which is what enforces
-	// per-tenant retention on every server.
+	// MaxRetentionDays, when positive, becomes a table TTL on servers that
+	// support it (20.1+): a global safety net. It is a setting, not a
+	// migration: every Migrate applies the current value.
 	MaxRetentionDays int
+}
+
+// settingStatements return the statements that bring the table in line with
+// o on a server of version v. Unlike migrations they run on every Migrate,
+// so a changed setting takes effect at the next start.
+func settingStatements(db string, o SchemaOptions, v ServerVersion) []string {
+	if o.MaxRetentionDays <= 0 || !v.AtLeast(20, 1) {
+		return nil
+	}
+	return []string{fmt.Sprintf("ALTER TABLE %s.events MODIFY TTL last_ts + INTERVAL %d DAY", quoteIdent(db), o.MaxRetentionDays)}
 }
 
 // supported reports whether m runs on a server of version v.
@@ -151,17 +161,6 @@ var Migrations = []Migration{
 			}
 		},
 	},
-	{
-		Version:   3,
-		Name:      "table TTL as a retention safety net",
-		MinServer: &ServerVersion{Major: 20, Minor: 1},
-		Statements: func(db string, o SchemaOptions) []string {
-			if o.MaxRetentionDays <= 0 {
-				return nil
-			}
-			return []string{fmt.Sprintf("ALTER TABLE %s.events MODIFY TTL last_ts + INTERVAL %d DAY", quoteIdent(db), o.MaxRetentionDays)}
-		},
-	},
 }
 
 // quoteIdent quotes a ClickHouse identifier with backticks.
@@ -212,6 +211,11 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			return applied, fmt.Errorf("migrate: record step %d: %w", m.Version, err)
 		}
 		applied = append(applied, m.Version)
+	}
+	for _, q := range settingStatements(s.cfg.Database, s.cfg.schemaOptions(), s.version) {
+		if err := s.conn.Exec(ctx, q); err != nil {
+			return applied, fmt.Errorf("migrate: apply settings: %w", err)
+		}
 	}
 	return applied, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -37,10 +38,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "clickhouse.addr", c.Addr, "ClickHouse native-protocol address, host:port")
 	fs.StringVar(&c.Database, "clickhouse.database", c.Database, "ClickHouse database that holds the events table (created by migrations)")
 	fs.StringVar(&c.Username, "clickhouse.username", c.Username, "ClickHouse user")
-	fs.StringVar(&c.Password, "clickhouse.password", c.Password, "ClickHouse password (prefer the EVENTPIPE_CLICKHOUSE_PASSWORD environment variable)")
+	fs.StringVar(&c.Password, "clickhouse.password", c.Password, "ClickHouse password; when empty, the EVENTPIPE_CLICKHOUSE_PASSWORD environment variable is used (preferred: flags show in process lists)")
 	fs.DurationVar(&c.DialTimeout, "clickhouse.dial-timeout", c.DialTimeout, "how long to wait for a ClickHouse connection")
 	fs.IntVar(&c.MaxRetentionDays, "clickhouse.max-retention-days", c.MaxRetentionDays,
-		"table TTL in days on ClickHouse 20.1+, a safety net behind the retention worker; 0 disables")
+		"table TTL in days on ClickHouse 20.1+, a global safety net applied at every start; 0 leaves the table's TTL as it is")
 }
 
 // Validate returns every problem with c.
@@ -78,7 +79,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn, err := ch.Open(&ch.Options{
 		Protocol:    ch.Native,
 		Addr:        []string{cfg.Addr},
-		Auth:        ch.Auth{Username: cfg.Username, Password: cfg.Password},
+		Auth:        ch.Auth{Username: cfg.Username, Password: password(cfg)},
 		DialTimeout: cfg.DialTimeout,
 		// LZ4 on the wire: batches of similar events shrink several times.
 		Compression:  &ch.Compression{Method: ch.CompressionLZ4},
@@ -187,4 +188,14 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
+}
+
+// PasswordEnv is read when --clickhouse.password is empty.
+const PasswordEnv = "EVENTPIPE_CLICKHOUSE_PASSWORD"
+
+func password(cfg Config) string {
+	if cfg.Password != "" {
+		return cfg.Password
+	}
+	return os.Getenv(PasswordEnv)
 }
