@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build run test verify fmt deps deps-chdb bench bench-writer clean
+.PHONY: all build run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer clean
 
 all: build
 
@@ -29,13 +29,20 @@ run: deps build
 test: deps deps-chdb
 	$(GO) test $(TEST_FLAGS) ./...
 
-## verify: formatting, vet, tidy modules.
-verify:
+## verify: formatting, vet, tidy modules, generated code up to date.
+verify: verify-codegen
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@tmp=$$(mktemp -d); cp go.mod go.sum $$tmp/; $(GO) mod tidy; \
 	if ! cmp -s go.mod $$tmp/go.mod || ! cmp -s go.sum $$tmp/go.sum; then \
 	  echo "go.mod/go.sum were not tidy: 'go mod tidy' changed them (left changed; commit them)"; diff $$tmp/go.mod go.mod; exit 1; fi
+
+## generate: regenerate generated code (OpenAPI definitions).
+generate:
+	hack/update-codegen.sh
+
+verify-codegen:
+	hack/verify-codegen.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

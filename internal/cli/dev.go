@@ -51,22 +51,29 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 				ready.Store(true)
 				fmt.Fprintf(g.stdout, `
 eventpipe dev is ready. Data: %s
+  API server: %s (platform admin kubeconfig: %s)
   JetStream:  %s
   ClickHouse: %s (database %s)
   Metrics:    http://%s/metrics
   Settings:   %s
 
 Try:
+  export KUBECONFIG=%s
+  kubectl get events -A
+  kubectl get events -A --field-selector type=Warning -o wide
+  kubectl get events -A -w
   clickhouse-client --port %s -q "SELECT reason, type, uniqExact(namespace, name, uid) AS events FROM %s.events GROUP BY reason, type ORDER BY events DESC LIMIT 10"
 
 Ctrl-C stops everything; run the same command again to continue with the same data.
-`, o.DataDir, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile, portOf(env.ClickHouseAddr), env.Database)
+`, o.DataDir, env.APIServerURL, env.Kubeconfig, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
+					env.Kubeconfig, portOf(env.ClickHouseAddr), env.Database)
 			})
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory for all dev data (JetStream, ClickHouse, dev.env); kept across restarts")
 	fs.IntVar(&o.NATSPort, "nats.port", o.NATSPort, "port of the embedded NATS server at 127.0.0.1; -1 picks a free one")
+	fs.IntVar(&o.APIServerPort, "apiserver.port", o.APIServerPort, "port of the API server at 127.0.0.1; 0 picks a free one")
 	fs.BoolVar(&o.Demo, "demo", o.Demo, "run the simulated cluster that writes demo events")
 	fs.Float64Var(&o.DemoRate, "demo.rate", o.DemoRate, "event states per second from the simulated cluster")
 	fs.IntVar(&o.DemoBackfill, "demo.backfill", o.DemoBackfill, "event states of history written on first start (0 for none)")

@@ -62,7 +62,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
-	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newDevCmd(g))
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g))
 	return root
 }
 

@@ -52,6 +52,8 @@ type Options struct {
 	Writer       writer.Config
 	// Registry receives the writer's metrics; may be nil.
 	Registry prometheus.Registerer
+	// APIServerPort is the API server's port at 127.0.0.1; 0 picks a free one.
+	APIServerPort int
 }
 
 // DefaultOptions returns the documented defaults.
@@ -78,6 +80,9 @@ func (o *Options) Validate() []error {
 	if o.DemoBackfill < 0 {
 		errs = append(errs, fmt.Errorf("--demo.backfill must be 0 or more, got %d", o.DemoBackfill))
 	}
+	if o.APIServerPort < 0 || o.APIServerPort > 65535 {
+		errs = append(errs, fmt.Errorf("--apiserver.port must be 0 (any free port) or 1-65535, got %d", o.APIServerPort))
+	}
 	if o.DemoHistory < time.Minute {
 		errs = append(errs, fmt.Errorf("--demo.history must be at least 1m, got %s", o.DemoHistory))
 	}
@@ -95,6 +100,8 @@ type Env struct {
 	JS             jetstream.JetStream
 	Writer         *writer.Writer
 	EnvFile        string
+	APIServerURL   string
+	Kubeconfig     string
 }
 
 // Run starts everything, calls ready once the demo data is queryable, and
@@ -155,15 +162,33 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		Store: store, JS: js, Writer: w, EnvFile: filepath.Join(dir, "dev.env")}
 	pub := &logSink{pub: eventlog.NewPublisher(js)}
 
+	api, err := startAPIServer(ctx, dir, o.APIServerPort, js, store, w, log)
+	if err != nil {
+		return err
+	}
+	env.APIServerURL, env.Kubeconfig = api.url, api.kubeconfig
+	go func() {
+		if err := <-api.done; err != nil {
+			errc <- fmt.Errorf("API server: %w", err)
+		}
+	}()
+
 	if o.Demo {
 		gen, err := generator.New(generator.Config{Tenants: Tenants, Rate: o.DemoRate, Seed: time.Now().UnixNano()})
 		if err != nil {
 			return err
 		}
+		// History goes straight into the log, as a bulk import would: through
+		// the API it would take longer than start-up may. Live events then
+		// come through the API like any controller's.
 		if err := backfillOnce(ctx, gen, store, pub, o, log); err != nil {
 			return err
 		}
-		go func() { errc <- gen.Run(ctx, pub) }()
+		apiSink, err := newAPISink(api.kubeconfig)
+		if err != nil {
+			return err
+		}
+		go func() { errc <- gen.Run(ctx, apiSink) }()
 	}
 	// Ready once everything published so far is queryable.
 	if err := w.WaitFor(ctx, pub.last.Load()); err != nil {
@@ -212,6 +237,8 @@ func writeEnvFile(env *Env) error {
 		"EVENTPIPE_NATS_URL=" + env.NATSURL,
 		"EVENTPIPE_CLICKHOUSE_ADDR=" + env.ClickHouseAddr,
 		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
+		"EVENTPIPE_APISERVER_URL=" + env.APIServerURL,
+		"KUBECONFIG=" + env.Kubeconfig,
 	}
 	tmp := env.EnvFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {

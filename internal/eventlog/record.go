@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Op says what a message did to its event.
@@ -84,11 +85,13 @@ func EncodeMsg(r *Record) (*nats.Msg, error) {
 	if _, err := ParseOp(r.Op.String()); err != nil {
 		return nil, fmt.Errorf("encode record: %w", err)
 	}
-	// The resourceVersion is the sequence; do not store a stale copy.
-	rv := r.Event.ResourceVersion
-	r.Event.ResourceVersion = ""
+	// The resourceVersion is the sequence; do not store a stale copy. Nor
+	// kind and apiVersion: the record is the core/v1 Event by definition,
+	// and list items are served without them.
+	rv, tm := r.Event.ResourceVersion, r.Event.TypeMeta
+	r.Event.ResourceVersion, r.Event.TypeMeta = "", metav1.TypeMeta{}
 	body, err := r.Event.Marshal()
-	r.Event.ResourceVersion = rv
+	r.Event.ResourceVersion, r.Event.TypeMeta = rv, tm
 	if err != nil {
 		return nil, fmt.Errorf("encode record: marshal event: %w", err)
 	}

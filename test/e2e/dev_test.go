@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,9 +36,17 @@ func buildBinary(t *testing.T) string {
 }
 
 type devProcess struct {
-	cmd    *exec.Cmd
-	ready  chan struct{}
-	output *strings.Builder
+	cmd   *exec.Cmd
+	ready chan struct{}
+	mu    sync.Mutex // guards out
+	out   strings.Builder
+}
+
+// output returns what the process has printed so far.
+func (p *devProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
 }
 
 // startDev runs `eventpipe dev` and returns once it has printed that it is
@@ -51,11 +60,13 @@ func startDev(t *testing.T, bin, dir string, args ...string) *devProcess {
 	require.NoError(t, err)
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
-	p := &devProcess{cmd: cmd, ready: make(chan struct{}), output: &strings.Builder{}}
+	p := &devProcess{cmd: cmd, ready: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			p.output.WriteString(sc.Text() + "\n")
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
 			if strings.Contains(sc.Text(), "eventpipe dev is ready") {
 				close(p.ready)
 			}
@@ -66,7 +77,7 @@ func startDev(t *testing.T, bin, dir string, args ...string) *devProcess {
 	case <-p.ready:
 	case <-time.After(60 * time.Second):
 		b, _ := os.ReadFile(logs.Name())
-		t.Fatalf("eventpipe dev not ready within 60s\nstdout:\n%s\nstderr:\n%s", p.output, b)
+		t.Fatalf("eventpipe dev not ready within 60s\nstdout:\n%s\nstderr:\n%s", p.output(), b)
 	}
 	return p
 }
@@ -138,7 +149,7 @@ func TestDevModeIsReadyAndKeepsDataAcrossRestart(t *testing.T) {
 	require.NotEmpty(t, env["EVENTPIPE_NATS_URL"])
 	first := countStates(t, env["EVENTPIPE_CLICKHOUSE_ADDR"])
 	require.Greater(t, first, uint64(1000), "the backfilled history is queryable when dev says ready")
-	require.Contains(t, p.output.String(), "clickhouse-client --port")
+	require.Contains(t, p.output(), "clickhouse-client --port")
 	// The simulated cluster keeps writing.
 	require.Eventually(t, func() bool { return countStates(t, env["EVENTPIPE_CLICKHOUSE_ADDR"]) > first },
 		30*time.Second, 200*time.Millisecond)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Fails when a generated file of eventpipe is stale: regenerates everything
+# hack/update-codegen.sh writes into a temporary directory and compares it with
+# the working tree, which it never modifies. Also fails when tools/codegen's
+# go.mod is not tidy or pins a generator other than the root module's library.
+# Runs from any directory.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/codegen.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/codegen.sh"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "${tmp}"' EXIT
+
+stale=0
+
+# `go mod tidy -diff` prints what tidy would change and changes nothing.
+if ! go -C "${CODEGEN_TOOLS_MODULE}" mod tidy -diff >&2; then
+  codegen::log "ERROR: tools/codegen/go.mod or go.sum is not tidy: run 'go -C tools/codegen mod tidy'"
+  stale=1
+fi
+
+codegen::check_versions
+
+codegen::openapi "${tmp}/bin" "${tmp}/openapi" "${tmp}/api-rule-violations.list"
+
+# check COMMITTED FRESH: both relative to their roots, for the messages.
+check() {
+  local committed="${CODEGEN_ROOT}/$1" fresh="$2"
+  if [[ ! -f "${committed}" ]]; then
+    codegen::log "ERROR: $1 is missing"
+    stale=1
+  elif ! diff -u --label "$1 (committed)" --label "$1 (regenerated)" "${committed}" "${fresh}" >"${tmp}/diff"; then
+    head -n 50 "${tmp}/diff" >&2
+    codegen::log "ERROR: $1 is out of date ($(grep -c '^[-+][^-+]' "${tmp}/diff" || true) lines differ; the diff's first 50 lines are above)"
+    stale=1
+    if [[ "$1" == "${OPENAPI_KNOWN_VIOLATIONS}" ]]; then
+      codegen::log "  the API rule violations changed: fix new ones in our own types, or accept"
+      codegen::log "  those of upgraded k8s.io/* modules with UPDATE_API_KNOWN_VIOLATIONS=true hack/update-codegen.sh"
+    fi
+  fi
+}
+check "${OPENAPI_DIR}/${OPENAPI_FILE}" "${tmp}/openapi/${OPENAPI_FILE}"
+check "${OPENAPI_KNOWN_VIOLATIONS}" "${tmp}/api-rule-violations.list"
+
+if [[ "${stale}" != 0 ]]; then
+  codegen::log "generated code is stale: run hack/update-codegen.sh (make generate) and commit the result"
+  exit 1
+fi
+codegen::log "generated code is up to date"

@@ -1,0 +1,156 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	netutils "k8s.io/utils/net"
+
+	"github.com/eventpipe/eventpipe/internal/apiserver/openapi"
+	"github.com/eventpipe/eventpipe/internal/registry/event"
+)
+
+// KubernetesVersion is the kube-apiserver release whose Events API
+// eventpipe reproduces; /version reports it.
+const KubernetesVersion = "1.37.2"
+
+// Options are the API server's own flags.
+type Options struct {
+	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
+	TokenAuthFile  string
+	PlatformGroups []string
+	EventWindow    time.Duration
+}
+
+// NewOptions returns the documented defaults.
+func NewOptions() *Options {
+	o := &Options{
+		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
+		PlatformGroups: []string{"system:masters"},
+		EventWindow:    24 * time.Hour,
+	}
+	o.SecureServing.BindPort = 6443
+	return o
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.SecureServing.AddFlags(fs)
+	fs.StringVar(&o.TokenAuthFile, "token-auth-file", o.TokenAuthFile,
+		"file of static bearer tokens in kube-apiserver's CSV format: token,user,uid,\"group1,group2\"")
+	fs.StringSliceVar(&o.PlatformGroups, "platform-groups", o.PlatformGroups, "groups whose members may do everything (platform scope)")
+	fs.DurationVar(&o.EventWindow, "events.window", o.EventWindow,
+		"how far back (by last observation) list and watch on the Events API look; older events are for EventQuery")
+}
+
+// Validate returns every problem with o.
+func (o *Options) Validate() []error {
+	errs := o.SecureServing.Validate()
+	if o.EventWindow < time.Minute {
+		errs = append(errs, fmt.Errorf("--events.window must be at least 1m, got %s", o.EventWindow))
+	}
+	if len(o.PlatformGroups) == 0 {
+		errs = append(errs, errors.New("--platform-groups must name at least one group"))
+	}
+	return errs
+}
+
+// Backends are the parts of the data flow the server reads and writes.
+type Backends struct {
+	Log       event.Log
+	Index     event.Index
+	Watermark event.Watermark
+}
+
+// Config is everything the server needs.
+type Config struct {
+	Generic  *genericapiserver.RecommendedConfig
+	Backends Backends
+	Events   event.Options
+}
+
+// Config builds a Config from the options. It generates a self-signed
+// serving certificate when none is configured.
+func (o *Options) Config(b Backends) (*Config, error) {
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("create self-signed serving certificate: %w", err)
+	}
+	gc := genericapiserver.NewRecommendedConfig(Codecs)
+	gc.EffectiveVersion = newEffectiveVersion()
+	openapi.Configure(&gc.Config, Scheme, "eventpipe", KubernetesVersion)
+	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
+		return nil, fmt.Errorf("configure serving: %w", err)
+	}
+	authn, err := newAuthenticator(o.TokenAuthFile)
+	if err != nil {
+		return nil, fmt.Errorf("read --token-auth-file: %w", err)
+	}
+	gc.Authentication.Authenticator = authn
+	groups := map[string]bool{}
+	for _, g := range o.PlatformGroups {
+		groups[g] = true
+	}
+	gc.Authorization.Authorizer = authorizer.AuthorizerFunc(groupAuthorizer{groups: groups}.Authorize)
+	genericapiserver.AuthorizeClientBearerToken(gc.LoopbackClientConfig, &gc.Authentication, &gc.Authorization)
+	eo := event.DefaultOptions()
+	eo.Window = o.EventWindow
+	return &Config{Generic: gc, Backends: b, Events: eo}, nil
+}
+
+// CompletedConfig is a Config with defaults filled in.
+type CompletedConfig struct {
+	generic  genericapiserver.CompletedConfig
+	backends Backends
+	events   event.Options
+}
+
+// Complete fills in defaults.
+func (c *Config) Complete() CompletedConfig {
+	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events}
+}
+
+// Server is the running API server.
+type Server struct {
+	generic *genericapiserver.GenericAPIServer
+}
+
+// New builds the server and installs its API groups.
+func (c CompletedConfig) New() (*Server, error) {
+	gs, err := c.generic.New("eventpipe-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("create API server: %w", err)
+	}
+	b := c.backends
+	table := event.NewTableConvertor()
+
+	core := genericapiserver.NewDefaultAPIGroupInfo(corev1.GroupName, Scheme, ParameterCodec, Codecs)
+	core.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
+		"events": event.NewREST(event.CoreV1, b.Log, b.Index, b.Watermark, event.PlatformScopes{}, table, c.events),
+	}
+	if err := gs.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &core); err != nil {
+		return nil, fmt.Errorf("install core/v1: %w", err)
+	}
+	events := genericapiserver.NewDefaultAPIGroupInfo(eventsv1.GroupName, Scheme, ParameterCodec, Codecs)
+	events.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
+		"events": event.NewREST(event.EventsV1, b.Log, b.Index, b.Watermark, event.PlatformScopes{}, table, c.events),
+	}
+	if err := gs.InstallAPIGroup(&events); err != nil {
+		return nil, fmt.Errorf("install events.k8s.io/v1: %w", err)
+	}
+	return &Server{generic: gs}, nil
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	return s.generic.PrepareRun().RunWithContext(ctx)
+}

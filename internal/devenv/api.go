@@ -1,0 +1,210 @@
+package devenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/eventpipe/eventpipe/internal/apiserver"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/scope"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/writer"
+)
+
+type runningAPI struct {
+	url        string
+	kubeconfig string
+	done       chan error
+}
+
+// startAPIServer runs the API server on 127.0.0.1 with a self-signed
+// certificate kept under DIR/apiserver and a platform-admin token kept in
+// DIR/apiserver/tokens.csv, and writes DIR/kubeconfig for it.
+func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetStream, store *chstore.Store, w *writer.Writer, log *slog.Logger) (*runningAPI, error) {
+	apiDir := filepath.Join(dir, "apiserver")
+	if err := os.MkdirAll(apiDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", apiDir, err)
+	}
+	token, tokenFile, err := adminToken(apiDir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API server on 127.0.0.1:%d (--apiserver.port): %w", port, err)
+	}
+	o := apiserver.NewOptions()
+	o.SecureServing.Listener = l
+	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
+	o.SecureServing.ServerCert.CertDirectory = filepath.Join(apiDir, "certs")
+	o.TokenAuthFile = tokenFile
+	reader, err := eventlog.NewReader(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.Config(apiserver.Backends{
+		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js)},
+		Index: store, Watermark: w.CommittedWatermark(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		return nil, err
+	}
+	api := &runningAPI{url: "https://" + l.Addr().String(), kubeconfig: filepath.Join(dir, "kubeconfig"), done: make(chan error, 1)}
+	go func() { api.done <- srv.Run(ctx) }()
+
+	caFile := filepath.Join(o.SecureServing.ServerCert.CertDirectory, o.SecureServing.ServerCert.PairName+".crt")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the API server's certificate: %w", err)
+	}
+	if err := writeKubeconfig(api.kubeconfig, api.url, ca, "eventpipe-dev", "admin", token); err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, api, ca); err != nil {
+		return nil, err
+	}
+	log.Info("API server ready", "url", api.url, "kubeconfig", api.kubeconfig)
+	return api, nil
+}
+
+// adminToken reads or creates the platform admin's token.
+func adminToken(apiDir string) (token, file string, err error) {
+	file = filepath.Join(apiDir, "tokens.csv")
+	if b, err := os.ReadFile(file); err == nil {
+		var tok string
+		if _, err := fmt.Sscanf(string(b), "%64[^,]", &tok); err == nil && tok != "" {
+			return tok, file, nil
+		}
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", "", fmt.Errorf("generate admin token: %w", err)
+	}
+	token = hex.EncodeToString(buf)
+	line := token + `,admin,admin,"system:masters"` + "\n"
+	if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
+		return "", "", fmt.Errorf("write %s: %w", file, err)
+	}
+	return token, file, nil
+}
+
+func writeKubeconfig(path, server string, ca []byte, cluster, user, token string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[cluster] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = cluster
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
+func waitReady(ctx context.Context, api *runningAPI, ca []byte) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", api.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", api.kubeconfig, err)
+	}
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-api.done:
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return fmt.Errorf("API server: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := hc.Get(api.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("API server at %s not ready after 60s: %v", api.url, err)
+		}
+	}
+}
+
+// apiSink writes the simulated cluster's events through the Events API, as
+// a controller's recorder would, with the tenant's scope in annotations
+// (the demo writes as a platform admin, who may write into any scope).
+type apiSink struct {
+	cs *kubernetes.Clientset
+}
+
+func newAPISink(kubeconfig string) (*apiSink, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", kubeconfig, err)
+	}
+	rc.QPS, rc.Burst = -1, 0 // the generator paces itself
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &apiSink{cs: cs}, nil
+}
+
+func (s *apiSink) Write(ctx context.Context, op eventlog.Op, sc scope.Scope, ev *corev1.Event) error {
+	ev = ev.DeepCopy()
+	if ev.Annotations == nil {
+		ev.Annotations = map[string]string{}
+	}
+	ev.Annotations[event.AnnotationScopeType] = sc.Type
+	ev.Annotations[event.AnnotationScopeName] = sc.Name
+	ev.ResourceVersion, ev.UID, ev.CreationTimestamp, ev.ManagedFields = "", "", metav1.Time{}, nil
+	events := s.cs.CoreV1().Events(ev.Namespace)
+	var err error
+	switch op {
+	case eventlog.OpCreate:
+		_, err = events.Create(ctx, ev, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+	case eventlog.OpUpdate:
+		_, err = events.Update(ctx, ev, metav1.UpdateOptions{})
+	case eventlog.OpDelete:
+		err = events.Delete(ctx, ev.Name, metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			err = nil
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

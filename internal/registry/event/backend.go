@@ -1,0 +1,44 @@
+package event
+
+import (
+	"context"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/scope"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+)
+
+// Log is what the storage needs from the JetStream log.
+type Log interface {
+	// Publish appends a state and returns its sequence.
+	Publish(ctx context.Context, r *eventlog.Record, o eventlog.PublishOptions) (uint64, error)
+	// Latest returns the newest state on subject, or nil if the log holds none.
+	Latest(ctx context.Context, subject string) (*eventlog.Record, error)
+	// Bounds returns the first sequence still held and the last written.
+	Bounds(ctx context.Context) (first, last uint64, err error)
+	// Tail delivers states on subjects matching filter, in order, from seq.
+	Tail(ctx context.Context, filter string, from uint64) (*eventlog.Tail, error)
+}
+
+// Index is what the storage needs from ClickHouse.
+type Index interface {
+	// Get returns the latest state of one event, nil when absent or deleted.
+	Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error)
+	// List returns a page of latest states.
+	List(ctx context.Context, q chstore.ListQuery) ([]*eventlog.Record, error)
+}
+
+// Watermark is the writer's committed watermark: every state at or below it
+// is in the Index.
+type Watermark interface {
+	Load() uint64
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// LogReaderPublisher joins the log's reader and publisher into a Log.
+type LogReaderPublisher struct {
+	*eventlog.Reader
+	*eventlog.Publisher
+}
+
+var _ Log = LogReaderPublisher{}

@@ -1,0 +1,406 @@
+package event
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/scope"
+)
+
+// Options configure a REST storage.
+type Options struct {
+	// Window is how far back list and watch-list look by last observation;
+	// older events are EventQuery's. Get is not windowed.
+	Window time.Duration
+}
+
+// DefaultOptions returns the documented defaults.
+func DefaultOptions() Options { return Options{Window: 24 * time.Hour} }
+
+// REST serves Events of one API group.
+type REST struct {
+	v        view
+	gr       schema.GroupResource
+	strategy strategy
+	log      Log
+	index    Index
+	wm       Watermark
+	scopes   Scopes
+	table    rest.TableConvertor
+	opts     Options
+	now      func() time.Time
+}
+
+var (
+	_ rest.Storage              = (*REST)(nil)
+	_ rest.Scoper               = (*REST)(nil)
+	_ rest.KindProvider         = (*REST)(nil)
+	_ rest.SingularNameProvider = (*REST)(nil)
+	_ rest.ShortNamesProvider   = (*REST)(nil)
+	_ rest.Getter               = (*REST)(nil)
+	_ rest.Lister               = (*REST)(nil)
+	_ rest.Watcher              = (*REST)(nil)
+	_ rest.Creater              = (*REST)(nil)
+	_ rest.Updater              = (*REST)(nil)
+	_ rest.GracefulDeleter      = (*REST)(nil)
+	_ rest.CollectionDeleter    = (*REST)(nil)
+)
+
+// NewREST returns the storage of v's Events.
+func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table rest.TableConvertor, opts Options) *REST {
+	return &REST{
+		v: v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
+		log: log, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
+	}
+}
+
+func (r *REST) New() runtime.Object     { return r.v.newObj() }
+func (r *REST) NewList() runtime.Object { return r.v.newList() }
+func (r *REST) Destroy()                {}
+func (r *REST) NamespaceScoped() bool   { return true }
+func (r *REST) Kind() string            { return "Event" }
+func (r *REST) GetSingularName() string { return "event" }
+func (r *REST) ShortNames() []string    { return []string{"ev"} }
+
+// ConvertToTable implements rest.TableConvertor.
+func (r *REST) ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error) {
+	return r.table.ConvertToTable(ctx, obj, opts)
+}
+
+// unavailable is the answer when JetStream or ClickHouse fails: 503 with
+// Retry-After, so clients back off and retry rather than give up.
+func unavailable(err error) error {
+	se := apierrors.NewServiceUnavailable(fmt.Sprintf("event storage is unavailable, retry shortly: %v", err))
+	se.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
+	return se
+}
+
+func (r *REST) notFound(name string) error { return apierrors.NewNotFound(r.gr, name) }
+
+// subjectFor returns the subject of the event name in ns for readers limited
+// to sc, or, for readers of every scope, a pattern matching it in any scope.
+func subjectFor(sc *scope.Scope, ns, name string) string {
+	if sc != nil {
+		return eventlog.Subject(eventlog.Key{Scope: *sc, Namespace: ns, Name: name})
+	}
+	return eventlog.SubjectPrefix + ".*.*." + eventlog.EncodeToken(ns) + "." + eventlog.EncodeToken(name)
+}
+
+// current returns the latest live state of an event and the sequence an
+// update must expect on its subject (0 when the log no longer holds any
+// state of it), or nil when it does not exist.
+func (r *REST) current(ctx context.Context, sc *scope.Scope, ns, name string) (rec *eventlog.Record, expect uint64, err error) {
+	rec, err = r.log.Latest(ctx, subjectFor(sc, ns, name))
+	if err != nil {
+		return nil, 0, unavailable(err)
+	}
+	if rec != nil {
+		if rec.Op == eventlog.OpDelete {
+			return nil, rec.Seq, nil
+		}
+		return rec, rec.Seq, nil
+	}
+	// Trimmed from the log after commit: ClickHouse has it, if anyone does.
+	rec, err = r.index.Get(ctx, sc, ns, name)
+	if err != nil {
+		return nil, 0, unavailable(err)
+	}
+	return rec, 0, nil
+}
+
+// Get implements rest.Getter.
+func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
+	sc, err := r.scopes.ReadScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := r.current(ctx, sc, genericapirequest.NamespaceValue(ctx), name)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, r.notFound(name)
+	}
+	return r.v.fromCore(rec.Event), nil
+}
+
+// Create implements rest.Creater.
+func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	ev, err := r.v.toCore(obj)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	rest.FillObjectMetaSystemFields(ev)
+	if ev.GenerateName != "" && ev.Name == "" {
+		ev.Name = r.strategy.GenerateName(ev.GenerateName)
+	}
+	if err := rest.BeforeCreate(r.strategy, ctx, ev); err != nil {
+		return nil, err
+	}
+	if createValidation != nil {
+		if err := createValidation(ctx, r.v.fromCore(ev)); err != nil {
+			return nil, err
+		}
+	}
+	sc, err := r.writeScope(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	// An existing live event (in the log) makes this a conflict, as in etcd.
+	// An event the log has trimmed is past the hour Kubernetes keeps events
+	// in etcd, so, as after etcd's TTL, its name may be used again.
+	prev, err := r.log.Latest(ctx, eventlog.Subject(eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var expect uint64
+	if prev != nil {
+		if prev.Op != eventlog.OpDelete {
+			return nil, apierrors.NewAlreadyExists(r.gr, ev.Name)
+		}
+		expect = prev.Seq
+	}
+	if isDryRun(options.DryRun) {
+		return r.v.fromCore(ev), nil
+	}
+	seq, err := r.publish(ctx, sc, eventlog.OpCreate, ev, "create/"+string(ev.UID), expect)
+	if errors.Is(err, eventlog.ErrConflict) {
+		return nil, apierrors.NewAlreadyExists(r.gr, ev.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ev.ResourceVersion = strconv.FormatUint(seq, 10)
+	return r.v.fromCore(ev), nil
+}
+
+func (r *REST) writeScope(ctx context.Context, ev *corev1.Event) (scope.Scope, error) {
+	sc, err := r.scopes.WriteScope(ctx, ev)
+	if err != nil {
+		return scope.Scope{}, apierrors.NewInvalid(coreEventKind.GroupKind(), ev.Name, field.ErrorList{
+			field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationScopeType), ev.Annotations[AnnotationScopeType], err.Error()),
+		})
+	}
+	return sc, nil
+}
+
+// publish stores one state, expecting the subject's newest sequence to be
+// expect (0: no state in the log). The stored object never carries a
+// resourceVersion: its sequence is its resourceVersion.
+func (r *REST) publish(ctx context.Context, sc scope.Scope, op eventlog.Op, ev *corev1.Event, msgID string, expect uint64) (uint64, error) {
+	rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev}
+	seq, err := r.log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: msgID, ExpectLastSeq: &expect})
+	if errors.Is(err, eventlog.ErrConflict) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return seq, nil
+}
+
+// Update implements rest.Updater; patches arrive here too. Like the generic
+// registry's GuaranteedUpdate, it re-reads and re-applies the change when a
+// concurrent write got in first, unless the client named a resourceVersion.
+func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
+	updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	sc, err := r.scopes.ReadScope(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ns := genericapirequest.NamespaceValue(ctx)
+	for {
+		cur, expect, err := r.current(ctx, sc, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		if cur == nil {
+			return r.createOnUpdate(ctx, name, objInfo, createValidation, options, expect)
+		}
+		old := r.v.fromCore(cur.Event)
+		if err := checkPreconditions(r.gr, name, objInfo.Preconditions(), cur.Event); err != nil {
+			return nil, false, err
+		}
+		newObj, err := objInfo.UpdatedObject(ctx, old)
+		if err != nil {
+			return nil, false, err
+		}
+		ev, err := r.v.toCore(newObj)
+		if err != nil {
+			return nil, false, apierrors.NewBadRequest(err.Error())
+		}
+		if ev.ResourceVersion != "" && ev.ResourceVersion != cur.Event.ResourceVersion {
+			return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
+		}
+		// Events allow unconditional updates: an update without a
+		// resourceVersion applies to the current state.
+		ev.ResourceVersion = cur.Event.ResourceVersion
+		if err := rest.BeforeUpdate(r.strategy, ctx, ev, cur.Event); err != nil {
+			return nil, false, err
+		}
+		if updateValidation != nil {
+			if err := updateValidation(ctx, r.v.fromCore(ev), old); err != nil {
+				return nil, false, err
+			}
+		}
+		if isDryRun(options.DryRun) {
+			ev.ResourceVersion = cur.Event.ResourceVersion
+			return r.v.fromCore(ev), false, nil
+		}
+		// The state keeps the scope it has; a platform caller cannot move an
+		// event between tenants by editing annotations.
+		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, fmt.Sprintf("update/%s/%d", cur.Event.UID, cur.Seq), expect)
+		if errors.Is(err, eventlog.ErrConflict) {
+			// Someone else wrote first: re-read and re-apply, as
+			// GuaranteedUpdate does, for as long as the request lasts. A
+			// client that named a resourceVersion gets its conflict from
+			// the check above on the next round.
+			if ctx.Err() != nil {
+				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
+			}
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		ev.ResourceVersion = strconv.FormatUint(seq, 10)
+		return r.v.fromCore(ev), false, nil
+	}
+}
+
+// optimisticLockMsg is the generic registry's text for a lost update.
+const optimisticLockMsg = "the object has been modified; please apply your changes to the latest version and try again"
+
+func (r *REST) createOnUpdate(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
+	options *metav1.UpdateOptions, expect uint64) (runtime.Object, bool, error) {
+	obj, err := objInfo.UpdatedObject(ctx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	ev, err := r.v.toCore(obj)
+	if err != nil {
+		return nil, false, apierrors.NewBadRequest(err.Error())
+	}
+	if ev.Name != name {
+		ev.Name = name
+	}
+	if ev.ResourceVersion != "" {
+		// Updating something that is not there with a precondition.
+		return nil, false, r.notFound(name)
+	}
+	created, err := r.Create(ctx, r.v.fromCore(ev), createValidation, &metav1.CreateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager})
+	if err != nil {
+		return nil, false, err
+	}
+	return created, true, nil
+}
+
+func checkPreconditions(gr schema.GroupResource, name string, p *metav1.Preconditions, ev *corev1.Event) error {
+	if p == nil {
+		return nil
+	}
+	if p.UID != nil && *p.UID != ev.UID {
+		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, ev.UID))
+	}
+	if p.ResourceVersion != nil && *p.ResourceVersion != ev.ResourceVersion {
+		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, ev.ResourceVersion))
+	}
+	return nil
+}
+
+// Delete implements rest.GracefulDeleter. Events have no finalizers, so a
+// delete is immediate; like the generic registry for events it answers with
+// a Status, not the object.
+func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	sc, err := r.scopes.ReadScope(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ns := genericapirequest.NamespaceValue(ctx)
+	for {
+		cur, expect, err := r.current(ctx, sc, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		if cur == nil {
+			return nil, false, r.notFound(name)
+		}
+		if options == nil {
+			options = &metav1.DeleteOptions{}
+		}
+		if err := checkPreconditions(r.gr, name, options.Preconditions, cur.Event); err != nil {
+			return nil, false, err
+		}
+		if deleteValidation != nil {
+			if err := deleteValidation(ctx, r.v.fromCore(cur.Event)); err != nil {
+				return nil, false, err
+			}
+		}
+		if !isDryRun(options.DryRun) {
+			_, err = r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, fmt.Sprintf("delete/%s/%d", cur.Event.UID, cur.Seq), expect)
+			if errors.Is(err, eventlog.ErrConflict) && ctx.Err() == nil {
+				continue // a concurrent write: re-check the preconditions on the new state
+			}
+			if errors.Is(err, eventlog.ErrConflict) {
+				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
+			}
+			if err != nil {
+				return nil, false, err
+			}
+		}
+		return &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{
+			Name: name, Group: r.gr.Group, Kind: r.gr.Resource, UID: cur.Event.UID}}, true, nil
+	}
+}
+
+// DeleteCollection implements rest.CollectionDeleter: it deletes what a
+// list with the same options returns, one by one, and answers with the list
+// of what it deleted, as the generic registry does.
+func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions,
+	listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
+	lo := listOptions.DeepCopy()
+	lo.Limit, lo.Continue = 0, ""
+	listObj, err := r.List(ctx, lo)
+	if err != nil {
+		return nil, err
+	}
+	items, err := meta.ExtractList(listObj)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []runtime.Object
+	for _, it := range items {
+		m, err := meta.Accessor(it)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := r.Delete(genericapirequest.WithNamespace(ctx, m.GetNamespace()), m.GetName(), deleteValidation, options.DeepCopy()); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue // deleted meanwhile
+			}
+			return nil, err
+		}
+		deleted = append(deleted, it)
+	}
+	if err := meta.SetList(listObj, deleted); err != nil {
+		return nil, err
+	}
+	return listObj, nil
+}
+
+func isDryRun(dryRun []string) bool { return len(dryRun) > 0 }
