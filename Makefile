@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer clean
+.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer clean
 
 all: build
 
@@ -21,12 +21,16 @@ deps-chdb:
 build:
 	$(GO) build -o $(BIN) ./cmd/eventpipe
 
+## tools: build the real test peers (kube-apiserver, kubectl) into .tools/bin.
+tools:
+	@scripts/build-test-tools.sh
+
 ## run: everything in one process with demo data (Ctrl-C stops it).
 run: deps build
 	$(BIN) dev --data-dir $(DATA_DIR)
 
 ## test: the whole suite, against real ClickHouse and JetStream servers.
-test: deps deps-chdb
+test: deps deps-chdb tools
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## verify: formatting, vet, tidy modules, generated code up to date.

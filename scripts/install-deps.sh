@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what eventpipe's run and test commands need and the machine lacks:
-# clickhouse-server and clickhouse-client from Debian's packages. Go modules
-# come from the module proxy through the go command itself.
+# clickhouse-server and clickhouse-client from Debian's packages, and etcd
+# (Debian's etcd-server) for the tests that run a real kube-apiserver
+# (internal/kubetest). Go modules come from the module proxy through the go
+# command itself; kube-apiserver and kubectl are built from it by
+# scripts/build-test-tools.sh.
 set -euo pipefail
 
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if ((${#need[@]} == 0)); then
   exit 0
 fi
@@ -17,16 +21,19 @@ if [[ $(id -u) -ne 0 ]]; then
   if command -v sudo >/dev/null 2>&1; then
     sudo="sudo"
   else
-    echo "install-deps: ${need[*]} missing and not root (no sudo): run 'apt-get install -y clickhouse-server clickhouse-client' as root" >&2
+    echo "install-deps: ${need[*]} missing and not root (no sudo): run 'apt-get install -y ${need[*]}' as root" >&2
     exit 1
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-if ! $sudo apt-get update -qq || ! $sudo apt-get install -y -qq --no-install-recommends clickhouse-server clickhouse-client >/dev/null; then
-  echo "install-deps: could not install clickhouse-server/clickhouse-client with apt-get; install them by hand (Debian package names: clickhouse-server clickhouse-client)" >&2
+if ! $sudo apt-get update -qq || ! $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+  echo "install-deps: could not install ${need[*]} with apt-get; install them by hand (Debian package names: ${need[*]})" >&2
   exit 1
 fi
 # eventpipe starts its own private clickhouse-server processes; the package's
 # system service is not used (and on machines without systemd it never starts).
 command -v clickhouse-server >/dev/null 2>&1 || { echo "install-deps: clickhouse-server still not on PATH after install" >&2; exit 1; }
+# Likewise the tests start their own etcd on free ports with a temporary data
+# directory; the package's etcd service (if systemd starts it) is not used.
+command -v etcd >/dev/null 2>&1 || { echo "install-deps: etcd still not on PATH after installing etcd-server" >&2; exit 1; }
 echo "install-deps: done" >&2

@@ -137,6 +137,9 @@ func (c CompletedConfig) New() (*Server, error) {
 	core.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
 		"events": event.NewREST(event.CoreV1, b.Log, b.Index, b.Watermark, event.PlatformScopes{}, table, c.events),
 	}
+	for res, r := range referencedCoreTypes() {
+		core.VersionedResourcesStorageMap["v1"][res] = r
+	}
 	if err := gs.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &core); err != nil {
 		return nil, fmt.Errorf("install core/v1: %w", err)
 	}
