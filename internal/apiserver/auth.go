@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -24,7 +25,9 @@ func (anonymousAuthenticator) AuthenticateRequest(*http.Request) (*authenticator
 }
 
 // newAuthenticator authenticates bearer tokens from a static token file
-// (kube-apiserver's --token-auth-file format), then anonymous callers.
+// (kube-apiserver's --token-auth-file format), then callers without
+// credentials as anonymous. As in kube-apiserver, credentials that are
+// presented but wrong are a 401, never a fall-back to anonymous.
 func newAuthenticator(tokenFile string) (authenticator.Request, error) {
 	var auths []authenticator.Request
 	if tokenFile != "" {
@@ -34,8 +37,19 @@ func newAuthenticator(tokenFile string) (authenticator.Request, error) {
 		}
 		auths = append(auths, bearertoken.New(tf))
 	}
-	auths = append(auths, anonymousAuthenticator{})
-	return union.New(auths...), nil
+	return union.NewFailOnError(union.New(auths...), anonymousUnlessCredentials{}), nil
+}
+
+// anonymousUnlessCredentials is the anonymous authenticator for requests
+// that carry no bearer token: with one, the token authenticator has already
+// said no, and the request must fail.
+type anonymousUnlessCredentials struct{}
+
+func (anonymousUnlessCredentials) AuthenticateRequest(req *http.Request) (*authenticator.Response, bool, error) {
+	if req.Header.Get("Authorization") != "" {
+		return nil, false, errors.New("invalid bearer token")
+	}
+	return anonymousAuthenticator{}.AuthenticateRequest(req)
 }
 
 // publicPaths are readable by anyone, as kube-apiserver's

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 // Run executes the command line args and returns the process exit code.
@@ -56,8 +57,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		_, err := g.logger()
-		return err
+		log, err := g.logger()
+		if err != nil {
+			return err
+		}
+		// k8s.io/apiserver logs through klog: send it to the same logger,
+		// so --log-level and the format apply to it too.
+		klog.SetSlogLogger(log)
+		return nil
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

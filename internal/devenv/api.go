@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,8 +97,7 @@ func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetS
 func adminToken(apiDir string) (token, file string, err error) {
 	file = filepath.Join(apiDir, "tokens.csv")
 	if b, err := os.ReadFile(file); err == nil {
-		var tok string
-		if _, err := fmt.Sscanf(string(b), "%64[^,]", &tok); err == nil && tok != "" {
+		if tok, _, ok := strings.Cut(string(b), ","); ok && tok != "" {
 			return tok, file, nil
 		}
 	}

@@ -2,8 +2,8 @@
 // but eventpipe does not serve (pods, nodes, ...).
 //
 // kubectl resolves `kubectl events --for pod/web` through discovery, so the
-// type must be known; every verb on it answers 405 Method Not Allowed, which
-// says truthfully that this server does not serve it.
+// type must be known; it has no verbs, so every request for it is answered
+// 404 Not Found: this server does not serve it.
 package refonly
 
 import (
