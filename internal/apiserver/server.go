@@ -14,6 +14,8 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/kube-openapi/pkg/spec3"
+	"k8s.io/kube-openapi/pkg/validation/spec"
 	netutils "k8s.io/utils/net"
 
 	"github.com/eventpipe/eventpipe/internal/apiserver/openapi"
@@ -87,7 +89,14 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	}
 	gc := genericapiserver.NewRecommendedConfig(Codecs)
 	gc.EffectiveVersion = newEffectiveVersion()
-	openapi.Configure(&gc.Config, Scheme, "eventpipe", KubernetesVersion)
+	// kube-apiserver's documents: titled Kubernetes, versioned by the
+	// server (major.minor of EffectiveVersion), bearer tokens as the
+	// security scheme, so every operation also lists 401 Unauthorized.
+	openapi.Configure(&gc.Config, Scheme, "Kubernetes", "")
+	gc.OpenAPIConfig.SecurityDefinitions = &spec.SecurityDefinitions{"BearerToken": bearerTokenScheme()}
+	gc.OpenAPIV3Config.SecuritySchemes = spec3.SecuritySchemes{"BearerToken": &spec3.SecurityScheme{
+		SecuritySchemeProps: spec3.SecuritySchemeProps{Type: "apiKey", Name: "authorization", In: "header", Description: bearerTokenDescription},
+	}}
 	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("configure serving: %w", err)
 	}
@@ -105,6 +114,16 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	eo := event.DefaultOptions()
 	eo.Window = o.EventWindow
 	return &Config{Generic: gc, Backends: b, Events: eo}, nil
+}
+
+const bearerTokenDescription = "Bearer Token authentication"
+
+// bearerTokenScheme is the OpenAPI v2 security definition kube-apiserver
+// publishes for bearer tokens.
+func bearerTokenScheme() *spec.SecurityScheme {
+	return &spec.SecurityScheme{SecuritySchemeProps: spec.SecuritySchemeProps{
+		Type: "apiKey", Name: "authorization", In: "header", Description: bearerTokenDescription,
+	}}
 }
 
 // CompletedConfig is a Config with defaults filled in.

@@ -26,6 +26,8 @@ type Index interface {
 	Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error)
 	// List returns a page of latest states.
 	List(ctx context.Context, q chstore.ListQuery) ([]*eventlog.Record, error)
+	// CountLatest counts the events whose latest states f selects.
+	CountLatest(ctx context.Context, f chstore.LatestFilter) (uint64, error)
 }
 
 // Watermark is the writer's committed watermark: every state at or below it

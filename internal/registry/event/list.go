@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -28,40 +29,49 @@ import (
 // watch cache does.
 const tooLargeRVWait = 3 * time.Second
 
-// continueToken is the list continuation, shaped like kube-apiserver's
+// continueToken is the list continuation. It is a kube-apiserver token
 // (base64 of JSON with the version, the list's resourceVersion and the key
-// to start after), plus the scope of that key.
+// to start after, checked by storage.DecodeContinue), plus the namespace
+// and scope of that key, which kube's key path would hold.
 type continueToken struct {
 	APIVersion string `json:"v"`
-	RV         uint64 `json:"rv"`
+	RV         int64  `json:"rv"`
 	Start      string `json:"start"`
 	Namespace  string `json:"ns"`
 	ScopeType  string `json:"st"`
 	ScopeName  string `json:"sn"`
+	// Offset is how many items the pages before held, for
+	// remainingItemCount.
+	Offset int64 `json:"n,omitempty"`
 }
 
 const continueVersion = "meta.k8s.io/v1"
 
-func encodeContinue(rv uint64, last *eventlog.Record) string {
-	b, _ := json.Marshal(continueToken{APIVersion: continueVersion, RV: rv, Start: last.Key.Name, Namespace: last.Key.Namespace,
-		ScopeType: last.Key.Scope.Type, ScopeName: last.Key.Scope.Name})
+func encodeContinue(rv uint64, last *eventlog.Record, offset int64) string {
+	b, _ := json.Marshal(continueToken{APIVersion: continueVersion, RV: int64(rv), Start: last.Key.Name, Namespace: last.Key.Namespace,
+		ScopeType: last.Key.Scope.Type, ScopeName: last.Key.Scope.Name, Offset: offset})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// decodeContinue reads a continue token. A token kube-apiserver would
+// refuse is refused with its text; so is one that is kube-shaped but was
+// not made by eventpipe (no position to resume from).
 func decodeContinue(s string) (*continueToken, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("continue key is not valid: %v", err))
+	invalid := func(err error) error {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid continue token: %v", err))
 	}
+	if _, _, err := storage.DecodeContinue(s, "/"); err != nil {
+		return nil, invalid(err)
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(s) // checked by DecodeContinue
 	var t continueToken
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("continue key is not valid: %v", err))
+		return nil, invalid(fmt.Errorf("%w: %v", storage.ErrGenericInvalidKey, err))
 	}
-	if t.APIVersion != continueVersion {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("continue key is not valid: server does not recognize this encoding %q", t.APIVersion))
-	}
-	if t.RV == 0 || t.Start == "" {
-		return nil, apierrors.NewBadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+	if t.RV < 0 {
+		// kube reads a negative resourceVersion as "the latest"; eventpipe
+		// never makes such tokens and cannot resume one consistently.
+		return nil, invalid(storage.ErrInvalidStartRV)
 	}
 	return &t, nil
 }
@@ -73,11 +83,12 @@ const expiredContinueMsg = "The provided continue parameter is too old to displa
 	"the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that " +
 	"were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
 
-// parseRV reads a resourceVersion parameter.
+// parseRV reads a resourceVersion parameter, refusing what kube-apiserver's
+// storage refuses with its text.
 func parseRV(s string) (uint64, error) {
-	v, err := strconv.ParseUint(s, 10, 64)
+	v, err := storage.APIObjectVersioner{}.ParseResourceVersion(s)
 	if err != nil {
-		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %s", s))
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
 	}
 	return v, nil
 }
@@ -117,9 +128,9 @@ func (r *REST) waitForRV(ctx context.Context, rv uint64) error {
 	wctx, cancel := context.WithTimeout(ctx, tooLargeRVWait)
 	defer cancel()
 	if err := r.wm.WaitFor(wctx, rv); err != nil {
-		se := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version: %d, current: %d", rv, r.wm.Load()), 1)
-		se.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}
-		return se
+		// kube-apiserver's answer when etcd has not reached rv: 504 with
+		// the ResourceVersionTooLarge cause, no retry delay.
+		return storage.NewTooLargeResourceVersionError(rv, r.wm.Load(), 0)
 	}
 	return nil
 }
@@ -171,44 +182,85 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	}
 	var at uint64
 	var after *chstore.Cursor
+	var offset int64
 	if opts.Continue != "" {
 		tok, err := decodeContinue(opts.Continue)
 		if err != nil {
 			return nil, err
 		}
+		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
+			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+		}
 		first, _, err := r.log.Bounds(ctx)
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		if tok.RV+1 < first {
+		if uint64(tok.RV)+1 < first {
 			return nil, apierrors.NewResourceExpired(expiredContinueMsg)
 		}
-		at = tok.RV
+		at, offset = uint64(tok.RV), tok.Offset
 		after = &chstore.Cursor{Namespace: tok.Namespace, Name: tok.Start, Scope: scope.Scope{Type: tok.ScopeType, Name: tok.ScopeName}}
 	} else if at, err = r.listAt(ctx, opts); err != nil {
 		return nil, err
 	}
-	items, next, err := r.listPage(ctx, sc, genericapirequest.NamespaceValue(ctx), newQuery(opts), at, after, opts.Limit)
+	ns := genericapirequest.NamespaceValue(ctx)
+	items, next, err := r.listPage(ctx, sc, ns, newQuery(opts), at, after, opts.Limit)
 	if err != nil {
 		return nil, err
 	}
 	lm := metav1.ListMeta{ResourceVersion: strconv.FormatUint(at, 10)}
 	if next != nil {
-		lm.Continue = encodeContinue(at, next)
+		offset += int64(len(items))
+		lm.Continue = encodeContinue(at, next, offset)
+		if selectsEverything(opts) {
+			if lm.RemainingItemCount, err = r.remaining(ctx, sc, ns, at, offset); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return r.v.list(items, lm), nil
+}
+
+// selectsEverything reports whether a list has neither a label nor a field
+// selector: kube-apiserver counts the remaining items of such lists only.
+func selectsEverything(opts *metainternalversion.ListOptions) bool {
+	return (opts.LabelSelector == nil || opts.LabelSelector.Empty()) && (opts.FieldSelector == nil || opts.FieldSelector.Empty())
+}
+
+// remaining estimates a truncated list's remainingItemCount: the events of
+// the list at resourceVersion at less the offset items the pages so far
+// held. The window moves between pages, so it is an estimate, as the API
+// allows; it is at least 1, since more items are known to follow.
+func (r *REST) remaining(ctx context.Context, sc *scope.Scope, ns string, at uint64, offset int64) (*int64, error) {
+	n, err := r.index.CountLatest(ctx, r.latestFilter(sc, ns, at))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	rest := max(int64(n)-offset, 1)
+	return &rest, nil
+}
+
+// latestFilter is what a list of namespace ns (all when empty) at
+// resourceVersion at reads: the latest states of events last observed
+// within the window.
+func (r *REST) latestFilter(sc *scope.Scope, ns string, at uint64) chstore.LatestFilter {
+	f := chstore.LatestFilter{Scope: sc, Since: r.now().Add(-r.opts.Window), AtSeq: at}
+	if ns != metav1.NamespaceAll {
+		f.Namespace = &ns
+	}
+	return f
 }
 
 // listPage reads up to limit matching events (all when limit is 0) after
 // the cursor, and returns the last record read when more may follow.
 func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query, at uint64, after *chstore.Cursor, limit int64) ([]corev1.Event, *eventlog.Record, error) {
-	lq := chstore.ListQuery{
-		LatestFilter: chstore.LatestFilter{Scope: sc, Since: r.now().Add(-r.opts.Window), AtSeq: at},
-		Conds:        q.conds, After: after,
+	if at == 0 {
+		// Sequences start at 1: nothing is committed yet. (The index reads
+		// AtSeq 0 as "no bound", which would leak states above the list's
+		// resourceVersion.)
+		return nil, nil, nil
 	}
-	if ns != metav1.NamespaceAll {
-		lq.Namespace = &ns
-	}
+	lq := chstore.ListQuery{LatestFilter: r.latestFilter(sc, ns, at), Conds: q.conds, After: after}
 	// Ask for one more than the page so we know whether another follows;
 	// in-memory filters may drop rows, so keep reading until the page fills.
 	chunk := 0

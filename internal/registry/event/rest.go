@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,8 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -47,18 +50,19 @@ type REST struct {
 }
 
 var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.KindProvider         = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-	_ rest.ShortNamesProvider   = (*REST)(nil)
-	_ rest.Getter               = (*REST)(nil)
-	_ rest.Lister               = (*REST)(nil)
-	_ rest.Watcher              = (*REST)(nil)
-	_ rest.Creater              = (*REST)(nil)
-	_ rest.Updater              = (*REST)(nil)
-	_ rest.GracefulDeleter      = (*REST)(nil)
-	_ rest.CollectionDeleter    = (*REST)(nil)
+	_ rest.Storage                = (*REST)(nil)
+	_ rest.Scoper                 = (*REST)(nil)
+	_ rest.KindProvider           = (*REST)(nil)
+	_ rest.SingularNameProvider   = (*REST)(nil)
+	_ rest.ShortNamesProvider     = (*REST)(nil)
+	_ rest.Getter                 = (*REST)(nil)
+	_ rest.Lister                 = (*REST)(nil)
+	_ rest.Watcher                = (*REST)(nil)
+	_ rest.Creater                = (*REST)(nil)
+	_ rest.Updater                = (*REST)(nil)
+	_ rest.GracefulDeleter        = (*REST)(nil)
+	_ rest.CollectionDeleter      = (*REST)(nil)
+	_ rest.StorageVersionProvider = (*REST)(nil)
 )
 
 // NewREST returns the storage of v's Events.
@@ -69,13 +73,23 @@ func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table re
 	}
 }
 
-func (r *REST) New() runtime.Object     { return r.v.newObj() }
-func (r *REST) NewList() runtime.Object { return r.v.newList() }
+// New returns the internal Event, which requests of either group are
+// decoded into (as kube-apiserver's storage does).
+func (r *REST) New() runtime.Object { return &core.Event{} }
+
+// NewList returns the internal EventList.
+func (r *REST) NewList() runtime.Object { return &core.EventList{} }
+
 func (r *REST) Destroy()                {}
 func (r *REST) NamespaceScoped() bool   { return true }
 func (r *REST) Kind() string            { return "Event" }
 func (r *REST) GetSingularName() string { return "event" }
 func (r *REST) ShortNames() []string    { return []string{"ev"} }
+
+// StorageVersion implements rest.StorageVersionProvider: Events of both
+// groups are stored as core/v1 Events, as in kube-apiserver, so discovery
+// gives both the same storageVersionHash.
+func (r *REST) StorageVersion() runtime.GroupVersioner { return corev1.SchemeGroupVersion }
 
 // ConvertToTable implements rest.TableConvertor.
 func (r *REST) ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error) {
@@ -123,10 +137,36 @@ func (r *REST) current(ctx context.Context, sc *scope.Scope, ns, name string) (r
 	return rec, 0, nil
 }
 
+// waitForGetRV honours a get's resourceVersion as kube-apiserver does: it
+// must be a number, and the answer must be at least that recent. A get
+// answers from the log's newest state, which is as recent as any
+// resourceVersion the log has handed out; a larger one is waited for,
+// briefly.
+func (r *REST) waitForGetRV(ctx context.Context, opts *metav1.GetOptions) error {
+	if opts == nil {
+		return nil
+	}
+	rv, err := parseRV(opts.ResourceVersion)
+	if err != nil || rv == 0 {
+		return err
+	}
+	_, last, err := r.log.Bounds(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	if rv <= last {
+		return nil
+	}
+	return r.waitForRV(ctx, rv)
+}
+
 // Get implements rest.Getter.
-func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
+func (r *REST) Get(ctx context.Context, name string, opts *metav1.GetOptions) (runtime.Object, error) {
 	sc, err := r.scopes.ReadScope(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.waitForGetRV(ctx, opts); err != nil {
 		return nil, err
 	}
 	rec, _, err := r.current(ctx, sc, genericapirequest.NamespaceValue(ctx), name)
@@ -145,6 +185,9 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
+	if err := checkNamespaceExists(genericapirequest.NamespaceValue(ctx)); err != nil {
+		return nil, err
+	}
 	rest.FillObjectMetaSystemFields(ev)
 	if ev.GenerateName != "" && ev.Name == "" {
 		ev.Name = r.strategy.GenerateName(ev.GenerateName)
@@ -156,6 +199,12 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		if err := createValidation(ctx, r.v.fromCore(ev)); err != nil {
 			return nil, err
 		}
+	}
+	if ev.ResourceVersion != "" && !isDryRun(options.DryRun) {
+		// kube-apiserver's storage refuses this after validation, with
+		// its text but as a 500 (an unclassified storage error). It is
+		// the client's mistake, so eventpipe says so with a 400.
+		return nil, apierrors.NewBadRequest(storage.ErrResourceVersionSetOnCreate.Error())
 	}
 	sc, err := r.writeScope(ctx, ev)
 	if err != nil {
@@ -187,6 +236,18 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	}
 	ev.ResourceVersion = strconv.FormatUint(seq, 10)
 	return r.v.fromCore(ev), nil
+}
+
+// checkNamespaceExists answers a write into a namespace that cannot exist
+// as kube-apiserver's NamespaceLifecycle admission answers a write into a
+// missing namespace (before any validation of the object). To eventpipe
+// every valid namespace name is a namespace (see internal/registry/namespace),
+// so only names no namespace can have (not a DNS label) are missing.
+func checkNamespaceExists(ns string) error {
+	if ns == "" || len(apimachineryvalidation.ValidateNamespaceName(ns, false)) == 0 {
+		return nil
+	}
+	return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, ns)
 }
 
 func (r *REST) writeScope(ctx context.Context, ev *corev1.Event) (scope.Scope, error) {
@@ -288,7 +349,10 @@ const optimisticLockMsg = "the object has been modified; please apply your chang
 
 func (r *REST) createOnUpdate(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
 	options *metav1.UpdateOptions, expect uint64) (runtime.Object, bool, error) {
-	obj, err := objInfo.UpdatedObject(ctx, nil)
+	// Like the generic registry, give the update an empty object as the
+	// current one (not nil): the field manager then records the creating
+	// manager's fields, and an apply patch sees an object to create.
+	obj, err := objInfo.UpdatedObject(ctx, &core.Event{})
 	if err != nil {
 		return nil, false, err
 	}
@@ -299,10 +363,10 @@ func (r *REST) createOnUpdate(ctx context.Context, name string, objInfo rest.Upd
 	if ev.Name != name {
 		ev.Name = name
 	}
-	if ev.ResourceVersion != "" {
-		// Updating something that is not there with a precondition.
-		return nil, false, r.notFound(name)
-	}
+	// As in the generic registry, a resourceVersion on an update that turns
+	// into a create is no precondition: the object is created, and its
+	// storage gives it a resourceVersion of its own.
+	ev.ResourceVersion = ""
 	created, err := r.Create(ctx, r.v.fromCore(ev), createValidation, &metav1.CreateOptions{DryRun: options.DryRun, FieldManager: options.FieldManager})
 	if err != nil {
 		return nil, false, err
@@ -310,15 +374,17 @@ func (r *REST) createOnUpdate(ctx context.Context, name string, objInfo rest.Upd
 	return created, true, nil
 }
 
+// checkPreconditions checks an update's preconditions as kube-apiserver's
+// storage does, and answers as it does: a Conflict quoting the storage error,
+// which names the object's etcd key (for Events of either group
+// /registry/events/NAMESPACE/NAME).
 func checkPreconditions(gr schema.GroupResource, name string, p *metav1.Preconditions, ev *corev1.Event) error {
 	if p == nil {
 		return nil
 	}
-	if p.UID != nil && *p.UID != ev.UID {
-		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, ev.UID))
-	}
-	if p.ResourceVersion != nil && *p.ResourceVersion != ev.ResourceVersion {
-		return apierrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, ev.ResourceVersion))
+	key := "/registry/events/" + ev.Namespace + "/" + name
+	if err := (&storage.Preconditions{UID: p.UID, ResourceVersion: p.ResourceVersion}).Check(key, ev); err != nil {
+		return apierrors.NewConflict(gr, name, err)
 	}
 	return nil
 }
@@ -343,7 +409,10 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 		if options == nil {
 			options = &metav1.DeleteOptions{}
 		}
-		if err := checkPreconditions(r.gr, name, options.Preconditions, cur.Event); err != nil {
+		// The generic registry's delete checks: the options' validity and
+		// the preconditions, with its texts. Events are never deleted
+		// gracefully, so the rest of it does not apply.
+		if _, _, err := rest.BeforeDelete(r.strategy, ctx, cur.Event, options); err != nil {
 			return nil, false, err
 		}
 		if deleteValidation != nil {
@@ -368,39 +437,66 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 	}
 }
 
-// DeleteCollection implements rest.CollectionDeleter: it deletes what a
-// list with the same options returns, one by one, and answers with the list
-// of what it deleted, as the generic registry does.
+// deleteCollectionPageSize is the page size of a delete-collection without
+// a limit, the generic registry's.
+const deleteCollectionPageSize = 10000
+
+// DeleteCollection implements rest.CollectionDeleter as the generic
+// registry does: it deletes what a list with the same options returns, one
+// by one. With a limit it deletes that one page and answers with it,
+// continue token included; without, it goes through every page and answers
+// with the first page's list metadata and every item listed (deleted
+// meanwhile or not).
 func (r *REST) DeleteCollection(ctx context.Context, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions,
 	listOptions *metainternalversion.ListOptions) (runtime.Object, error) {
-	lo := listOptions.DeepCopy()
-	lo.Limit, lo.Continue = 0, ""
-	listObj, err := r.List(ctx, lo)
-	if err != nil {
-		return nil, err
+	lo := &metainternalversion.ListOptions{}
+	if listOptions != nil {
+		lo = listOptions.DeepCopy()
 	}
-	items, err := meta.ExtractList(listObj)
-	if err != nil {
-		return nil, err
+	hasLimit := lo.Limit > 0
+	if !hasLimit {
+		lo.Limit = deleteCollectionPageSize
 	}
-	var deleted []runtime.Object
-	for _, it := range items {
-		m, err := meta.Accessor(it)
+	var first runtime.Object
+	var all []runtime.Object
+	for {
+		listObj, err := r.List(ctx, lo)
 		if err != nil {
 			return nil, err
 		}
-		if _, _, err := r.Delete(genericapirequest.WithNamespace(ctx, m.GetNamespace()), m.GetName(), deleteValidation, options.DeepCopy()); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue // deleted meanwhile
-			}
+		items, err := meta.ExtractList(listObj)
+		if err != nil {
 			return nil, err
 		}
-		deleted = append(deleted, it)
+		for _, it := range items {
+			m, err := meta.Accessor(it)
+			if err != nil {
+				return nil, err
+			}
+			_, _, err = r.Delete(genericapirequest.WithNamespace(ctx, m.GetNamespace()), m.GetName(), deleteValidation, options.DeepCopy())
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+		}
+		if hasLimit {
+			return listObj, nil
+		}
+		all = append(all, items...)
+		if first == nil {
+			first = listObj
+		}
+		lm, err := meta.ListAccessor(listObj)
+		if err != nil {
+			return nil, err
+		}
+		if lm.GetContinue() == "" {
+			if err := meta.SetList(first, all); err != nil {
+				return nil, err
+			}
+			return first, nil
+		}
+		lo.Continue, lo.ResourceVersion, lo.ResourceVersionMatch = lm.GetContinue(), "", ""
 	}
-	if err := meta.SetList(listObj, deleted); err != nil {
-		return nil, err
-	}
-	return listObj, nil
 }
 
 func isDryRun(dryRun []string) bool { return len(dryRun) > 0 }

@@ -10,31 +10,42 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
+	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
 )
 
 // view adapts the stored record, a core/v1 Event, to the type one API group
 // serves.
 type view struct {
-	gv       schema.GroupVersion
-	newObj   func() runtime.Object
-	newList  func() runtime.Object
-	toCore   func(runtime.Object) (*corev1.Event, error)
+	gv schema.GroupVersion
+	// newObj returns an empty external Event of the group.
+	newObj func() runtime.Object
+	// external returns o, the group's external Event, as the stored record.
+	external func(o runtime.Object) (*corev1.Event, bool)
 	fromCore func(*corev1.Event) runtime.Object
 	// list wraps events in the group's list type.
 	list func(items []corev1.Event, lm metav1.ListMeta) runtime.Object
 }
 
+// toCore returns what a request carried as the stored record. Requests of
+// both groups are decoded into the internal Event, which has the stored
+// record's fields; the group's external type is accepted too.
+func (v view) toCore(o runtime.Object) (*corev1.Event, error) {
+	if ev, ok := o.(*core.Event); ok {
+		return ev.V1(), nil
+	}
+	if ev, ok := v.external(o); ok {
+		return ev, nil
+	}
+	return nil, fmt.Errorf("not an Event of %s: %T", v.gv, o)
+}
+
 // CoreV1 serves the stored record as it is.
 var CoreV1 = view{
-	gv:      corev1.SchemeGroupVersion,
-	newObj:  func() runtime.Object { return &corev1.Event{} },
-	newList: func() runtime.Object { return &corev1.EventList{} },
-	toCore: func(o runtime.Object) (*corev1.Event, error) {
+	gv:     corev1.SchemeGroupVersion,
+	newObj: func() runtime.Object { return &corev1.Event{} },
+	external: func(o runtime.Object) (*corev1.Event, bool) {
 		ev, ok := o.(*corev1.Event)
-		if !ok {
-			return nil, fmt.Errorf("not a core/v1 Event: %T", o)
-		}
-		return ev, nil
+		return ev, ok
 	},
 	fromCore: func(ev *corev1.Event) runtime.Object { return ev },
 	list: func(items []corev1.Event, lm metav1.ListMeta) runtime.Object {
@@ -45,15 +56,14 @@ var CoreV1 = view{
 // EventsV1 serves the record as events.k8s.io/v1, converting as
 // kube-apiserver does.
 var EventsV1 = view{
-	gv:      eventsv1.SchemeGroupVersion,
-	newObj:  func() runtime.Object { return &eventsv1.Event{} },
-	newList: func() runtime.Object { return &eventsv1.EventList{} },
-	toCore: func(o runtime.Object) (*corev1.Event, error) {
+	gv:     eventsv1.SchemeGroupVersion,
+	newObj: func() runtime.Object { return &eventsv1.Event{} },
+	external: func(o runtime.Object) (*corev1.Event, bool) {
 		ev, ok := o.(*eventsv1.Event)
 		if !ok {
-			return nil, fmt.Errorf("not an events.k8s.io/v1 Event: %T", o)
+			return nil, false
 		}
-		return conversion.FromEventsV1(ev), nil
+		return conversion.FromEventsV1(ev), true
 	},
 	fromCore: func(ev *corev1.Event) runtime.Object { return conversion.ToEventsV1(ev) },
 	list: func(items []corev1.Event, lm metav1.ListMeta) runtime.Object {

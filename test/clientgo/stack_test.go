@@ -1,0 +1,161 @@
+// Package clientgo checks eventpipe against client-go's own machinery: the
+// core/v1 and events.k8s.io/v1 EventRecorders compared with kube-apiserver,
+// and informers across restarts and a forced 410 (issue 3, acceptance 3).
+package clientgo
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/devenv"
+)
+
+// stack is eventpipe's dev mode without the simulated cluster, run in this
+// process, that can be stopped and started again on the same data directory
+// and the same API server port, so clients reconnect to the same URL.
+type stack struct {
+	t      *testing.T
+	o      devenv.Options
+	cancel context.CancelFunc
+	done   chan error
+	env    *devenv.Env
+	// cfg is the admin's client configuration as of the first start: what
+	// a long-running client (an informer, a controller) holds in memory. It
+	// must stay valid across restarts: the URL (fixed port), the serving
+	// certificate and the admin token all live in the data directory.
+	cfg *rest.Config
+}
+
+// newStack starts eventpipe. It skips the test when clickhouse-server is not
+// installed, and fails it when CI=true.
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	if _, err := exec.LookPath(chserver.Binary); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
+		}
+		t.Skip(chserver.ErrNotInstalled)
+	}
+	o := devenv.DefaultOptions()
+	o.DataDir = filepath.Join(t.TempDir(), "data")
+	o.Demo = false
+	o.Writer.BatchWait = 50 * time.Millisecond
+	o.APIServerPort = freePort(t)
+	s := &stack{t: t, o: o}
+	t.Cleanup(func() {
+		if s.cancel != nil {
+			s.stop()
+		}
+	})
+	s.start()
+	return s
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs devenv.Run and waits until it is ready.
+func (s *stack) start() {
+	s.t.Helper()
+	if s.cancel != nil {
+		s.t.Fatal("stack already running")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	envc := make(chan *devenv.Env, 1)
+	done := make(chan error, 1)
+	o := s.o
+	go func() {
+		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
+	}()
+	s.cancel, s.done = cancel, done
+	select {
+	case s.env = <-envc:
+	case err := <-done:
+		s.cancel = nil
+		cancel()
+		s.t.Fatalf("eventpipe stopped during start-up: %v", err)
+	case <-time.After(60 * time.Second):
+		s.t.Fatal("eventpipe not ready in 60s")
+	}
+	want := "https://127.0.0.1:" + strconv.Itoa(s.o.APIServerPort)
+	if s.env.APIServerURL != want {
+		s.t.Fatalf("API server at %s, want %s", s.env.APIServerURL, want)
+	}
+	if s.cfg == nil {
+		s.cfg = s.currentConfig()
+	}
+}
+
+// currentConfig reads the kubeconfig eventpipe wrote at its latest start,
+// as kubectl does on every run.
+func (s *stack) currentConfig() *rest.Config {
+	s.t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.env.Kubeconfig)
+	if err != nil {
+		s.t.Fatalf("kubeconfig: %v", err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	return cfg
+}
+
+// stop cancels devenv.Run and waits for it to return.
+func (s *stack) stop() {
+	s.t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("eventpipe stopped with: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Error("eventpipe did not stop within 60s")
+	}
+	s.cancel, s.done, s.env = nil, nil, nil
+}
+
+// restart stops eventpipe and starts it again on the same data directory
+// and port, and returns how long that took.
+func (s *stack) restart() time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	s.stop()
+	s.start()
+	return time.Since(start)
+}
+
+// client returns a clientset for the admin from the current kubeconfig.
+func (s *stack) client() *kubernetes.Clientset {
+	s.t.Helper()
+	return newClient(s.t, s.currentConfig())
+}
+
+func newClient(t *testing.T, cfg *rest.Config) *kubernetes.Clientset {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return cs
+}
