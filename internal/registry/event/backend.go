@@ -2,6 +2,7 @@ package event
 
 import (
 	"context"
+	"time"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -44,3 +45,31 @@ type LogReaderPublisher struct {
 }
 
 var _ Log = LogReaderPublisher{}
+
+// logTimeout bounds one request's call to the log. While NATS is
+// unreachable the client buffers and waits for a reconnect; without a bound
+// a request would hang until the client gives up. With it the caller gets a
+// 503 with Retry-After and may try again.
+const logTimeout = 5 * time.Second
+
+// boundedLog puts logTimeout on every short call to a Log. Tails are
+// long-lived and keep the caller's context.
+type boundedLog struct{ Log }
+
+func (b boundedLog) Publish(ctx context.Context, r *eventlog.Record, o eventlog.PublishOptions) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	return b.Log.Publish(ctx, r, o)
+}
+
+func (b boundedLog) Latest(ctx context.Context, subject string) (*eventlog.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	return b.Log.Latest(ctx, subject)
+}
+
+func (b boundedLog) Bounds(ctx context.Context) (first, last uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	return b.Log.Bounds(ctx)
+}

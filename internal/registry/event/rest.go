@@ -69,7 +69,7 @@ var (
 func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table rest.TableConvertor, opts Options) *REST {
 	return &REST{
 		v: v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
-		log: log, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
+		log: boundedLog{log}, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
 	}
 }
 
