@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer clean
+.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver clean
 
 all: build
 
@@ -53,9 +53,13 @@ fmt:
 
 ## bench-writer: the writer path, JetStream -> ClickHouse (see bench/README.md).
 bench-writer: deps
-	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 1x -count 6 -timeout 60m
+	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 200000x -count 6 -timeout 60m
 
-bench: bench-writer
+## bench-apiserver: eventpipe vs kube-apiserver + etcd: creates/s, list and watch latency (see bench/README.md).
+bench-apiserver: deps tools
+	$(GO) test ./bench/apiserver -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m
+
+bench: bench-writer bench-apiserver
 
 clean:
 	rm -rf bin

@@ -1,0 +1,222 @@
+package apiserverbench
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var cpuProfile = flag.String("apibench.cpuprofile", "",
+	"write a CPU profile of the timed part of each sub-benchmark to PREFIX.<sub-benchmark>.prof; eventpipe runs in this process, so its profiles show server, JetStream and load client")
+
+// latencies collects durations.
+type latencies []time.Duration
+
+// pct returns the q-quantile (0 < q <= 1) by the nearest-rank method.
+func (l latencies) pct(q float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	s := slices.Clone(l)
+	slices.Sort(s)
+	i := int(float64(len(s))*q+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func (l latencies) max() time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	return slices.Max(l)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// reportLatency reports p50, p99 and max of l in milliseconds as
+// PREFIX-p50-ms and so on.
+func reportLatency(b *testing.B, prefix string, l latencies) {
+	b.ReportMetric(ms(l.pct(0.50)), prefix+"-p50-ms")
+	b.ReportMetric(ms(l.pct(0.99)), prefix+"-p99-ms")
+	b.ReportMetric(ms(l.max()), prefix+"-max-ms")
+}
+
+// clock is the timed part of a run: wall time, CPU time of this process
+// (the load client, and for eventpipe the server, JetStream and writer
+// too), of its child processes (kube-apiserver and etcd, or
+// clickhouse-server) and of the whole machine, and an optional CPU profile.
+type clock struct {
+	start   time.Time
+	cpu     cpuTimes
+	profile *os.File
+}
+
+type cpuTimes struct {
+	self, children, machine time.Duration
+}
+
+// measure is what a clock saw.
+type measure struct {
+	elapsed time.Duration
+	// self and children as above; others is the rest of the machine, which
+	// should be near zero: other work on the machine skews the numbers.
+	self, children, others time.Duration
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._=-]+`)
+
+func startClock(b *testing.B) *clock {
+	b.Helper()
+	c := &clock{}
+	if *cpuProfile != "" {
+		_, sub, _ := strings.Cut(b.Name(), "/")
+		f, err := os.Create(*cpuProfile + "." + unsafeName.ReplaceAllString(sub, "_") + ".prof")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		c.profile = f
+	}
+	c.cpu = readCPU(b)
+	b.ResetTimer()
+	c.start = time.Now()
+	return c
+}
+
+func (c *clock) stop(b *testing.B) measure {
+	b.Helper()
+	b.StopTimer()
+	m := measure{elapsed: time.Since(c.start)}
+	now := readCPU(b)
+	if c.profile != nil {
+		pprof.StopCPUProfile()
+		if err := c.profile.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+	m.self = now.self - c.cpu.self
+	m.children = now.children - c.cpu.children
+	m.others = max(0, now.machine-c.cpu.machine-m.self-m.children)
+	return m
+}
+
+// report reports the CPU the client and server used per op and how many
+// cores the rest of the machine used meanwhile.
+func (m measure) report(b *testing.B, ops float64, unit string) {
+	if ops > 0 {
+		b.ReportMetric(float64((m.self+m.children).Microseconds())/ops, "cpu-µs/"+unit)
+	}
+	b.ReportMetric(m.self.Seconds()/m.elapsed.Seconds(), "self-cores")
+	b.ReportMetric(m.children.Seconds()/m.elapsed.Seconds(), "child-cores")
+	b.ReportMetric(m.others.Seconds()/m.elapsed.Seconds(), "other-cores")
+}
+
+func readCPU(b *testing.B) cpuTimes {
+	var t cpuTimes
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	t.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, pid := range descendants(os.Getpid()) {
+		if d, err := processCPU(pid); err == nil {
+			t.children += d
+		}
+	}
+	all, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(all), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		b.Fatalf("unexpected /proc/stat line %q", line)
+	}
+	// user nice system idle iowait irq softirq steal: all but idle and
+	// iowait are busy.
+	t.machine, err = sumTicks(append(f[1:4:4], f[6:9]...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+// descendants returns the ids of every live process below pid.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parent := map[int]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if f := statFields(stat); len(f) > 2 {
+			if pp, err := strconv.Atoi(f[1]); err == nil {
+				parent[p] = pp
+			}
+		}
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name,
+// which is in parentheses and may hold spaces: state, ppid, ...
+func statFields(stat []byte) []string {
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		return strings.Fields(string(stat[i+1:]))
+	}
+	return nil
+}
+
+// processCPU reads a process's user and system time, fields 14 and 15 of
+// /proc/PID/stat.
+func processCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := statFields(stat)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: unexpected %q", pid, stat)
+	}
+	return sumTicks(f[11:13])
+}
+
+// sumTicks adds clock ticks (USER_HZ is 100 on Linux).
+func sumTicks(fields []string) (time.Duration, error) {
+	var sum int64
+	for _, s := range fields {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse clock ticks: %w", err)
+		}
+		sum += t
+	}
+	return time.Duration(sum) * 10 * time.Millisecond, nil
+}

@@ -1,0 +1,111 @@
+package apiserverbench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/kubetest"
+)
+
+// Names of the two servers, as they appear in sub-benchmark names
+// (server=NAME), so that benchstat can put them side by side with
+// -col /server.
+const (
+	kubeAPIServer = "kube-apiserver"
+	eventpipe     = "eventpipe"
+)
+
+// server is one running API server under test.
+type server struct {
+	name string
+	// config reaches the server as a member of system:masters.
+	config *rest.Config
+	// env is eventpipe's in-process stack; nil for kube-apiserver.
+	env *devenv.Env
+}
+
+// forEachServer runs f as sub-benchmark server=NAME on a fresh
+// kube-apiserver + etcd, then on a fresh eventpipe, one after the other:
+// never both at once, since they share the machine. Each is stopped before
+// the next starts.
+func forEachServer(b *testing.B, f func(b *testing.B, s *server)) {
+	b.Run("server="+kubeAPIServer, func(b *testing.B) { f(b, startKubeAPIServer(b)) })
+	b.Run("server="+eventpipe, func(b *testing.B) { f(b, startEventpipe(b)) })
+}
+
+// startKubeAPIServer starts kube-apiserver 1.37 and etcd 3.4 as kubetest
+// does for every test: defaults (event TTL 1h, no watch cache for events,
+// API Priority and Fairness on; the admin is in system:masters, which APF
+// exempts), and creates the benchmark's namespaces, which kube-apiserver
+// requires (NamespaceLifecycle).
+func startKubeAPIServer(b *testing.B) *server {
+	b.Helper()
+	c := kubetest.StartCluster(b, kubetest.Options{})
+	s := &server{name: kubeAPIServer, config: c.Config}
+	cs := kubernetes.NewForConfigOrDie(s.config)
+	for _, ns := range namespaces() {
+		_, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Fatalf("create namespace %s: %v", ns, err)
+		}
+	}
+	return s
+}
+
+// startEventpipe runs every eventpipe role in this process as `eventpipe
+// dev` does without the simulated cluster (test/e2e's startStack): the API
+// server, an embedded JetStream and the writer, with clickhouse-server as a
+// child process. The writer keeps its production defaults (batches of
+// 10,000, BatchWait 500ms). eventpipe needs no namespaces created.
+func startEventpipe(b *testing.B) *server {
+	b.Helper()
+	if _, err := exec.LookPath(chserver.Binary); err != nil {
+		if os.Getenv("CI") == "true" {
+			b.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
+		}
+		b.Skip(chserver.ErrNotInstalled)
+	}
+	o := devenv.DefaultOptions()
+	o.DataDir = filepath.Join(b.TempDir(), "data")
+	o.Demo = false
+	ctx, cancel := context.WithCancel(context.Background())
+	envc := make(chan *devenv.Env, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("eventpipe stopped with: %v", err)
+		}
+	})
+	var env *devenv.Env
+	select {
+	case env = <-envc:
+	case err := <-done:
+		b.Fatalf("eventpipe stopped while starting: %v", err)
+	case <-time.After(90 * time.Second):
+		b.Fatal("eventpipe not ready in 90s")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &server{name: eventpipe, config: rc, env: env}
+}
