@@ -53,7 +53,7 @@ fmt:
 
 ## bench-writer: the writer path, JetStream -> ClickHouse (see bench/README.md).
 bench-writer: deps
-	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 200000x -count 6 -timeout 60m
+	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 500000x -count 6 -timeout 60m
 
 ## bench-apiserver: eventpipe vs kube-apiserver + etcd: creates/s, list and watch latency (see bench/README.md).
 bench-apiserver: deps tools
