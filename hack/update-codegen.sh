@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every generated file of eventpipe:
+#   pkg/apis/*/*/zz_generated.deepcopy.go               (deepcopy-gen)
 #   internal/apiserver/openapi/zz_generated.openapi.go  (openapi-gen)
 # with the generators pinned in tools/codegen/go.mod. Idempotent; runs from any
 # directory. hack/verify-codegen.sh checks that the committed files are current.
@@ -19,6 +20,9 @@ trap 'rm -rf "${tmp}"' EXIT
 
 start=${SECONDS}
 codegen::check_versions
+
+codegen::log "generating ${DEEPCOPY_FILE} in $(codegen::deepcopy_dirs | tr '\n' ' ')"
+codegen::deepcopy "${tmp}/bin"
 
 codegen::log "generating ${OPENAPI_DIR}/${OPENAPI_FILE}"
 codegen::openapi "${tmp}/bin" "${tmp}/openapi" "${tmp}/api-rule-violations.list"

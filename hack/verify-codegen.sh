@@ -24,10 +24,37 @@ codegen::check_versions
 
 codegen::openapi "${tmp}/bin" "${tmp}/openapi" "${tmp}/api-rule-violations.list"
 
+# deepcopy-gen writes only in place: keep the committed files aside,
+# regenerate, collect the fresh ones, and put the committed ones back.
+mapfile -t deepcopy_dirs < <(codegen::deepcopy_dirs)
+for d in "${deepcopy_dirs[@]}"; do
+  mkdir -p "${tmp}/committed/${d}"
+  if [[ -f "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" ]]; then
+    cp "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" "${tmp}/committed/${d}/"
+  fi
+done
+restore_deepcopy() {
+  for d in "${deepcopy_dirs[@]}"; do
+    mkdir -p "${tmp}/fresh/${d}"
+    if [[ -f "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" ]]; then
+      mv "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" "${tmp}/fresh/${d}/"
+    fi
+    if [[ -f "${tmp}/committed/${d}/${DEEPCOPY_FILE}" ]]; then
+      cp "${tmp}/committed/${d}/${DEEPCOPY_FILE}" "${CODEGEN_ROOT}/${d}/"
+    fi
+  done
+}
+trap 'restore_deepcopy; rm -rf "${tmp}"' EXIT
+codegen::deepcopy "${tmp}/bin"
+restore_deepcopy
+trap 'rm -rf "${tmp}"' EXIT
+
 # check COMMITTED FRESH: both relative to their roots, for the messages.
 check() {
   local committed="${CODEGEN_ROOT}/$1" fresh="$2"
-  if [[ ! -f "${committed}" ]]; then
+  if [[ ! -f "${committed}" && ! -f "${fresh}" ]]; then
+    return 0 # nothing to generate, nothing committed
+  elif [[ ! -f "${committed}" ]]; then
     codegen::log "ERROR: $1 is missing"
     stale=1
   elif ! diff -u --label "$1 (committed)" --label "$1 (regenerated)" "${committed}" "${fresh}" >"${tmp}/diff"; then
@@ -41,6 +68,9 @@ check() {
   fi
 }
 check "${OPENAPI_DIR}/${OPENAPI_FILE}" "${tmp}/openapi/${OPENAPI_FILE}"
+for d in "${deepcopy_dirs[@]}"; do
+  check "${d}/${DEEPCOPY_FILE}" "${tmp}/fresh/${d}/${DEEPCOPY_FILE}"
+done
 check "${OPENAPI_KNOWN_VIOLATIONS}" "${tmp}/api-rule-violations.list"
 
 if [[ "${stale}" != 0 ]]; then

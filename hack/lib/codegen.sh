@@ -39,7 +39,23 @@ readonly OPENAPI_INPUT_PKGS=(
   k8s.io/apimachinery/pkg/version
   k8s.io/apimachinery/pkg/api/resource
   k8s.io/apimachinery/pkg/util/intstr
+  github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1
 )
+
+# Our API packages: deepcopy-gen writes ${DEEPCOPY_FILE} into each of them.
+readonly DEEPCOPY_PKGS=(
+  github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1
+)
+readonly DEEPCOPY_FILE="zz_generated.deepcopy.go"
+
+# codegen::deepcopy_dirs prints the directory, relative to the root, of each
+# package in DEEPCOPY_PKGS.
+codegen::deepcopy_dirs() {
+  local pkg
+  for pkg in "${DEEPCOPY_PKGS[@]}"; do
+    echo "${pkg#github.com/eventpipe/eventpipe/}"
+  done
+}
 
 codegen::log() {
   echo "codegen: $*" >&2
@@ -96,4 +112,18 @@ codegen::openapi() {
       "${OPENAPI_INPUT_PKGS[@]}"
   )
   touch "${report}"
+}
+
+# codegen::deepcopy BINDIR writes ${DEEPCOPY_FILE} into every package of
+# DEEPCOPY_PKGS, in place (deepcopy-gen has no output directory of its own).
+codegen::deepcopy() {
+  local bindir="$1"
+  codegen::build_tool k8s.io/code-generator/cmd/deepcopy-gen "${bindir}"
+  (
+    cd "${CODEGEN_ROOT}" || exit 1
+    "${bindir}/deepcopy-gen" \
+      --go-header-file "${CODEGEN_BOILERPLATE}" \
+      --output-file "${DEEPCOPY_FILE}" \
+      "${DEEPCOPY_PKGS[@]}"
+  )
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
+	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/fields"
 )
@@ -41,6 +42,8 @@ func init() {
 		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
 	must(Scheme.SetVersionPriority(corev1.SchemeGroupVersion))
 	must(Scheme.SetVersionPriority(eventsv1.SchemeGroupVersion))
+	must(activityv1alpha1.AddToScheme(Scheme))
+	must(Scheme.SetVersionPriority(activityv1alpha1.SchemeGroupVersion))
 }
 
 func addEventTypes(s *runtime.Scheme, gv schema.GroupVersion, ev, list runtime.Object) error {

@@ -169,6 +169,9 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err := gs.InstallAPIGroup(&events); err != nil {
 		return nil, fmt.Errorf("install events.k8s.io/v1: %w", err)
 	}
+	if err := c.installActivityGroup(gs); err != nil {
+		return nil, err
+	}
 	return &Server{generic: gs}, nil
 }
 
