@@ -11,9 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
-	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/fields"
+	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
 // Scheme knows every type eventpipe serves.
