@@ -3,15 +3,25 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
+	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/request/union"
-	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	authzunion "k8s.io/apiserver/pkg/authorization/union"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/eventpipe/eventpipe/internal/tenancy"
 )
 
 // anonymousAuthenticator lets requests without credentials through as
@@ -24,25 +34,9 @@ func (anonymousAuthenticator) AuthenticateRequest(*http.Request) (*authenticator
 	return &authenticator.Response{User: &user.DefaultInfo{Name: user.Anonymous, Groups: []string{user.AllUnauthenticated}}}, true, nil
 }
 
-// newAuthenticator authenticates bearer tokens from a static token file
-// (kube-apiserver's --token-auth-file format), then callers without
-// credentials as anonymous. As in kube-apiserver, credentials that are
-// presented but wrong are a 401, never a fall-back to anonymous.
-func newAuthenticator(tokenFile string) (authenticator.Request, error) {
-	var auths []authenticator.Request
-	if tokenFile != "" {
-		tf, err := tokenfile.NewCSV(tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		auths = append(auths, bearertoken.New(tf))
-	}
-	return union.NewFailOnError(union.New(auths...), anonymousUnlessCredentials{}), nil
-}
-
 // anonymousUnlessCredentials is the anonymous authenticator for requests
-// that carry no bearer token: with one, the token authenticator has already
-// said no, and the request must fail.
+// that carry no bearer token: with one, the token authenticators have
+// already said no, and the request must fail with 401, as in kube-apiserver.
 type anonymousUnlessCredentials struct{}
 
 func (anonymousUnlessCredentials) AuthenticateRequest(req *http.Request) (*authenticator.Response, bool, error) {
@@ -52,30 +46,186 @@ func (anonymousUnlessCredentials) AuthenticateRequest(req *http.Request) (*authe
 	return anonymousAuthenticator{}.AuthenticateRequest(req)
 }
 
+// hostClient returns a client of the host cluster named by kubeconfig, or
+// nil when there is none.
+func hostClient(kubeconfig string) (kubernetes.Interface, error) {
+	if kubeconfig == "" {
+		return nil, nil
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// applyAuthentication builds the request authenticator, in kube-apiserver's
+// order: the front proxy's request headers (only from a client whose
+// certificate the request-header CA signed and whose name is allowed;
+// anyone else's X-Remote-* headers are ignored), client certificates, static
+// tokens, tokens the host cluster's TokenReview accepts, and finally
+// anonymous for requests that present no credentials at all.
+func (o *Options) applyAuthentication(gc *genericapiserver.RecommendedConfig) error {
+	var auths []authenticator.Request
+	if o.TokenAuthFile != "" {
+		tf, err := readTokenFile(o.TokenAuthFile)
+		if err != nil {
+			return fmt.Errorf("read --token-auth-file %s: %w", o.TokenAuthFile, err)
+		}
+		auths = append(auths, bearertoken.New(tf))
+	}
+	client, err := hostClient(o.AuthenticationKubeconfig)
+	if err != nil {
+		return fmt.Errorf("--authentication-kubeconfig %s: %w", o.AuthenticationKubeconfig, err)
+	}
+	backoff := *genericoptions.DefaultAuthWebhookRetryBackoff()
+	dc := authenticatorfactory.DelegatingAuthenticatorConfig{
+		Anonymous:                &apiserver.AnonymousAuthConfig{Enabled: false},
+		CacheTTL:                 o.AuthenticationCacheTTL,
+		TokenAccessReviewTimeout: o.AuthenticationTimeout,
+		WebhookRetryBackoff:      &backoff,
+	}
+	delegated := false
+	if client != nil {
+		dc.TokenAccessReviewClient = client.AuthenticationV1()
+		delegated = true
+	}
+	if o.ClientCert.ClientCA != "" {
+		ca, err := o.ClientCert.GetClientCAContentProvider()
+		if err != nil {
+			return fmt.Errorf("--client-ca-file %s: %w", o.ClientCert.ClientCA, err)
+		}
+		dc.ClientCertificateCAContentProvider = ca
+		if err := gc.Authentication.ApplyClientCert(ca, gc.SecureServing); err != nil {
+			return fmt.Errorf("--client-ca-file %s: %w", o.ClientCert.ClientCA, err)
+		}
+		delegated = true
+	}
+	if o.RequestHeader.ClientCAFile != "" {
+		rh, err := o.RequestHeader.ToAuthenticationRequestHeaderConfig()
+		if err != nil {
+			return fmt.Errorf("--requestheader-client-ca-file %s: %w", o.RequestHeader.ClientCAFile, err)
+		}
+		dc.RequestHeaderConfig = rh
+		gc.Authentication.RequestHeaderConfig = rh
+		if err := gc.Authentication.ApplyClientCert(rh.CAContentProvider, gc.SecureServing); err != nil {
+			return fmt.Errorf("--requestheader-client-ca-file %s: %w", o.RequestHeader.ClientCAFile, err)
+		}
+		delegated = true
+	}
+	if delegated {
+		a, _, err := dc.New()
+		if err != nil {
+			return fmt.Errorf("configure authentication: %w", err)
+		}
+		// The front proxy comes first: its requests carry its own
+		// certificate and the user's identity in headers.
+		auths = append([]authenticator.Request{a}, auths...)
+	}
+	gc.Authentication.Authenticator = union.NewFailOnError(union.New(auths...), anonymousUnlessCredentials{})
+	return nil
+}
+
 // publicPaths are readable by anyone, as kube-apiserver's
 // system:public-info-viewer role allows.
 var publicPaths = []string{"/healthz", "/livez", "/readyz", "/version"}
 
-// groupAuthorizer allows everything to members of the configured platform
-// groups, public paths to everyone, and nothing else. Tenant scoping and
-// delegated authorization extend it.
-type groupAuthorizer struct{ groups map[string]bool }
+// discoveryPaths are readable by every authenticated caller, as
+// kube-apiserver's system:discovery role allows, so that kubectl can find
+// the resources it then asks for.
+var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 
-func (a groupAuthorizer) Authorize(_ context.Context, attr authorizer.Attributes) (authorizer.Decision, string, error) {
-	if u := attr.GetUser(); u != nil {
-		for _, g := range u.GetGroups() {
-			if a.groups[g] {
-				return authorizer.DecisionAllow, "", nil
-			}
+// IngestPath is where the webhook receiver takes events; every caller with
+// a scope may post to it (the events are stamped with that scope).
+const IngestPath = "/ingest/v1/events"
+
+func pathIn(p string, paths []string) bool {
+	for _, pp := range paths {
+		if p == pp || strings.HasPrefix(p, pp+"/") {
+			return true
 		}
 	}
-	if !attr.IsResourceRequest() && attr.GetVerb() == "get" {
-		p := attr.GetPath()
-		for _, pp := range publicPaths {
-			if p == pp || strings.HasPrefix(p, pp+"/") {
-				return authorizer.DecisionAllow, "", nil
-			}
-		}
+	return false
+}
+
+// platformAuthorizer allows everything to members of the platform groups,
+// and public paths to everyone.
+type platformAuthorizer struct{ tenants *tenancy.Resolver }
+
+func (a platformAuthorizer) Authorize(_ context.Context, attr authorizer.Attributes) (authorizer.Decision, string, error) {
+	if a.tenants.IsPlatform(attr.GetUser()) {
+		return authorizer.DecisionAllow, "", nil
+	}
+	if !attr.IsResourceRequest() && attr.GetVerb() == "get" && pathIn(attr.GetPath(), publicPaths) {
+		return authorizer.DecisionAllow, "", nil
 	}
 	return authorizer.DecisionNoOpinion, "", nil
+}
+
+// tenantAuthorizer is the standalone server's authorizer for everyone
+// else: a caller with a complete tenant scope may use every resource (the
+// registries keep it inside its scope) and read discovery; a caller
+// without one may do nothing, and is told why. When eventpipe is
+// aggregated, the host cluster's RBAC (SubjectAccessReview) decides instead.
+type tenantAuthorizer struct{ tenants *tenancy.Resolver }
+
+func (a tenantAuthorizer) Authorize(_ context.Context, attr authorizer.Attributes) (authorizer.Decision, string, error) {
+	u := attr.GetUser()
+	if !attr.IsResourceRequest() && attr.GetVerb() == "get" && pathIn(attr.GetPath(), discoveryPaths) && isAuthenticated(u) {
+		return authorizer.DecisionAllow, "", nil
+	}
+	if _, err := a.tenants.Caller(u); err != nil {
+		return authorizer.DecisionNoOpinion, "the user " + err.Error(), nil
+	}
+	if attr.IsResourceRequest() || (attr.GetVerb() == "post" && attr.GetPath() == IngestPath) {
+		return authorizer.DecisionAllow, "", nil
+	}
+	return authorizer.DecisionNoOpinion, "", nil
+}
+
+func isAuthenticated(u user.Info) bool {
+	if u == nil {
+		return false
+	}
+	for _, g := range u.GetGroups() {
+		if g == user.AllAuthenticated {
+			return true
+		}
+	}
+	return false
+}
+
+// applyAuthorization builds the authorizer: platform groups and public
+// paths first, then the host cluster's SubjectAccessReview when
+// --authorization-kubeconfig is set, else the standalone tenant rules.
+func (o *Options) applyAuthorization(gc *genericapiserver.RecommendedConfig, tenants *tenancy.Resolver) error {
+	rest := namedAuthorizer("eventpipe.miloapis.com/tenants", authorizer.AuthorizerFunc(tenantAuthorizer{tenants: tenants}.Authorize))
+	client, err := hostClient(o.AuthorizationKubeconfig)
+	if err != nil {
+		return fmt.Errorf("--authorization-kubeconfig %s: %w", o.AuthorizationKubeconfig, err)
+	}
+	if client != nil {
+		backoff := *genericoptions.DefaultAuthWebhookRetryBackoff()
+		delegated, err := authorizerfactory.DelegatingAuthorizerConfig{
+			SubjectAccessReviewClient: client.AuthorizationV1(),
+			AllowCacheTTL:             o.AuthorizationCacheTTL,
+			DenyCacheTTL:              o.AuthorizationCacheTTL,
+			WebhookRetryBackoff:       &backoff,
+		}.New()
+		if err != nil {
+			return fmt.Errorf("configure delegated authorization: %w", err)
+		}
+		rest = namedAuthorizer("kubernetes.io/webhook", delegated)
+	}
+	a, err := authzunion.New(
+		namedAuthorizer("eventpipe.miloapis.com/platform", authorizer.AuthorizerFunc(platformAuthorizer{tenants: tenants}.Authorize)), rest)
+	if err != nil {
+		return fmt.Errorf("configure authorization: %w", err)
+	}
+	gc.Authorization.Authorizer = a
+	return nil
+}
+
+func namedAuthorizer(name string, a authorizer.Authorizer) authzunion.NamedAuthorizer {
+	return authzunion.NamedAuthorizer{AuthorizerName: name, Authorizer: a}
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/apiserver/openapi"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/tenancy"
 )
 
 // KubernetesVersion is the kube-apiserver release whose Events API
@@ -32,6 +33,18 @@ type Options struct {
 	TokenAuthFile  string
 	PlatformGroups []string
 	EventWindow    time.Duration
+
+	// Authentication beyond static tokens: client certificates, the front
+	// proxy's request headers (when aggregated), and the host cluster's
+	// TokenReview.
+	ClientCert               genericoptions.ClientCertAuthenticationOptions
+	RequestHeader            genericoptions.RequestHeaderAuthenticationOptions
+	AuthenticationKubeconfig string
+	AuthenticationCacheTTL   time.Duration
+	AuthenticationTimeout    time.Duration
+	// Authorization by the host cluster's SubjectAccessReview.
+	AuthorizationKubeconfig string
+	AuthorizationCacheTTL   time.Duration
 }
 
 // NewOptions returns the documented defaults.
@@ -40,6 +53,10 @@ func NewOptions() *Options {
 		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
 		PlatformGroups: []string{"system:masters"},
 		EventWindow:    24 * time.Hour,
+
+		AuthenticationCacheTTL: 10 * time.Second,
+		AuthenticationTimeout:  10 * time.Second,
+		AuthorizationCacheTTL:  10 * time.Second,
 	}
 	o.SecureServing.BindPort = 6443
 	return o
@@ -49,7 +66,19 @@ func NewOptions() *Options {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.SecureServing.AddFlags(fs)
 	fs.StringVar(&o.TokenAuthFile, "token-auth-file", o.TokenAuthFile,
-		"file of static bearer tokens in kube-apiserver's CSV format: token,user,uid,\"group1,group2\"")
+		"file of static bearer tokens in kube-apiserver's CSV format, token,user,uid,\"group1,group2\", with an optional "+
+			"fifth column of user extras: \"iam.miloapis.com/parent-type=Project,iam.miloapis.com/parent-name=alpha\"")
+	o.ClientCert.AddFlags(fs)
+	o.RequestHeader.AddFlags(fs)
+	fs.StringVar(&o.AuthenticationKubeconfig, "authentication-kubeconfig", o.AuthenticationKubeconfig,
+		"kubeconfig of the host cluster whose TokenReview authenticates bearer tokens eventpipe does not know itself (aggregated mode)")
+	fs.DurationVar(&o.AuthenticationCacheTTL, "authentication-token-webhook-cache-ttl", o.AuthenticationCacheTTL,
+		"how long TokenReview answers are cached")
+	fs.StringVar(&o.AuthorizationKubeconfig, "authorization-kubeconfig", o.AuthorizationKubeconfig,
+		"kubeconfig of the host cluster whose SubjectAccessReview authorizes callers outside the platform groups (aggregated mode); "+
+			"without it, any caller with a complete tenant scope may use every resource within that scope")
+	fs.DurationVar(&o.AuthorizationCacheTTL, "authorization-webhook-cache-ttl", o.AuthorizationCacheTTL,
+		"how long SubjectAccessReview answers are cached")
 	fs.StringSliceVar(&o.PlatformGroups, "platform-groups", o.PlatformGroups, "groups whose members may do everything (platform scope)")
 	fs.DurationVar(&o.EventWindow, "events.window", o.EventWindow,
 		"how far back (by last observation) list and watch on the Events API look; older events are for EventQuery")
@@ -58,6 +87,19 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 // Validate returns every problem with o.
 func (o *Options) Validate() []error {
 	errs := o.SecureServing.Validate()
+	errs = append(errs, o.RequestHeader.Validate()...)
+	for flag, f := range map[string]string{
+		"--token-auth-file": o.TokenAuthFile, "--client-ca-file": o.ClientCert.ClientCA,
+		"--requestheader-client-ca-file": o.RequestHeader.ClientCAFile,
+		"--authentication-kubeconfig":    o.AuthenticationKubeconfig, "--authorization-kubeconfig": o.AuthorizationKubeconfig,
+	} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
+		}
+	}
 	if o.EventWindow < time.Minute {
 		errs = append(errs, fmt.Errorf("--events.window must be at least 1m, got %s", o.EventWindow))
 	}
@@ -79,6 +121,8 @@ type Config struct {
 	Generic  *genericapiserver.RecommendedConfig
 	Backends Backends
 	Events   event.Options
+	// Tenants resolves each request's caller to its scope.
+	Tenants *tenancy.Resolver
 }
 
 // Config builds a Config from the options. It generates a self-signed
@@ -100,20 +144,17 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("configure serving: %w", err)
 	}
-	authn, err := newAuthenticator(o.TokenAuthFile)
-	if err != nil {
-		return nil, fmt.Errorf("read --token-auth-file: %w", err)
+	if err := o.applyAuthentication(gc); err != nil {
+		return nil, err
 	}
-	gc.Authentication.Authenticator = authn
-	groups := map[string]bool{}
-	for _, g := range o.PlatformGroups {
-		groups[g] = true
+	tenants := tenancy.NewResolver(o.PlatformGroups)
+	if err := o.applyAuthorization(gc, tenants); err != nil {
+		return nil, err
 	}
-	gc.Authorization.Authorizer = authorizer.AuthorizerFunc(groupAuthorizer{groups: groups}.Authorize)
 	genericapiserver.AuthorizeClientBearerToken(gc.LoopbackClientConfig, &gc.Authentication, &gc.Authorization)
 	eo := event.DefaultOptions()
 	eo.Window = o.EventWindow
-	return &Config{Generic: gc, Backends: b, Events: eo}, nil
+	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants}, nil
 }
 
 const bearerTokenDescription = "Bearer Token authentication"
@@ -131,11 +172,17 @@ type CompletedConfig struct {
 	generic  genericapiserver.CompletedConfig
 	backends Backends
 	events   event.Options
+	// scopes limits every registry's reads and writes to the caller's scope.
+	scopes tenancy.Scopes
 }
 
 // Complete fills in defaults.
 func (c *Config) Complete() CompletedConfig {
-	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events}
+	tenants := c.Tenants
+	if tenants == nil {
+		tenants = tenancy.NewResolver([]string{"system:masters"})
+	}
+	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events, scopes: tenancy.Scopes{Resolver: tenants}}
 }
 
 // Server is the running API server.
@@ -154,7 +201,7 @@ func (c CompletedConfig) New() (*Server, error) {
 
 	core := genericapiserver.NewDefaultAPIGroupInfo(corev1.GroupName, Scheme, ParameterCodec, Codecs)
 	core.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
-		"events": event.NewREST(event.CoreV1, b.Log, b.Index, b.Watermark, event.PlatformScopes{}, table, c.events),
+		"events": event.NewREST(event.CoreV1, b.Log, b.Index, b.Watermark, c.scopes, table, c.events),
 	}
 	for res, r := range referencedCoreTypes() {
 		core.VersionedResourcesStorageMap["v1"][res] = r
@@ -164,7 +211,7 @@ func (c CompletedConfig) New() (*Server, error) {
 	}
 	events := genericapiserver.NewDefaultAPIGroupInfo(eventsv1.GroupName, Scheme, ParameterCodec, Codecs)
 	events.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
-		"events": event.NewREST(event.EventsV1, b.Log, b.Index, b.Watermark, event.PlatformScopes{}, table, c.events),
+		"events": event.NewREST(event.EventsV1, b.Log, b.Index, b.Watermark, c.scopes, table, c.events),
 	}
 	if err := gs.InstallAPIGroup(&events); err != nil {
 		return nil, fmt.Errorf("install events.k8s.io/v1: %w", err)

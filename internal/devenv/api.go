@@ -29,13 +29,22 @@ import (
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/tenancy"
 	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
 type runningAPI struct {
-	url        string
-	kubeconfig string
-	done       chan error
+	url               string
+	kubeconfig        string
+	tenantKubeconfigs []TenantKubeconfig
+	done              chan error
+}
+
+// TenantKubeconfig is a kubeconfig of a user inside one demo tenant.
+type TenantKubeconfig struct {
+	Scope scope.Scope
+	User  string
+	Path  string
 }
 
 // startAPIServer runs the API server on 127.0.0.1 with a self-signed
@@ -46,7 +55,7 @@ func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetS
 	if err := os.MkdirAll(apiDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", apiDir, err)
 	}
-	token, tokenFile, err := adminToken(apiDir)
+	tokens, tokenFile, err := devTokens(apiDir)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +92,14 @@ func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetS
 	if err != nil {
 		return nil, fmt.Errorf("read the API server's certificate: %w", err)
 	}
-	if err := writeKubeconfig(api.kubeconfig, api.url, ca, "eventpipe-dev", "admin", token); err != nil {
-		return nil, err
+	for _, u := range devUsers {
+		path := filepath.Join(dir, u.file)
+		if err := writeKubeconfig(path, api.url, ca, "eventpipe-dev", u.name, tokens[u.name]); err != nil {
+			return nil, err
+		}
+		if !u.scope.IsPlatform() {
+			api.tenantKubeconfigs = append(api.tenantKubeconfigs, TenantKubeconfig{Scope: u.scope, User: u.name, Path: path})
+		}
 	}
 	if err := waitReady(ctx, api, ca); err != nil {
 		return nil, err
@@ -93,24 +108,71 @@ func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetS
 	return api, nil
 }
 
-// adminToken reads or creates the platform admin's token.
-func adminToken(apiDir string) (token, file string, err error) {
+// devUser is one of the users dev mode writes a kubeconfig for.
+type devUser struct {
+	name   string
+	groups string // quoted CSV, as the token file has them
+	scope  scope.Scope
+	file   string // the kubeconfig's file name in the data directory
+}
+
+// devUsers are a platform admin and one user in each demo tenant.
+var devUsers = []devUser{
+	{name: "admin", groups: "system:masters", scope: scope.Platform, file: "kubeconfig"},
+	{name: "alice", scope: Tenants[0], file: "kubeconfig-project-alpha"},
+	{name: "bob", scope: Tenants[1], file: "kubeconfig-project-beta"},
+}
+
+// devTokens reads the dev users' tokens from DIR/apiserver/tokens.csv,
+// creating those that are missing, so that kubeconfigs keep working across
+// restarts. Tenant users carry their scope as user extras. Lines of other
+// users, added by hand, are kept.
+func devTokens(apiDir string) (tokens map[string]string, file string, err error) {
 	file = filepath.Join(apiDir, "tokens.csv")
+	tokens = map[string]string{}
+	isDevUser := map[string]bool{}
+	for _, u := range devUsers {
+		isDevUser[u.name] = true
+	}
+	var kept []string
 	if b, err := os.ReadFile(file); err == nil {
-		if tok, _, ok := strings.Cut(string(b), ","); ok && tok != "" {
-			return tok, file, nil
+		for _, line := range strings.Split(string(b), "\n") {
+			tok, rest, ok := strings.Cut(line, ",")
+			if !ok || tok == "" {
+				continue
+			}
+			user, _, _ := strings.Cut(rest, ",")
+			if isDevUser[user] {
+				tokens[user] = tok
+			} else {
+				kept = append(kept, line)
+			}
 		}
 	}
-	buf := make([]byte, 24)
-	if _, err := rand.Read(buf); err != nil {
-		return "", "", fmt.Errorf("generate admin token: %w", err)
+	var out strings.Builder
+	for _, line := range kept {
+		out.WriteString(line + "\n")
 	}
-	token = hex.EncodeToString(buf)
-	line := token + `,admin,admin,"system:masters"` + "\n"
-	if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
-		return "", "", fmt.Errorf("write %s: %w", file, err)
+	for _, u := range devUsers {
+		tok := tokens[u.name]
+		if tok == "" {
+			buf := make([]byte, 24)
+			if _, err := rand.Read(buf); err != nil {
+				return nil, "", fmt.Errorf("generate a token for %s: %w", u.name, err)
+			}
+			tok = hex.EncodeToString(buf)
+			tokens[u.name] = tok
+		}
+		fmt.Fprintf(&out, "%s,%s,%s,%q", tok, u.name, u.name, u.groups)
+		if !u.scope.IsPlatform() {
+			fmt.Fprintf(&out, ",\"%s=%s,%s=%s\"", tenancy.ExtraParentType, u.scope.Type, tenancy.ExtraParentName, u.scope.Name)
+		}
+		out.WriteString("\n")
 	}
-	return token, file, nil
+	if err := os.WriteFile(file, []byte(out.String()), 0o600); err != nil {
+		return nil, "", fmt.Errorf("write %s: %w", file, err)
+	}
+	return tokens, file, nil
 }
 
 func writeKubeconfig(path, server string, ca []byte, cluster, user, token string) error {

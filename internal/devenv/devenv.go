@@ -102,6 +102,8 @@ type Env struct {
 	EnvFile        string
 	APIServerURL   string
 	Kubeconfig     string
+	// TenantKubeconfigs are kubeconfigs of users inside the demo tenants.
+	TenantKubeconfigs []TenantKubeconfig
 }
 
 // Run starts everything, calls ready once the demo data is queryable, and
@@ -166,7 +168,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	if err != nil {
 		return err
 	}
-	env.APIServerURL, env.Kubeconfig = api.url, api.kubeconfig
+	env.APIServerURL, env.Kubeconfig, env.TenantKubeconfigs = api.url, api.kubeconfig, api.tenantKubeconfigs
 	go func() {
 		if err := <-api.done; err != nil {
 			errc <- fmt.Errorf("API server: %w", err)
@@ -239,6 +241,10 @@ func writeEnvFile(env *Env) error {
 		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
 		"EVENTPIPE_APISERVER_URL=" + env.APIServerURL,
 		"KUBECONFIG=" + env.Kubeconfig,
+	}
+	for _, k := range env.TenantKubeconfigs {
+		// KUBECONFIG_PROJECT_ALPHA=DIR/kubeconfig-project-alpha
+		lines = append(lines, "KUBECONFIG_"+strings.ToUpper(k.Scope.Type+"_"+k.Scope.Name)+"="+k.Path)
 	}
 	tmp := env.EnvFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -17,16 +18,16 @@ import (
 // that exported the token) must still be let in afterwards. Every informer
 // across a restart depends on it.
 func TestCredentialsSurviveRestart(t *testing.T) {
-	s := newStack(t)
-	held := newClient(t, s.cfg)
+	s := devtest.New(t)
+	held := devtest.NewClient(t, s.Cfg)
 	ctx := context.Background()
 	_, err := held.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 
-	s.restart()
+	s.Restart()
 	_, err = held.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err, "the admin token from before the restart is refused; the kubeconfig now holds another one (token changed: %t)",
-		s.currentConfig().BearerToken != s.cfg.BearerToken)
+		s.CurrentConfig().BearerToken != s.Cfg.BearerToken)
 }
 
 // TestInvalidTokenIsUnauthorized: a bearer token the server does not know
@@ -35,17 +36,17 @@ func TestCredentialsSurviveRestart(t *testing.T) {
 // system:anonymous.
 func TestInvalidTokenIsUnauthorized(t *testing.T) {
 	kube := kubetest.StartCluster(t, kubetest.Options{})
-	ep := newStack(t)
+	ep := devtest.New(t)
 	answer := func(cfg *rest.Config) *apierrors.StatusError {
 		cfg = rest.CopyConfig(cfg)
 		cfg.BearerToken, cfg.BearerTokenFile = "not-a-known-token", ""
-		_, err := newClient(t, cfg).CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+		_, err := devtest.NewClient(t, cfg).CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
 		require.Error(t, err)
 		se, ok := err.(*apierrors.StatusError)
 		require.True(t, ok, "%T %v", err, err)
 		return se
 	}
-	want, got := answer(kube.Config), answer(ep.cfg)
+	want, got := answer(kube.Config), answer(ep.Cfg)
 	require.True(t, apierrors.IsUnauthorized(want), "kube-apiserver: %v", want)
 	require.Equal(t, want.ErrStatus.Code, got.ErrStatus.Code, "eventpipe answered: %v", got)
 	require.Equal(t, want.ErrStatus.Reason, got.ErrStatus.Reason)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
 
@@ -383,29 +384,29 @@ func TestInformerAcrossRestart(t *testing.T) {
 		watchList bool
 	}{{"watch-list", true}, {"list-then-watch", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			s := newStack(t)
-			w := newWrites(t, s.client(), "restart")
+			s := devtest.New(t)
+			w := newWrites(t, s.Client(), "restart")
 			// The informer starts on an empty store, as a controller would,
 			// and keeps its client (and credentials) across the restart.
-			in := startInformer(t, newClient(t, s.cfg), mode.watchList)
+			in := startInformer(t, devtest.NewClient(t, s.Cfg), mode.watchList)
 			for i := range 5 {
 				w.create(fmt.Sprintf("e.%d", i))
 			}
 			w.bump("e.1", 2)
-			t.Logf("synced in %s", in.converge(t, s.client(), w.want, recoverWithin))
+			t.Logf("synced in %s", in.converge(t, s.Client(), w.want, recoverWithin))
 			before := in.p.counts()
 
-			down := s.restart()
+			down := s.Restart()
 			// Writes right after the restart, most likely before the
 			// informer is back (it is backing off), by a new client, as
 			// kubectl would make one.
-			w.cs = s.client()
+			w.cs = s.Client()
 			w.create("e.5")
 			w.create("e.6")
 			w.bump("e.2", 5)
 			w.patch("e.3", 7)
 			w.delete("e.0")
-			took := in.converge(t, s.client(), w.want, recoverWithin)
+			took := in.converge(t, s.Client(), w.want, recoverWithin)
 			t.Logf("restart took %s; informer converged %s after it", down.Round(time.Millisecond), took.Round(time.Millisecond))
 			require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
 
@@ -413,7 +414,7 @@ func TestInformerAcrossRestart(t *testing.T) {
 			w.create("e.7")
 			w.delete("e.1")
 			w.patch("e.5", 3)
-			in.converge(t, s.client(), w.want, 10*time.Second)
+			in.converge(t, s.Client(), w.want, 10*time.Second)
 			in.steady(t, 2*time.Second)
 
 			after := in.p.counts()
@@ -437,31 +438,31 @@ func TestInformerAcrossForced410(t *testing.T) {
 		watchList bool
 	}{{"watch-list", true}, {"list-then-watch", false}} {
 		t.Run(mode.name, func(t *testing.T) {
-			s := newStack(t)
-			w := newWrites(t, s.client(), "expiry")
+			s := devtest.New(t)
+			w := newWrites(t, s.Client(), "expiry")
 			for i := range 5 {
 				w.create(fmt.Sprintf("e.%d", i))
 			}
-			in := startInformer(t, newClient(t, s.cfg), mode.watchList)
+			in := startInformer(t, devtest.NewClient(t, s.Cfg), mode.watchList)
 			w.bump("e.1", 2)
-			in.converge(t, s.client(), w.want, recoverWithin)
+			in.converge(t, s.Client(), w.want, recoverWithin)
 			require.Equal(t, 1, in.p.relists(), "one list at start")
 			lastSeen := in.inf.LastSyncResourceVersion()
 
 			in.p.close()
-			s.restart()
+			s.Restart()
 			ctx := context.Background()
-			w.cs = s.client()
+			w.cs = s.Client()
 			w.create("e.5")
 			w.create("e.6")
 			w.bump("e.2", 4)
 			w.patch("e.3", 9)
 			w.delete("e.0")
 			last := w.create("e.7")
-			require.NoError(t, s.env.Writer.WaitFor(ctx, rvNum(t, last)))
-			stream, err := s.env.JS.Stream(ctx, eventlog.StreamName)
+			require.NoError(t, s.Env.Writer.WaitFor(ctx, rvNum(t, last)))
+			stream, err := s.Env.JS.Stream(ctx, eventlog.StreamName)
 			require.NoError(t, err)
-			wm := s.env.Writer.Watermark()
+			wm := s.Env.Writer.Watermark()
 			require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(wm+1)))
 			info, err := stream.Info(ctx)
 			require.NoError(t, err)
@@ -471,7 +472,7 @@ func TestInformerAcrossForced410(t *testing.T) {
 			t.Logf("informer at rv %d; stream purged to %d (watermark %d)", seen, info.State.FirstSeq, wm)
 
 			in.p.open()
-			took := in.converge(t, s.client(), w.want, recoverWithin)
+			took := in.converge(t, s.Client(), w.want, recoverWithin)
 			t.Logf("converged %s after the gate opened", took.Round(time.Millisecond))
 			require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
 
@@ -481,7 +482,7 @@ func TestInformerAcrossForced410(t *testing.T) {
 			w.bump("e.5", 2)
 			w.patch("e.6", 6)
 			w.delete("e.4")
-			in.converge(t, s.client(), w.want, 10*time.Second)
+			in.converge(t, s.Client(), w.want, 10*time.Second)
 			in.steady(t, 2*time.Second)
 
 			c := in.p.counts()

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -66,11 +67,11 @@ func pod(name string) *corev1.Pod {
 func TestRecordersMatchKubeAPIServer(t *testing.T) {
 	start := time.Now()
 	kube := kubetest.StartCluster(t, kubetest.Options{})
-	ep := newStack(t)
+	ep := devtest.New(t)
 	t.Logf("servers up in %s (kube-apiserver %s)", time.Since(start).Round(time.Millisecond), kube.StartDuration.Round(time.Millisecond))
 
 	want := runRecorders(t, "kube-apiserver", kube.Config)
-	got := runRecorders(t, "eventpipe", ep.cfg)
+	got := runRecorders(t, "eventpipe", ep.Cfg)
 
 	// Sanity: the scenario shows what it is meant to show (on the reference).
 	require.Equal(t, []string{`count=25 type=Warning series=- msg="Back-off restarting failed container"`},
@@ -144,7 +145,7 @@ func runRecorders(t *testing.T, server string, cfg *rest.Config) outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cs := newClient(t, cfg)
+	cs := devtest.NewClient(t, cfg)
 	start := time.Now()
 	coreCalls, rv1 := recordCore(t, ctx, cs)
 	evCalls, rv2 := recordEventsV1(t, ctx, cs)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -31,9 +32,9 @@ import (
 // one committed-looking state, sequence 1, into ClickHouse, as the writer's
 // first batch would be before its watermark moves.
 func TestListAtWatermarkZeroHoldsNothingAbove(t *testing.T) {
-	s := newStack(t)
+	s := devtest.New(t)
 	ctx := context.Background()
-	require.Zero(t, s.env.Writer.Watermark(), "a fresh stack")
+	require.Zero(t, s.Env.Writer.Watermark(), "a fresh stack")
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	ev := &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{Namespace: "default", Name: "first", UID: "uid-first"},
@@ -44,9 +45,9 @@ func TestListAtWatermarkZeroHoldsNothingAbove(t *testing.T) {
 	row, err := chstore.EncodeRow(&eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: "default", Name: "first"},
 		Op: eventlog.OpCreate, Seq: 1, Event: ev}, now.Time)
 	require.NoError(t, err)
-	require.NoError(t, s.env.Store.Insert(ctx, []chstore.Row{row}))
+	require.NoError(t, s.Env.Store.Insert(ctx, []chstore.Row{row}))
 
-	cs := s.client()
+	cs := s.Client()
 	l, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	listRV, err := strconv.ParseUint(l.ResourceVersion, 10, 64)

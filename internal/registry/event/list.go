@@ -200,6 +200,11 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 		}
 		at, offset = uint64(tok.RV), tok.Offset
 		after = &chstore.Cursor{Namespace: tok.Namespace, Name: tok.Start, Scope: scope.Scope{Type: tok.ScopeType, Name: tok.ScopeName}}
+		if sc != nil && after.Scope != *sc {
+			// A tenant's pages never leave its own scope, so a token
+			// positioned in another one was issued to someone else.
+			return nil, apierrors.NewBadRequest("continue key is not valid: it was issued to another tenant")
+		}
 	} else if at, err = r.listAt(ctx, opts); err != nil {
 		return nil, err
 	}

@@ -252,6 +252,10 @@ func checkNamespaceExists(ns string) error {
 
 func (r *REST) writeScope(ctx context.Context, ev *corev1.Event) (scope.Scope, error) {
 	sc, err := r.scopes.WriteScope(ctx, ev)
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return scope.Scope{}, err // the caller may not write at all (403)
+	}
 	if err != nil {
 		return scope.Scope{}, apierrors.NewInvalid(coreEventKind.GroupKind(), ev.Name, field.ErrorList{
 			field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationScopeType), ev.Annotations[AnnotationScopeType], err.Error()),
@@ -323,8 +327,9 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			ev.ResourceVersion = cur.Event.ResourceVersion
 			return r.v.fromCore(ev), false, nil
 		}
-		// The state keeps the scope it has; a platform caller cannot move an
-		// event between tenants by editing annotations.
+		// The state keeps the scope it has: nobody moves an event between
+		// tenants by editing its annotations, and they keep saying so.
+		restamp(ev, cur.Key.Scope)
 		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, fmt.Sprintf("update/%s/%d", cur.Event.UID, cur.Seq), expect)
 		if errors.Is(err, eventlog.ErrConflict) {
 			// Someone else wrote first: re-read and re-apply, as

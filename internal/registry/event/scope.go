@@ -41,3 +41,28 @@ func (PlatformScopes) WriteScope(_ context.Context, ev *corev1.Event) (scope.Sco
 	sc := scope.Scope{Type: typ, Name: ev.Annotations[AnnotationScopeName]}
 	return sc, sc.Validate()
 }
+
+// StampScope records sc in ev's scope annotations.
+func StampScope(ev *corev1.Event, sc scope.Scope) {
+	if ev.Annotations == nil {
+		ev.Annotations = map[string]string{}
+	}
+	ev.Annotations[AnnotationScopeType] = sc.Type
+	if sc.Name == "" {
+		delete(ev.Annotations, AnnotationScopeName)
+	} else {
+		ev.Annotations[AnnotationScopeName] = sc.Name
+	}
+}
+
+// restamp makes an updated event's scope annotations name the scope it is
+// stored in. Events of the Platform scope written without annotations stay
+// without them, as kube-apiserver would keep them.
+func restamp(ev *corev1.Event, sc scope.Scope) {
+	_, claimed := ev.Annotations[AnnotationScopeType]
+	_, claimedName := ev.Annotations[AnnotationScopeName]
+	if sc.IsPlatform() && !claimed && !claimedName {
+		return
+	}
+	StampScope(ev, sc)
+}

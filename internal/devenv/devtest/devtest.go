@@ -1,7 +1,7 @@
-// Package clientgo checks eventpipe against client-go's own machinery: the
-// core/v1 and events.k8s.io/v1 EventRecorders compared with kube-apiserver,
-// and informers across restarts and a forced 410 (issue 3, acceptance 3).
-package clientgo
+// Package devtest runs eventpipe's dev mode inside a test process, without
+// the simulated cluster, so tests can stop and start it on the same data
+// directory and port.
+package devtest
 
 import (
 	"context"
@@ -23,25 +23,25 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 )
 
-// stack is eventpipe's dev mode without the simulated cluster, run in this
+// Stack is eventpipe's dev mode without the simulated cluster, run in this
 // process, that can be stopped and started again on the same data directory
 // and the same API server port, so clients reconnect to the same URL.
-type stack struct {
+type Stack struct {
 	t      *testing.T
 	o      devenv.Options
 	cancel context.CancelFunc
 	done   chan error
-	env    *devenv.Env
+	Env    *devenv.Env
 	// cfg is the admin's client configuration as of the first start: what
 	// a long-running client (an informer, a controller) holds in memory. It
 	// must stay valid across restarts: the URL (fixed port), the serving
 	// certificate and the admin token all live in the data directory.
-	cfg *rest.Config
+	Cfg *rest.Config
 }
 
-// newStack starts eventpipe. It skips the test when clickhouse-server is not
+// New starts eventpipe; opts adjust the options first. It skips the test when clickhouse-server is not
 // installed, and fails it when CI=true.
-func newStack(t *testing.T) *stack {
+func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 	t.Helper()
 	if _, err := exec.LookPath(chserver.Binary); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -53,18 +53,21 @@ func newStack(t *testing.T) *stack {
 	o.DataDir = filepath.Join(t.TempDir(), "data")
 	o.Demo = false
 	o.Writer.BatchWait = 50 * time.Millisecond
-	o.APIServerPort = freePort(t)
-	s := &stack{t: t, o: o}
+	o.APIServerPort = FreePort(t)
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &Stack{t: t, o: o}
 	t.Cleanup(func() {
 		if s.cancel != nil {
-			s.stop()
+			s.Stop()
 		}
 	})
-	s.start()
+	s.Start()
 	return s
 }
 
-func freePort(t *testing.T) int {
+func FreePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,8 +77,8 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// start runs devenv.Run and waits until it is ready.
-func (s *stack) start() {
+// Start runs devenv.Run and waits until it is ready.
+func (s *Stack) Start() {
 	s.t.Helper()
 	if s.cancel != nil {
 		s.t.Fatal("stack already running")
@@ -89,7 +92,7 @@ func (s *stack) start() {
 	}()
 	s.cancel, s.done = cancel, done
 	select {
-	case s.env = <-envc:
+	case s.Env = <-envc:
 	case err := <-done:
 		s.cancel = nil
 		cancel()
@@ -98,19 +101,19 @@ func (s *stack) start() {
 		s.t.Fatal("eventpipe not ready in 60s")
 	}
 	want := "https://127.0.0.1:" + strconv.Itoa(s.o.APIServerPort)
-	if s.env.APIServerURL != want {
-		s.t.Fatalf("API server at %s, want %s", s.env.APIServerURL, want)
+	if s.Env.APIServerURL != want {
+		s.t.Fatalf("API server at %s, want %s", s.Env.APIServerURL, want)
 	}
-	if s.cfg == nil {
-		s.cfg = s.currentConfig()
+	if s.Cfg == nil {
+		s.Cfg = s.CurrentConfig()
 	}
 }
 
-// currentConfig reads the kubeconfig eventpipe wrote at its latest start,
+// CurrentConfig reads the kubeconfig eventpipe wrote at its latest start,
 // as kubectl does on every run.
-func (s *stack) currentConfig() *rest.Config {
+func (s *Stack) CurrentConfig() *rest.Config {
 	s.t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.env.Kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Env.Kubeconfig)
 	if err != nil {
 		s.t.Fatalf("kubeconfig: %v", err)
 	}
@@ -118,8 +121,8 @@ func (s *stack) currentConfig() *rest.Config {
 	return cfg
 }
 
-// stop cancels devenv.Run and waits for it to return.
-func (s *stack) stop() {
+// Stop cancels devenv.Run and waits for it to return.
+func (s *Stack) Stop() {
 	s.t.Helper()
 	s.cancel()
 	select {
@@ -130,26 +133,26 @@ func (s *stack) stop() {
 	case <-time.After(60 * time.Second):
 		s.t.Error("eventpipe did not stop within 60s")
 	}
-	s.cancel, s.done, s.env = nil, nil, nil
+	s.cancel, s.done, s.Env = nil, nil, nil
 }
 
-// restart stops eventpipe and starts it again on the same data directory
+// Restart stops eventpipe and starts it again on the same data directory
 // and port, and returns how long that took.
-func (s *stack) restart() time.Duration {
+func (s *Stack) Restart() time.Duration {
 	s.t.Helper()
 	start := time.Now()
-	s.stop()
-	s.start()
+	s.Stop()
+	s.Start()
 	return time.Since(start)
 }
 
-// client returns a clientset for the admin from the current kubeconfig.
-func (s *stack) client() *kubernetes.Clientset {
+// Client returns a clientset for the admin from the current kubeconfig.
+func (s *Stack) Client() *kubernetes.Clientset {
 	s.t.Helper()
-	return newClient(s.t, s.currentConfig())
+	return NewClient(s.t, s.CurrentConfig())
 }
 
-func newClient(t *testing.T, cfg *rest.Config) *kubernetes.Clientset {
+func NewClient(t *testing.T, cfg *rest.Config) *kubernetes.Clientset {
 	t.Helper()
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = -1, 0
