@@ -139,8 +139,55 @@ func (w *Writer) Run(ctx context.Context) error {
 	w.setWatermark(ctx, kv, committed)
 	w.log.Info("writer started", "consumer", w.cfg.Consumer, "watermark", committed)
 
-	next := committed + 1
-	lastTrim := time.Now()
+	// Two stages overlap: while ClickHouse commits one batch, the next one is
+	// fetched and decoded. Fetching, decoding and inserting each take a
+	// large share of a batch's time, and they use different resources (this
+	// process's CPU, ClickHouse's), so the writer drains about as fast as
+	// the slower of the two stages rather than their sum.
+	batches := make(chan *batch)
+	prodCtx, stopProducer := context.WithCancel(ctx)
+	defer stopProducer()
+	prodErr := make(chan error, 1)
+	go func() {
+		prodErr <- w.produce(prodCtx, stream, cons, committed+1, batches)
+		close(batches)
+	}()
+	trimTick := time.NewTicker(w.cfg.TrimInterval)
+	defer trimTick.Stop()
+	for {
+		select {
+		case b, open := <-batches:
+			if !open {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return <-prodErr
+			}
+			if !w.finish(ctx, stream, kv, b) {
+				return nil // ctx ended mid-batch; nothing acknowledged, nothing lost
+			}
+		case <-trimTick.C:
+			w.trim(ctx, stream)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// batch is a run of consecutive states ready to insert.
+type batch struct {
+	rows []chstore.Row
+	// held are the messages behind rows, kept alive while inserts retry.
+	held       []jetstream.Msg
+	last       jetstream.Msg
+	lastSeq    uint64
+	lastStored time.Time
+}
+
+// produce fetches and decodes batches, from sequence next on, and hands
+// them to out in order. It returns when ctx ends (nil) or when the consumer
+// is gone (an error: the writer cannot go on).
+func (w *Writer) produce(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer, next uint64, out chan<- *batch) error {
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -157,20 +204,24 @@ func (w *Writer) Run(ctx context.Context) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		if len(msgs) > 0 {
-			ok, gap := w.commit(ctx, stream, kv, msgs, &next)
-			if !ok {
-				return nil // ctx ended mid-batch; nothing acknowledged, nothing lost
-			}
-			if gap {
-				if cons, err = w.resetConsumer(ctx, next); err != nil {
-					return err
-				}
+		if len(msgs) == 0 {
+			continue
+		}
+		b, ok, gap := w.prepare(ctx, stream, msgs, &next)
+		if !ok {
+			return nil
+		}
+		if b != nil {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return nil
 			}
 		}
-		if time.Since(lastTrim) >= w.cfg.TrimInterval {
-			w.trim(ctx, stream)
-			lastTrim = time.Now()
+		if gap {
+			if cons, err = w.resetConsumer(ctx, next); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -181,7 +232,7 @@ func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	var msgs []jetstream.Msg
+	msgs := make([]jetstream.Msg, 0, w.cfg.BatchSize)
 	for m := range mb.Messages() {
 		msgs = append(msgs, m)
 	}
@@ -191,16 +242,14 @@ func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	return msgs, nil
 }
 
-// commit turns msgs into rows, inserts them (retrying until ClickHouse takes
-// them or ctx ends), acknowledges, and moves the watermark. next is the
-// sequence the writer expects to see next; states are only committed in an
-// unbroken run from it, so the watermark never passes a state that is not
-// queryable. It reports false if ctx ended first.
-func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, msgs []jetstream.Msg, next *uint64) (ok, gap bool) {
-	rows := make([]chstore.Row, 0, len(msgs))
-	var lastMsg jetstream.Msg
-	var lastSeq uint64
-	var lastStored time.Time
+// prepare turns msgs into rows. next is the sequence the writer expects to
+// see next; states are only committed in an unbroken run from it, so the
+// watermark never passes a state that is not queryable. Undecodable states
+// go to the dead-letter stream (their rows are simply absent). It returns a
+// nil batch when msgs held nothing new, gap when delivery must restart from
+// next, and ok=false if ctx ended first.
+func (w *Writer) prepare(ctx context.Context, stream jetstream.Stream, msgs []jetstream.Msg, next *uint64) (b *batch, ok, gap bool) {
+	b = &batch{rows: make([]chstore.Row, 0, len(msgs))}
 	for i, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -223,7 +272,7 @@ func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstre
 			break
 		}
 		*next = seq + 1
-		lastMsg, lastSeq, lastStored = msg, seq, md.Timestamp
+		b.last, b.lastSeq, b.lastStored = msg, seq, md.Timestamp
 		w.m.pending.Set(float64(md.NumPending))
 
 		rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
@@ -231,30 +280,38 @@ func (w *Writer) commit(ctx context.Context, stream jetstream.Stream, kv jetstre
 			var row chstore.Row
 			row, err = chstore.EncodeRow(rec, md.Timestamp)
 			if err == nil {
-				rows = append(rows, row)
+				b.rows = append(b.rows, row)
 				continue
 			}
 		}
 		if !w.deadLetter(ctx, msg, seq, err) {
-			return false, gap
+			return nil, false, gap
 		}
 	}
-	if lastMsg == nil {
-		return true, gap
+	if b.last == nil {
+		return nil, true, gap
 	}
-	if !w.insert(ctx, stream, rows, msgs) {
-		return false, gap
+	b.held = msgs
+	return b, true, gap
+}
+
+// finish inserts a batch (retrying until ClickHouse takes it or ctx ends),
+// acknowledges it, and moves the watermark. It reports false if ctx ended
+// first.
+func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, b *batch) bool {
+	if len(b.rows) > 0 && !w.insert(ctx, stream, b.rows, b.held) {
+		return false
 	}
-	if err := lastMsg.Ack(); err != nil {
+	if err := b.last.Ack(); err != nil {
 		// Harmless: the states are committed; a redelivery is skipped by
 		// sequence, and the next acknowledgement (AckAll) covers this one.
-		w.log.Warn("cannot acknowledge batch", "seq", lastSeq, "err", err)
+		w.log.Warn("cannot acknowledge batch", "seq", b.lastSeq, "err", err)
 	}
-	w.m.written.Add(float64(len(rows)))
-	w.m.lagSeconds.Set(time.Since(lastStored).Seconds())
-	w.marks = append(w.marks, mark{seq: lastSeq, stored: lastStored})
-	w.setWatermark(ctx, kv, lastSeq)
-	return true, gap
+	w.m.written.Add(float64(len(b.rows)))
+	w.m.lagSeconds.Set(time.Since(b.lastStored).Seconds())
+	w.marks = append(w.marks, mark{seq: b.lastSeq, stored: b.lastStored})
+	w.setWatermark(ctx, kv, b.lastSeq)
+	return true
 }
 
 // holeBefore reports whether every sequence in [*next, seq) is absent from
@@ -406,7 +463,8 @@ func (w *Writer) resetConsumer(ctx context.Context, from uint64) (jetstream.Cons
 		// AckAll: one acknowledgement per batch instead of one per state.
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       w.cfg.AckWait,
-		MaxAckPending: 2 * w.cfg.BatchSize,
+		// One batch being inserted, one being decoded, and slack.
+		MaxAckPending: 3 * w.cfg.BatchSize,
 		MaxDeliver:    -1,
 		FilterSubject: eventlog.SubjectPrefix + ".>",
 	})
