@@ -461,8 +461,8 @@ func (w *Writer) resetConsumer(ctx context.Context, from uint64) (jetstream.Cons
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   from,
 		// AckAll: one acknowledgement per batch instead of one per state.
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       w.cfg.AckWait,
+		AckPolicy: jetstream.AckAllPolicy,
+		AckWait:   w.cfg.AckWait,
 		// One batch being inserted, one being decoded, and slack.
 		MaxAckPending: 3 * w.cfg.BatchSize,
 		MaxDeliver:    -1,
