@@ -2,6 +2,7 @@
 # Regenerates every generated file of eventpipe:
 #   pkg/apis/*/*/zz_generated.deepcopy.go               (deepcopy-gen)
 #   internal/apiserver/openapi/zz_generated.openapi.go  (openapi-gen)
+#   pkg/apis/*/*/zz_generated.model_name.go             (openapi-gen)
 # with the generators pinned in tools/codegen/go.mod. Idempotent; runs from any
 # directory. hack/verify-codegen.sh checks that the committed files are current.
 #

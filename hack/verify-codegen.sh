@@ -22,31 +22,36 @@ fi
 
 codegen::check_versions
 
-codegen::openapi "${tmp}/bin" "${tmp}/openapi" "${tmp}/api-rule-violations.list"
-
-# deepcopy-gen writes only in place: keep the committed files aside,
-# regenerate, collect the fresh ones, and put the committed ones back.
+# Some generators write only in place (deepcopy-gen; openapi-gen's model
+# name files): keep the committed files aside, regenerate, collect the fresh
+# ones, and put the committed ones back, so the working tree is unchanged.
 mapfile -t deepcopy_dirs < <(codegen::deepcopy_dirs)
 for d in "${deepcopy_dirs[@]}"; do
-  mkdir -p "${tmp}/committed/${d}"
-  if [[ -f "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" ]]; then
-    cp "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" "${tmp}/committed/${d}/"
-  fi
-done
-restore_deepcopy() {
-  for d in "${deepcopy_dirs[@]}"; do
-    mkdir -p "${tmp}/fresh/${d}"
-    if [[ -f "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" ]]; then
-      mv "${CODEGEN_ROOT}/${d}/${DEEPCOPY_FILE}" "${tmp}/fresh/${d}/"
-    fi
-    if [[ -f "${tmp}/committed/${d}/${DEEPCOPY_FILE}" ]]; then
-      cp "${tmp}/committed/${d}/${DEEPCOPY_FILE}" "${CODEGEN_ROOT}/${d}/"
+  mkdir -p "${tmp}/committed/${d}" "${tmp}/fresh/${d}"
+  for f in "${IN_PLACE_FILES[@]}"; do
+    if [[ -f "${CODEGEN_ROOT}/${d}/${f}" ]]; then
+      cp "${CODEGEN_ROOT}/${d}/${f}" "${tmp}/committed/${d}/"
     fi
   done
+done
+restore_in_place() {
+  for d in "${deepcopy_dirs[@]}"; do
+    for f in "${IN_PLACE_FILES[@]}"; do
+      if [[ -f "${CODEGEN_ROOT}/${d}/${f}" ]]; then
+        mv "${CODEGEN_ROOT}/${d}/${f}" "${tmp}/fresh/${d}/"
+      fi
+      if [[ -f "${tmp}/committed/${d}/${f}" ]]; then
+        cp "${tmp}/committed/${d}/${f}" "${CODEGEN_ROOT}/${d}/"
+      fi
+    done
+  done
 }
-trap 'restore_deepcopy; rm -rf "${tmp}"' EXIT
+trap 'restore_in_place; rm -rf "${tmp}"' EXIT
+# deepcopy first: the OpenAPI generator loads the packages, which need
+# their DeepCopyObject methods to type-check.
 codegen::deepcopy "${tmp}/bin"
-restore_deepcopy
+codegen::openapi "${tmp}/bin" "${tmp}/openapi" "${tmp}/api-rule-violations.list"
+restore_in_place
 trap 'rm -rf "${tmp}"' EXIT
 
 # check COMMITTED FRESH: both relative to their roots, for the messages.
@@ -69,7 +74,9 @@ check() {
 }
 check "${OPENAPI_DIR}/${OPENAPI_FILE}" "${tmp}/openapi/${OPENAPI_FILE}"
 for d in "${deepcopy_dirs[@]}"; do
-  check "${d}/${DEEPCOPY_FILE}" "${tmp}/fresh/${d}/${DEEPCOPY_FILE}"
+  for f in "${IN_PLACE_FILES[@]}"; do
+    check "${d}/${f}" "${tmp}/fresh/${d}/${f}"
+  done
 done
 check "${OPENAPI_KNOWN_VIOLATIONS}" "${tmp}/api-rule-violations.list"
 

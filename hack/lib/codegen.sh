@@ -47,6 +47,13 @@ readonly DEEPCOPY_PKGS=(
   github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1
 )
 readonly DEEPCOPY_FILE="zz_generated.deepcopy.go"
+# openapi-gen writes this file, in place, into every input package that has
+# a +k8s:openapi-model-package tag (ours): the OpenAPIModelName methods that
+# name our types' definitions com.miloapis.activity.v1alpha1.*.
+readonly MODEL_NAME_FILE="zz_generated.model_name.go"
+# The files generated in place into each of DEEPCOPY_PKGS' directories.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+readonly IN_PLACE_FILES=("${DEEPCOPY_FILE}" "${MODEL_NAME_FILE}")
 
 # codegen::deepcopy_dirs prints the directory, relative to the root, of each
 # package in DEEPCOPY_PKGS.
@@ -108,6 +115,7 @@ codegen::openapi() {
       --output-dir "${outdir}" \
       --output-pkg "${OPENAPI_PKG}" \
       --output-file "${OPENAPI_FILE}" \
+      --output-model-name-file "${MODEL_NAME_FILE}" \
       --report-filename "${report}" \
       "${OPENAPI_INPUT_PKGS[@]}"
   )

@@ -8,6 +8,7 @@
 package openapi
 
 import (
+	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 	v1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	resource "k8s.io/apimachinery/pkg/api/resource"
@@ -21,6 +22,35 @@ import (
 
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
+		v1alpha1.Activity{}.OpenAPIModelName():                     schema_pkg_apis_activity_v1alpha1_Activity(ref),
+		v1alpha1.ActivityActor{}.OpenAPIModelName():                schema_pkg_apis_activity_v1alpha1_ActivityActor(ref),
+		v1alpha1.ActivityLink{}.OpenAPIModelName():                 schema_pkg_apis_activity_v1alpha1_ActivityLink(ref),
+		v1alpha1.ActivityList{}.OpenAPIModelName():                 schema_pkg_apis_activity_v1alpha1_ActivityList(ref),
+		v1alpha1.ActivityOrigin{}.OpenAPIModelName():               schema_pkg_apis_activity_v1alpha1_ActivityOrigin(ref),
+		v1alpha1.ActivityPolicy{}.OpenAPIModelName():               schema_pkg_apis_activity_v1alpha1_ActivityPolicy(ref),
+		v1alpha1.ActivityPolicyList{}.OpenAPIModelName():           schema_pkg_apis_activity_v1alpha1_ActivityPolicyList(ref),
+		v1alpha1.ActivityPolicyResource{}.OpenAPIModelName():       schema_pkg_apis_activity_v1alpha1_ActivityPolicyResource(ref),
+		v1alpha1.ActivityPolicyRule{}.OpenAPIModelName():           schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref),
+		v1alpha1.ActivityPolicySpec{}.OpenAPIModelName():           schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref),
+		v1alpha1.ActivityResource{}.OpenAPIModelName():             schema_pkg_apis_activity_v1alpha1_ActivityResource(ref),
+		v1alpha1.ActivitySpec{}.OpenAPIModelName():                 schema_pkg_apis_activity_v1alpha1_ActivitySpec(ref),
+		v1alpha1.ActivityTenant{}.OpenAPIModelName():               schema_pkg_apis_activity_v1alpha1_ActivityTenant(ref),
+		v1alpha1.EventFacetQuery{}.OpenAPIModelName():              schema_pkg_apis_activity_v1alpha1_EventFacetQuery(ref),
+		v1alpha1.EventFacetQuerySpec{}.OpenAPIModelName():          schema_pkg_apis_activity_v1alpha1_EventFacetQuerySpec(ref),
+		v1alpha1.EventFacetQueryStatus{}.OpenAPIModelName():        schema_pkg_apis_activity_v1alpha1_EventFacetQueryStatus(ref),
+		v1alpha1.EventQuery{}.OpenAPIModelName():                   schema_pkg_apis_activity_v1alpha1_EventQuery(ref),
+		v1alpha1.EventQuerySpec{}.OpenAPIModelName():               schema_pkg_apis_activity_v1alpha1_EventQuerySpec(ref),
+		v1alpha1.EventQueryStatus{}.OpenAPIModelName():             schema_pkg_apis_activity_v1alpha1_EventQueryStatus(ref),
+		v1alpha1.FacetResult{}.OpenAPIModelName():                  schema_pkg_apis_activity_v1alpha1_FacetResult(ref),
+		v1alpha1.FacetSpec{}.OpenAPIModelName():                    schema_pkg_apis_activity_v1alpha1_FacetSpec(ref),
+		v1alpha1.FacetValue{}.OpenAPIModelName():                   schema_pkg_apis_activity_v1alpha1_FacetValue(ref),
+		v1alpha1.HistogramBucket{}.OpenAPIModelName():              schema_pkg_apis_activity_v1alpha1_HistogramBucket(ref),
+		v1alpha1.HistogramResult{}.OpenAPIModelName():              schema_pkg_apis_activity_v1alpha1_HistogramResult(ref),
+		v1alpha1.HistogramSpec{}.OpenAPIModelName():                schema_pkg_apis_activity_v1alpha1_HistogramSpec(ref),
+		v1alpha1.PolicyPreview{}.OpenAPIModelName():                schema_pkg_apis_activity_v1alpha1_PolicyPreview(ref),
+		v1alpha1.PolicyPreviewResult{}.OpenAPIModelName():          schema_pkg_apis_activity_v1alpha1_PolicyPreviewResult(ref),
+		v1alpha1.PolicyPreviewSpec{}.OpenAPIModelName():            schema_pkg_apis_activity_v1alpha1_PolicyPreviewSpec(ref),
+		v1alpha1.PolicyPreviewStatus{}.OpenAPIModelName():          schema_pkg_apis_activity_v1alpha1_PolicyPreviewStatus(ref),
 		v1.AWSElasticBlockStoreVolumeSource{}.OpenAPIModelName():   schema_k8sio_api_core_v1_AWSElasticBlockStoreVolumeSource(ref),
 		v1.Affinity{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_Affinity(ref),
 		v1.AppArmorProfile{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_AppArmorProfile(ref),
@@ -326,6 +356,1325 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		runtime.Unknown{}.OpenAPIModelName():                       schema_k8sio_apimachinery_pkg_runtime_Unknown(ref),
 		intstr.IntOrString{}.OpenAPIModelName():                    schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                          schema_k8sio_apimachinery_pkg_version_Info(ref),
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_Activity(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Activity is one line of the human-readable timeline: what one Kubernetes Event says, in words an ActivityPolicy chose. There is one Activity per event; when the event repeats, its Activity's count and last seen time follow. Activities are made by the activity processor and are read-only.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the activity.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivitySpec{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivitySpec{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityActor(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityActor is who made the event happen or reported it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Type is \"controller\" for events reported by a controller or kubelet.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name is the reporting controller or component, e.g. deployment-controller.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityLink(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityLink ties a piece of the summary to an object.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"marker": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Marker is the text of the summary that refers to the object.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"resource": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resource is the object.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityResource{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"marker", "resource"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityResource{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityList is a list of Activities, newest first.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Items are the activities.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.Activity{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.Activity{}.OpenAPIModelName(), metav1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityOrigin(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityOrigin is where an activity came from.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"eventName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EventName is the source event's name (in the activity's namespace).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"eventUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EventUID is the source event's uid.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"eventResourceVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EventResourceVersion is the source event state's resourceVersion.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"policy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Policy is the ActivityPolicy that wrote the summary.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"rule": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Rule is the policy rule that wrote the summary.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"eventName"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityPolicy(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityPolicy says how the events of one kind of resource become human-readable Activities: an ordered list of rules, each a CEL condition and a summary template. The first rule whose condition holds writes the Activity's summary. ActivityPolicy is cluster-scoped.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the policy.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityPolicySpec{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityPolicySpec{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityPolicyList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityPolicyList is a list of ActivityPolicies.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Items are the policies.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityPolicy{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityPolicy{}.OpenAPIModelName(), metav1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityPolicyResource(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityPolicyResource names a kind of Kubernetes resource.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"apiGroup": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIGroup is the kind's API group: \"\" for the core group, \"apps\", \"batch\", …, or \"*\" for any group.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is the resource kind, e.g. Deployment, or \"*\" for any kind.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"kind"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityPolicyRule turns matching events into a summary.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name identifies the rule within the policy (a DNS-1123 label). Dead letters and metrics name it.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"match": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Match is a CEL expression that returns bool. Variables: event, regarding, related, actor, count, kind, namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"summary": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Summary is the Activity's text: literal text with {{ CEL }} parts, e.g. \"Deployment {{ regarding.name }} scaled\". The function link(text, object) returns text and records a link to object.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name", "match", "summary"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityPolicySpec is what a policy applies to and its rules.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"resource": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resource selects the events the policy applies to, by the kind of the object they are about (regarding / involvedObject). \"*\" for apiGroup or kind matches any.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityPolicyResource{}.OpenAPIModelName()),
+						},
+					},
+					"eventRules": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "EventRules are tried in order; the first whose match is true wins.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityPolicyRule{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"resource", "eventRules"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityPolicyResource{}.OpenAPIModelName(), v1alpha1.ActivityPolicyRule{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityResource(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityResource identifies a Kubernetes object.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"apiGroup": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIGroup is the object's API group (\"\" for core).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion is the object's apiVersion, e.g. apps/v1.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is the object's kind.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Namespace is the object's namespace; empty for cluster-scoped objects.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name is the object's name.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"uid": {
+						SchemaProps: spec.SchemaProps{
+							Description: "UID is the object's uid.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivitySpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivitySpec is what happened.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"summary": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Summary is the human-readable line.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"links": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Links are the objects the summary refers to, in the order the summary's link() calls named them.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityLink{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"resource": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resource is the object the event was about.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityResource{}.OpenAPIModelName()),
+						},
+					},
+					"actor": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Actor is who reported the event.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityActor{}.OpenAPIModelName()),
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is the event's reason, e.g. ScalingReplicaSet.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Type is the event's type: Normal or Warning.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Count is how many times the event was observed.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"firstSeen": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FirstSeen is when the event was first observed.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"lastSeen": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LastSeen is when the event was last observed.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"origin": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Origin says which event and which rule made the activity.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityOrigin{}.OpenAPIModelName()),
+						},
+					},
+					"tenant": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Tenant is the scope the event belongs to.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityTenant{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"summary", "resource", "actor", "count", "origin"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityActor{}.OpenAPIModelName(), v1alpha1.ActivityLink{}.OpenAPIModelName(), v1alpha1.ActivityOrigin{}.OpenAPIModelName(), v1alpha1.ActivityResource{}.OpenAPIModelName(), v1alpha1.ActivityTenant{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityTenant(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityTenant is the scope (project, organization, …) an activity belongs to.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Type is the scope type, e.g. Project or Platform.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name is the scope name.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventFacetQuery(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventFacetQuery summarises stored Kubernetes Events over a time range: the distinct values of chosen fields with how many events carry each, and a time histogram a timeline can draw directly. Counts are of distinct events in their latest state, not of stored rows. It is create-only and nothing is persisted.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard object metadata. The name is only echoed back.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the query.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EventFacetQuerySpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is the answer, filled in by the server.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EventFacetQueryStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.EventFacetQuerySpec{}.OpenAPIModelName(), v1alpha1.EventFacetQueryStatus{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventFacetQuerySpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventFacetQuerySpec is what to summarise.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"startTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StartTime begins the window (inclusive): RFC 3339 with any offset, e.g. \"2026-02-11T00:00:00Z\", or relative, e.g. \"now-7d\". Default \"now-7d\". Capped by the caller's tier query window (60 days by default).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"endTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EndTime ends the window (exclusive), in the same forms, e.g. \"now\". Default \"now\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Namespace limits the summary to one namespace, e.g. \"prod\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"fieldSelector": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FieldSelector filters events as EventQuery's does, e.g. \"type=Warning\" or \"reason in (BackOff,FailedMount)\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"facets": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Facets are the fields to count values of, at most 8. Default: all of regarding.kind, regarding.namespace, namespace, reason, type, source.component, related.kind, related.namespace, with limit 10.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.FacetSpec{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"histogram": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Histogram sets how events are counted over time.",
+							Ref:         ref(v1alpha1.HistogramSpec{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.FacetSpec{}.OpenAPIModelName(), v1alpha1.HistogramSpec{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventFacetQueryStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventFacetQueryStatus is the answer to an EventFacetQuery.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"effectiveStartTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EffectiveStartTime is the absolute start of the window searched.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"effectiveEndTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EffectiveEndTime is the absolute (exclusive) end of the window.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"total": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Total is the number of distinct events that match.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"facets": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Facets hold, per requested field, its most frequent values.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.FacetResult{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"histogram": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Histogram counts the matching events per time bucket.",
+							Ref:         ref(v1alpha1.HistogramResult{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.FacetResult{}.OpenAPIModelName(), v1alpha1.HistogramResult{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventQuery(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventQuery searches the stored history of Kubernetes Events (up to the caller's tier query window, 60 days by default) over an absolute or relative time range. It is create-only and nothing is persisted: the answer to `kubectl create -f query.yaml -o yaml` carries the matching events in status.results, newest first, each event once in its latest state.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard object metadata. The name is only echoed back; nothing is stored under it.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the query.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EventQuerySpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is the answer, filled in by the server.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EventQueryStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.EventQuerySpec{}.OpenAPIModelName(), v1alpha1.EventQueryStatus{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventQuerySpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventQuerySpec is what to search for.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"startTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StartTime is where the window begins (inclusive). Either an RFC 3339 time with any offset, e.g. \"2026-02-11T00:00:00Z\" or \"2026-02-11T09:30:00+01:00\", or a time relative to now: \"now\", \"now-30m\", \"now-2h\", \"now-7d\", \"now-1w\" (units s, m, h, d, w). It must lie within the caller's tier query window counted back from now (60 days by default) and not in the future.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"endTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EndTime is where the window ends (exclusive), in the same forms as startTime, e.g. \"2026-02-18T00:00:00Z\" or \"now\". It must be after startTime and not in the future.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Namespace limits the search to one namespace, e.g. \"prod\". Empty searches every namespace the caller may read.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"fieldSelector": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FieldSelector filters events by their latest state. Terms are separated by commas and ANDed. Fields: the labels of core/v1 Events (involvedObject.kind, involvedObject.namespace, involvedObject.name, involvedObject.uid, involvedObject.apiVersion, involvedObject.resourceVersion, involvedObject.fieldPath, reason, type, source, reportingComponent, metadata.name, metadata.namespace, metadata.uid), their events.k8s.io/v1 spellings (regarding.*, reportingController) and related.kind, related.namespace, related.name. Operators: =, ==, != and the set forms \"in (a,b)\" and \"notin (a,b)\". Examples: \"type=Warning\", \"regarding.kind=Pod,reason in (BackOff,FailedMount)\", \"involvedObject.namespace!=kube-system\". Escape a literal comma, equals sign, parenthesis or backslash with a backslash.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is the most events one page returns: 1 to 1000, default 100.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"continue": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Continue fetches the next page: copy status.continue of the previous answer here and keep every other field unchanged. A token is valid for one hour, only for the query and the caller it was issued to.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"startTime", "endTime"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_EventQueryStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EventQueryStatus is the answer to an EventQuery.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"results": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Results are the matching events.k8s.io/v1 Events, newest first by their last observation, each event once, in its latest state.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(eventsv1.Event{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"continue": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Continue, when set, fetches the next page: send the same query again with spec.continue set to it. Empty on the last page.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"effectiveStartTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EffectiveStartTime is the absolute start of the window the server searched (relative times resolved). Every page of one query uses the window of its first page, so relative times do not slide.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"effectiveEndTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EffectiveEndTime is the absolute (exclusive) end of the window.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			eventsv1.Event{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_FacetResult(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FacetResult is the values of one field.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"field": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Field is the facet's field, as requested.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"values": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Values are the most frequent non-empty values, most frequent first.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.FacetValue{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"field"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.FacetValue{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_FacetSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FacetSpec names one field to count the values of.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"field": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Field is one of regarding.kind, regarding.namespace, namespace, reason, type, source.component, related.kind, related.namespace.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is how many of the most frequent values to return: 1 to 100, default 10.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+				Required: []string{"field"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_FacetValue(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FacetValue is one value and how many distinct events carry it.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"value": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Value is the field's value.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Count is the number of distinct matching events with this value.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"value", "count"},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_HistogramBucket(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "HistogramBucket is one bucket of a histogram.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"startTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StartTime is where the bucket begins (inclusive).",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Count is the number of distinct matching events last observed in the bucket.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"startTime", "count"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_HistogramResult(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "HistogramResult is events per time bucket.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"bucketSize": {
+						SchemaProps: spec.SchemaProps{
+							Description: "BucketSize is the width of each bucket, e.g. \"1h\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"buckets": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Buckets cover the window from its start without gaps, empty buckets included (count 0); the last one may be cut short by the window's end.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.HistogramBucket{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"bucketSize"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.HistogramBucket{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_HistogramSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "HistogramSpec sets the histogram's bucket size.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"bucketSize": {
+						SchemaProps: spec.SchemaProps{
+							Description: "BucketSize is each bucket's width: a number and a unit s, m, h, d or w, e.g. \"5m\", \"1h\", \"1d\". Empty picks a size automatically (at most 200 buckets over the window). The window may hold at most 1000 buckets.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_PolicyPreview(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PolicyPreview evaluates a draft ActivityPolicy without storing anything: create one and the answer's status holds the summaries the policy would write for the given events, or for the newest stored events of the policy's kind.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the draft and its input.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.PolicyPreviewSpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is the answer.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.PolicyPreviewStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.PolicyPreviewSpec{}.OpenAPIModelName(), v1alpha1.PolicyPreviewStatus{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_PolicyPreviewResult(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PolicyPreviewResult is what the draft makes of one event.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"eventNamespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EventNamespace is the event's namespace.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"eventName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EventName is the event's name.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"rule": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Rule is the rule that matched; empty when none did.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"summary": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Summary is the text the rule wrote.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"links": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Links are the summary's links.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityLink{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"error": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Error is the evaluation error of a rule, if one failed.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityLink{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_PolicyPreviewSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PolicyPreviewSpec is a draft policy and the events to try it on.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"policy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Policy is the draft.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.ActivityPolicySpec{}.OpenAPIModelName()),
+						},
+					},
+					"events": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Events to evaluate. When empty, the newest Limit stored events whose regarding object is of the policy's kind are used.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.Event{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is how many stored events to use when Events is empty: 1-1000, default 20.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+				Required: []string{"policy"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.ActivityPolicySpec{}.OpenAPIModelName(), v1.Event{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_PolicyPreviewStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PolicyPreviewStatus holds one result per event, in input order.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"results": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Results are the summaries.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.PolicyPreviewResult{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.PolicyPreviewResult{}.OpenAPIModelName()},
 	}
 }
 
