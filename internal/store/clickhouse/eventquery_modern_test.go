@@ -1,0 +1,120 @@
+package clickhouse
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// chdbHistory runs the SQL of QueryHistory on chdb and decodes the rows.
+func chdbHistory(t *testing.T, db *chdbSession, s *Store, q HistoryQuery) []HistoryRecord {
+	t.Helper()
+	sql, args, err := s.historySQL(q)
+	require.NoError(t, err)
+	bound, err := bindPositional(sql, args...)
+	require.NoError(t, err)
+	// Test-side wrapper only (26.7 syntax): text-safe encodings for JSON.
+	wrapped := "SELECT * REPLACE (toString(seq) AS seq, toUnixTimestamp(last_ts) AS last_ts, hex(rest) AS rest) FROM (" +
+		bound + ") ORDER BY " + historyOrder
+	out, err := db.query(wrapped, "JSONEachRow")
+	require.NoError(t, err, "on ClickHouse 26.7 (chdb): %s", bound)
+	var recs []HistoryRecord
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var cr chdbRow
+		require.NoError(t, dec.Decode(&cr))
+		seq, err := strconv.ParseUint(cr.Seq, 10, 64)
+		require.NoError(t, err)
+		rest, err := hex.DecodeString(cr.Rest)
+		require.NoError(t, err)
+		r := Row{ScopeType: cr.ScopeType, ScopeName: cr.ScopeName, Namespace: cr.Namespace, Name: cr.Name, UID: cr.UID,
+			Seq: seq, Op: cr.Op, LastTime: time.Unix(cr.LastTS, 0).UTC(), LastNanos: cr.LastTSNanos,
+			InvolvedKind: cr.InvolvedKind, InvolvedNamespace: cr.InvolvedNamespace, InvolvedName: cr.InvolvedName,
+			Reason: cr.Reason, Type: cr.Type, SourceComponent: cr.SourceComponent, ReportingController: cr.ReportingController,
+			RelatedKind: cr.RelatedKind, RelatedNamespace: cr.RelatedNamespace, RelatedName: cr.RelatedName, Rest: rest}
+		rec, err := DecodeRow(&r)
+		require.NoError(t, err)
+		recs = append(recs, HistoryRecord{Record: rec, LastTime: r.LastTime.Add(time.Duration(r.LastNanos))})
+	}
+	return recs
+}
+
+// TestModernEventQuery runs the EventQuery and facet SQL on ClickHouse 26.7
+// (the other half of the matrix; TestQueryHistoryMatchesBruteForce runs it
+// on 18.16) against the same brute-force answers.
+func TestModernEventQuery(t *testing.T) {
+	db := openChdb(t)
+	s := &Store{cfg: Config{Database: "eventpipe"}}
+	for _, m := range Migrations[:1] {
+		for _, q := range m.Statements(s.cfg.Database, SchemaOptions{}) {
+			db.exec(t, q)
+		}
+	}
+	now := time.Now().UTC()
+	rows, states := genHistory(t, now, 300)
+	for i := 0; i < len(rows); i += 100 {
+		ins, err := insertSQL(s.table(), rows[i:min(i+100, len(rows))])
+		require.NoError(t, err)
+		db.exec(t, ins)
+	}
+	atSeq := states[len(states)-1].rec.Seq
+	for name, f := range historyCases(t, now, atSeq) {
+		t.Run(name, func(t *testing.T) {
+			want := bruteHistory(states, f)
+			var got []HistoryRecord
+			q := HistoryQuery{HistoryFilter: f, Limit: 9}
+			for {
+				recs := chdbHistory(t, db, s, q)
+				got = append(got, recs...)
+				if len(recs) < q.Limit {
+					break
+				}
+				k := HistoryKeyOf(recs[len(recs)-1].Record, recs[len(recs)-1].LastTime)
+				q.After = &k
+			}
+			require.Len(t, got, len(want))
+			for i := range want {
+				require.Equal(t, want[i].rec.Seq, got[i].Seq, "item %d", i)
+			}
+
+			wantFacets, wantBuckets := bruteFacets(want, f, 6*time.Hour)
+			sql, args, err := s.facetSQL(f, FacetNames(), 3)
+			require.NoError(t, err)
+			bound, err := bindPositional(sql, args...)
+			require.NoError(t, err)
+			gotFacets := map[string][]FacetValue{}
+			for _, line := range strings.Split(strings.TrimSpace(db.scalar(t, bound)), "\n") {
+				if line == "" {
+					continue
+				}
+				p := strings.Split(line, "\t")
+				n, err := strconv.ParseUint(p[2], 10, 64)
+				require.NoError(t, err)
+				gotFacets[p[0]] = append(gotFacets[p[0]], FacetValue{Value: p[1], Count: n})
+			}
+			for _, name := range FacetNames() {
+				require.Equal(t, topFacet(wantFacets[name], 3), gotFacets[name], "facet %s", name)
+			}
+			sql, args, err = s.histogramSQL(f, 6*time.Hour)
+			require.NoError(t, err)
+			bound, err = bindPositional(sql, args...)
+			require.NoError(t, err)
+			gotBuckets := make([]uint64, len(wantBuckets))
+			for _, line := range strings.Split(strings.TrimSpace(db.scalar(t, bound)), "\n") {
+				if line == "" {
+					continue
+				}
+				p := strings.Split(line, "\t")
+				b, _ := strconv.Atoi(p[0])
+				n, _ := strconv.ParseUint(p[1], 10, 64)
+				gotBuckets[b] = n
+			}
+			require.Equal(t, wantBuckets, gotBuckets)
+		})
+	}
+}
