@@ -161,6 +161,11 @@ var Migrations = []Migration{
 			}
 		},
 	},
+	{
+		Version:    3,
+		Name:       "create activities table",
+		Statements: activitiesMigration, // activity.go
+	},
 }
 
 // quoteIdent quotes a ClickHouse identifier with backticks.

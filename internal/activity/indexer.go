@@ -1,0 +1,228 @@
+package activity
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+)
+
+// Inserter commits activity rows; nil means committed and queryable. It may
+// be called again with the same rows after an error.
+type Inserter interface {
+	InsertActivities(ctx context.Context, rows []chstore.ActivityRow) error
+}
+
+// Indexer moves Activity states from ACTIVITIES into ClickHouse and
+// publishes the activity watermark (WatermarkKey): every ACTIVITIES sequence
+// at or below it is queryable, so a list at the watermark and a watch from
+// it meet without a gap, as for events. It also trims indexed states older
+// than the stream's retention. Create it with NewIndexer and call Run once.
+type Indexer struct {
+	cfg   Config
+	js    jetstream.JetStream
+	store Inserter
+	log   *slog.Logger
+	m     *metrics
+	wm    *eventlog.Watermark
+	// marks are recent batches' last sequence and store time, oldest
+	// first, for trimming. Only Run's goroutine touches them.
+	marks []mark
+}
+
+type mark struct {
+	seq    uint64
+	stored time.Time
+}
+
+// NewIndexer returns an indexer writing to store.
+func NewIndexer(js jetstream.JetStream, store Inserter, cfg Config, m *Metrics, log *slog.Logger) *Indexer {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Indexer{cfg: cfg, js: js, store: store, log: log.With("component", "activity-indexer"), m: m.m, wm: eventlog.NewWatermark()}
+}
+
+// Watermark is the indexer's committed watermark, for readers in the same
+// process.
+func (x *Indexer) Watermark() *eventlog.Watermark { return x.wm }
+
+// Run consumes until ctx ends; it returns nil on cancellation.
+func (x *Indexer) Run(ctx context.Context) error {
+	stream, err := x.js.Stream(ctx, StreamName)
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", StreamName, err)
+	}
+	kv, err := x.js.KeyValue(ctx, eventlog.StateBucket)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
+	}
+	next, err := resumePoint(ctx, x.js, kv, StreamName, x.cfg.IndexerConsumer, WatermarkKey)
+	if err != nil {
+		return err
+	}
+	reset := func() (jetstream.Consumer, error) {
+		return resetConsumer(ctx, x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
+			"eventpipe activity indexer: ACTIVITIES -> ClickHouse", next, x.cfg)
+	}
+	cons, err := reset()
+	if err != nil {
+		return err
+	}
+	x.wm.Advance(next - 1)
+	x.m.watermark.Set(float64(next - 1))
+	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", next-1)
+	lastTrim := time.Now()
+	for ctx.Err() == nil {
+		msgs, err := fetch(cons, x.cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fatalConsumerErr(err) {
+				return fmt.Errorf("consumer %s: %w", x.cfg.IndexerConsumer, err)
+			}
+			x.log.Warn("cannot fetch activity states; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if len(msgs) > 0 {
+			ok, gap := x.commit(ctx, stream, kv, msgs, &next)
+			if !ok {
+				return nil
+			}
+			if gap {
+				if cons, err = reset(); err != nil {
+					return err
+				}
+			}
+		}
+		if time.Since(lastTrim) >= x.cfg.TrimInterval {
+			x.trim(ctx, stream)
+			lastTrim = time.Now()
+		}
+	}
+	return nil
+}
+
+func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, msgs []jetstream.Msg, next *uint64) (ok, gap bool) {
+	rows := make([]chstore.ActivityRow, 0, len(msgs))
+	var last jetstream.Msg
+	var lastSeq uint64
+	var lastStored time.Time
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			break
+		}
+		seq := md.Sequence.Stream
+		if seq < *next {
+			continue
+		}
+		if seq > *next && !holeBefore(ctx, stream, *next, seq) {
+			x.log.Warn("gap in delivered sequence; restarting delivery", "expected", *next, "got", seq)
+			gap = true
+			break
+		}
+		*next = seq + 1
+		last, lastSeq, lastStored = msg, seq, md.Timestamp
+		st, err := Decode(msg.Subject(), msg.Headers(), msg.Data(), seq)
+		if err != nil {
+			x.log.Error("not an activity state; skipping", "seq", seq, "subject", msg.Subject(), "err", err)
+			continue
+		}
+		row, err := st.Row()
+		if err != nil {
+			x.log.Error("cannot encode activity row; skipping", "seq", seq, "err", err)
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if last == nil {
+		return true, gap
+	}
+	backoff := 100 * time.Millisecond
+	lastRenew := time.Now()
+	for {
+		err := x.store.InsertActivities(ctx, rows)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false, gap
+		}
+		x.m.insertErrs.Inc()
+		x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
+		if !sleep(ctx, backoff) {
+			return false, gap
+		}
+		backoff = min(2*backoff, 10*time.Second)
+		if time.Since(lastRenew) > x.cfg.AckWait/3 {
+			_ = last.InProgress()
+			lastRenew = time.Now()
+		}
+	}
+	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(lastSeq, 10))); err != nil && ctx.Err() == nil {
+		x.log.Warn("cannot publish activity watermark", "watermark", lastSeq, "err", err)
+	}
+	if err := last.Ack(); err != nil {
+		x.log.Warn("cannot acknowledge activity batch", "seq", lastSeq, "err", err)
+	}
+	x.m.indexed.Add(float64(len(rows)))
+	x.m.watermark.Set(float64(lastSeq))
+	x.wm.Advance(lastSeq)
+	x.marks = append(x.marks, mark{seq: lastSeq, stored: lastStored})
+	return true, gap
+}
+
+// trim purges indexed states stored longer ago than the retention. States
+// not yet indexed are never purged.
+func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
+	cutoff := time.Now().Add(-x.cfg.Stream.Retention)
+	var upTo uint64
+	i := 0
+	for ; i < len(x.marks) && x.marks[i].stored.Before(cutoff); i++ {
+		upTo = x.marks[i].seq
+	}
+	x.marks = x.marks[i:]
+	if upTo == 0 || upTo > x.wm.Load() {
+		return
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSequence(upTo+1)); err != nil {
+		x.log.Warn("cannot trim activity stream", "upTo", upTo, "err", err)
+		return
+	}
+	x.m.trimmed.Inc()
+}
+
+// WatchWatermark follows the indexer's watermark through the state bucket,
+// for API servers in other processes.
+func WatchWatermark(ctx context.Context, js jetstream.JetStream) (*eventlog.Watermark, error) {
+	kv, err := js.KeyValue(ctx, eventlog.StateBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
+	}
+	w, err := kv.Watch(ctx, WatermarkKey)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s/%s: %w", eventlog.StateBucket, WatermarkKey, err)
+	}
+	wm := eventlog.NewWatermark()
+	go func() {
+		defer w.Stop()
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil {
+				wm.Advance(v)
+			}
+		}
+	}()
+	return wm, nil
+}
