@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver clean
+.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-activity clean
 
 all: build
 
@@ -58,6 +58,23 @@ bench-writer: deps
 ## bench-apiserver: eventpipe vs kube-apiserver + etcd: creates/s, list and watch latency (see bench/README.md).
 bench-apiserver: deps tools
 	$(GO) test ./bench/apiserver -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m
+
+## bench-eventquery: EventQuery, facets and native list latency over a generated
+## history (EVENTQUERY_BENCH_EVENTS, default 10M; see bench/eventquery/RESULTS.md).
+bench-eventquery: deps
+	$(GO) test ./bench/eventquery -run '^$$' -bench . -benchtime 1x -count 1 -timeout 120m -v
+
+## bench-exporter: `eventpipe export` from a real kube-apiserver into JetStream: list and watch events/s (see bench/exporter/RESULTS.md).
+bench-exporter: deps tools
+	$(GO) test ./bench/exporter -run '^$$' -bench . -benchtime 20000x -count 6 -timeout 60m
+
+## bench-webhook: NDJSON batches to /ingest/v1/events end to end into ClickHouse (see bench/webhook/RESULTS.md).
+bench-webhook: deps
+	$(GO) test ./bench/webhook -run '^$$' -bench BenchmarkWebhookIngest -benchtime 200000x -count 6 -timeout 60m
+
+## bench-activity: activity processor throughput, all built-in policies (see bench/activity/RESULTS.md).
+bench-activity:
+	$(GO) test ./bench/activity -run '^$$' -bench . -benchtime 200000x -count 6 -timeout 60m
 
 bench: bench-writer bench-apiserver
 

@@ -71,8 +71,9 @@ func startKubeAPIServer(b *testing.B) *server {
 // dev` does without the simulated cluster (test/e2e's startStack): the API
 // server, an embedded JetStream and the writer, with clickhouse-server as a
 // child process. The writer keeps its production defaults (batches of
-// 10,000, BatchWait 500ms). eventpipe needs no namespaces created.
-func startEventpipe(b *testing.B) *server {
+// 10,000, BatchWait 500ms). eventpipe needs no namespaces created. opts
+// adjust the options before it starts.
+func startEventpipe(b *testing.B, opts ...func(*devenv.Options)) *server {
 	b.Helper()
 	if _, err := exec.LookPath(chserver.Binary); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -83,6 +84,9 @@ func startEventpipe(b *testing.B) *server {
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(b.TempDir(), "data")
 	o.Demo = false
+	for _, f := range opts {
+		f(&o)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	envc := make(chan *devenv.Env, 1)
 	done := make(chan error, 1)

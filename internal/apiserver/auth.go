@@ -177,11 +177,20 @@ func (a tenantAuthorizer) Authorize(_ context.Context, attr authorizer.Attribute
 	if _, err := a.tenants.Caller(u); err != nil {
 		return authorizer.DecisionNoOpinion, "the user " + err.Error(), nil
 	}
+	if attr.IsResourceRequest() && attr.GetAPIGroup() == activityGroup && attr.GetResource() == "activitypolicies" && !readVerbs[attr.GetVerb()] {
+		// Policies shape every tenant's activities: tenants may read them,
+		// only the platform may change them.
+		return authorizer.DecisionNoOpinion, "ActivityPolicies apply to every tenant; only platform callers may change them", nil
+	}
 	if attr.IsResourceRequest() || (attr.GetVerb() == "post" && attr.GetPath() == IngestPath) {
 		return authorizer.DecisionAllow, "", nil
 	}
 	return authorizer.DecisionNoOpinion, "", nil
 }
+
+const activityGroup = "activity.miloapis.com"
+
+var readVerbs = map[string]bool{"get": true, "list": true, "watch": true}
 
 func isAuthenticated(u user.Info) bool {
 	if u == nil {

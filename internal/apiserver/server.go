@@ -114,6 +114,12 @@ type Backends struct {
 	Log       event.Log
 	Index     event.Index
 	Watermark event.Watermark
+	// Activity serves activity.miloapis.com's timeline resources; nil
+	// leaves them out (see activities.go).
+	Activity *ActivityBackends
+	// Tiers, when set, enforces each tenant's tier (rate limits, storage
+	// quota, query window).
+	Tiers *Tiers
 }
 
 // Config is everything the server needs.
@@ -154,6 +160,10 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	genericapiserver.AuthorizeClientBearerToken(gc.LoopbackClientConfig, &gc.Authentication, &gc.Authorization)
 	eo := event.DefaultOptions()
 	eo.Window = o.EventWindow
+	if b.Tiers != nil {
+		b.Tiers.tenants = tenants
+		eo.Admission = b.Tiers
+	}
 	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants}, nil
 }
 
@@ -217,6 +227,9 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("install events.k8s.io/v1: %w", err)
 	}
 	if err := c.installActivityGroup(gs); err != nil {
+		return nil, err
+	}
+	if err := c.installIngest(gs); err != nil {
 		return nil, err
 	}
 	return &Server{generic: gs}, nil

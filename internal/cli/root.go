@@ -69,7 +69,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
-	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g))
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g), newExportCmd(g))
+	root.AddCommand(newActivityProcessorCmd(g), newActivitiesCmd(g)) // activity.go
 	return root
 }
 

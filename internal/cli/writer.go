@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,11 +10,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"k8s.io/utils/clock"
 
+	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/tiers/retention"
 	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
@@ -26,16 +27,22 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 	writerCfg := writer.DefaultConfig()
 	metricsAddr := ":9464"
 	migrate := true
+	tiersOpts := apiserver.TiersOptions{Replicas: 1}
+	retentionCfg := retention.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "writer",
 		Short: "Move event states from the JetStream EVENTS stream into ClickHouse",
 		Long: "Runs the writer: a durable consumer on EVENTS that inserts batches into ClickHouse,\n" +
-			"acknowledges them after commit and publishes the committed watermark. Run exactly one.",
+			"acknowledges them after commit and publishes the committed watermark. Run exactly one.\n" +
+			"It also runs the retention worker, which deletes each tenant's events past its tier's retention.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var errs []error
 			if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
 				errs = append(errs, fmt.Errorf("--metrics.addr %q must be host:port or :port", metricsAddr))
+			}
+			if retentionCfg.Interval < time.Minute {
+				errs = append(errs, fmt.Errorf("--retention.interval must be at least 1m, got %s", retentionCfg.Interval))
 			}
 			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), writerCfg.Validate(), errs); err != nil {
 				return err
@@ -66,6 +73,14 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			}
 			reg := newRegistry()
 			w := writer.New(js, store, writerCfg, streamCfg, reg, log)
+			res, watcher, err := tiersOpts.LoadTiers(reg, log)
+			if err != nil {
+				return err
+			}
+			if watcher != nil {
+				go watcher.Run(ctx)
+			}
+			go retention.New(store, res, retentionCfg, clock.RealClock{}, reg, log).Run(ctx)
 			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error {
 				if err := natsReady(nc); err != nil {
 					return err
@@ -87,6 +102,11 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 	writerCfg.RegisterFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
 	fs.BoolVar(&migrate, "clickhouse.migrate", migrate, "apply pending schema migrations at start-up")
+	fs.StringVar(&tiersOpts.Config, "tiers.config", tiersOpts.Config,
+		"tiers file whose retentions the retention worker applies (docs/tiers.md); empty: the built-in tiers, every tenant on Free")
+	fs.DurationVar(&retentionCfg.Interval, "retention.interval", retentionCfg.Interval, "time between retention runs")
+	fs.BoolVar(&retentionCfg.DryRun, "retention.dry-run", retentionCfg.DryRun,
+		"log what retention would delete (rows per tenant, partitions) without deleting")
 	return cmd
 }
 
@@ -103,34 +123,8 @@ func natsReady(nc *nats.Conn) error {
 	return nil
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends.
-// It listens before returning, so a busy port fails start-up.
+// serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends;
+// /readyz fails while ready does.
 func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, ready func() error) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s (--metrics.addr): %w", addr, err)
-	}
-	srv := &http.Server{Addr: l.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the process goes on; metrics are not worth stopping the writer for
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	return srv, nil
+	return serveHTTPChecks(ctx, addr, reg, nil, ready)
 }

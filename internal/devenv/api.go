@@ -50,7 +50,7 @@ type TenantKubeconfig struct {
 // startAPIServer runs the API server on 127.0.0.1 with a self-signed
 // certificate kept under DIR/apiserver and a platform-admin token kept in
 // DIR/apiserver/tokens.csv, and writes DIR/kubeconfig for it.
-func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetStream, store *chstore.Store, w *writer.Writer, log *slog.Logger) (*runningAPI, error) {
+func startAPIServer(ctx context.Context, dir string, port int, configure func(*apiserver.Options), js jetstream.JetStream, store *chstore.Store, w *writer.Writer, act *apiserver.ActivityBackends, tiers *apiserver.Tiers, log *slog.Logger) (*runningAPI, error) {
 	apiDir := filepath.Join(dir, "apiserver")
 	if err := os.MkdirAll(apiDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", apiDir, err)
@@ -69,13 +69,16 @@ func startAPIServer(ctx context.Context, dir string, port int, js jetstream.JetS
 	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
 	o.SecureServing.ServerCert.CertDirectory = filepath.Join(apiDir, "certs")
 	o.TokenAuthFile = tokenFile
+	if configure != nil {
+		configure(o)
+	}
 	reader, err := eventlog.NewReader(ctx, js)
 	if err != nil {
 		return nil, err
 	}
 	cfg, err := o.Config(apiserver.Backends{
 		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js)},
-		Index: store, Watermark: w.CommittedWatermark(),
+		Index: store, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
 	})
 	if err != nil {
 		return nil, err

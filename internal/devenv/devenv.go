@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
@@ -54,6 +55,9 @@ type Options struct {
 	Registry prometheus.Registerer
 	// APIServerPort is the API server's port at 127.0.0.1; 0 picks a free one.
 	APIServerPort int
+	// ConfigureAPIServer, when set, adjusts the API server's options after
+	// dev mode has set them (tests use it for aggregated authentication).
+	ConfigureAPIServer func(*apiserver.Options)
 }
 
 // DefaultOptions returns the documented defaults.
@@ -164,7 +168,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		Store: store, JS: js, Writer: w, EnvFile: filepath.Join(dir, "dev.env")}
 	pub := &logSink{pub: eventlog.NewPublisher(js)}
 
-	api, err := startAPIServer(ctx, dir, o.APIServerPort, js, store, w, log)
+	act, err := startActivity(ctx, js, store, o.Registry, log, errc) // activity.go
+	if err != nil {
+		return err
+	}
+	tiers, err := startTiers(ctx, dir, js, store, w, o.Registry, log) // tiers.go
+	if err != nil {
+		return err
+	}
+	api, err := startAPIServer(ctx, dir, o.APIServerPort, o.ConfigureAPIServer, js, store, w, act, tiers, log)
 	if err != nil {
 		return err
 	}

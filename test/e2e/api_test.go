@@ -3,11 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -19,50 +14,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
 
 // startStack runs every role in-process (dev mode without the simulated
 // cluster) and returns a client for its API server.
 func startStack(t *testing.T) (*kubernetes.Clientset, *devenv.Env) {
 	t.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		t.Skip(chserver.ErrNotInstalled)
-	}
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(t.TempDir(), "data")
-	o.Demo = false
-	o.Writer.BatchWait = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	envc := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	var env *devenv.Env
-	select {
-	case env = <-envc:
-	case err := <-done:
-		t.Fatalf("dev stack stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev stack not ready in 60s")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
-	require.NoError(t, err)
-	rc.QPS, rc.Burst = -1, 0
-	cs, err := kubernetes.NewForConfig(rc)
-	require.NoError(t, err)
-	return cs, env
+	s := devtest.New(t)
+	return s.Client(), s.Env
 }
 
 func newEvent(ns, name, reason string) *corev1.Event {

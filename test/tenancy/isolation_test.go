@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +20,11 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -56,8 +60,14 @@ func clientFor(t *testing.T, base *rest.Config, token string, headers http.Heade
 			})
 		}
 	}
-	return devtest.NewClient(t, cfg)
+	cs := devtest.NewClient(t, cfg)
+	configs.Store(cs, cfg)
+	return cs
 }
+
+// configs remembers each client's configuration, for dynamic clients with
+// the same identity.
+var configs sync.Map
 
 type roundTripper func(*http.Request) (*http.Response, error)
 
@@ -252,6 +262,57 @@ func TestIsolationMatrix(t *testing.T) {
 		require.Equal(t, []string{"ADDED live-bob"}, collect(t, watches["bob"], ""))
 	})
 
+	t.Run("history and activities are scoped too", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			cs   *kubernetes.Clientset
+			want []string
+		}{
+			{"admin", c.admin, []string{"alpha-ev", "beta-ev", "beta-ev2", "live-alpha", "live-bob", "live-end", "platform-ev"}},
+			{"alice", c.alice, []string{"alpha-ev", "live-alpha"}},
+			{"bob", c.bob, []string{"beta-ev", "beta-ev2", "live-bob"}},
+			{"forged headers act as bob", c.forged, []string{"beta-ev", "beta-ev2", "live-bob"}},
+		} {
+			dc := dynamicFor(t, tc.cs)
+			waitVisible(t, tc.cs, tc.want)
+			// EventQuery: the same events as the list.
+			got, err := eventQueryNames(ctx, dc)
+			require.NoError(t, err, tc.name)
+			require.Equal(t, tc.want, got, "%s: EventQuery", tc.name)
+			// EventFacetQuery counts only the caller's events.
+			total, err := facetTotal(ctx, dc)
+			require.NoError(t, err, tc.name)
+			require.Equal(t, int64(len(tc.want)), total, "%s: facet counts of reason", tc.name)
+			// Activities: one per event the caller may see.
+			require.Eventually(t, func() bool {
+				names, err := activityEvents(ctx, dc)
+				return err == nil && fmt.Sprint(names) == fmt.Sprint(tc.want)
+			}, 20*time.Second, 200*time.Millisecond, "%s: activities of exactly its events", tc.name)
+		}
+		// Policies are global: a tenant may read them, not change them.
+		dc := dynamicFor(t, c.alice)
+		_, err := dc.Resource(activityPolicies).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err, "tenants may read policies")
+		_, err = dc.Resource(activityPolicies).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "ActivityPolicy",
+			"metadata": map[string]any{"name": "mine"},
+			"spec": map[string]any{"resource": map[string]any{"kind": "Pod"}, "eventRules": []any{
+				map[string]any{"name": "all", "match": "true", "summary": "x"}}},
+		}}, metav1.CreateOptions{})
+		require.True(t, apierrors.IsForbidden(err), "tenant policy create: want 403, got %v", err)
+		require.Contains(t, err.Error(), "only platform callers may change them")
+
+		for name, cs := range map[string]*kubernetes.Clientset{"unknown type": c.odd, "no name": c.half, "anonymous": c.anonymous} {
+			dc := dynamicFor(t, cs)
+			_, err := eventQueryNames(ctx, dc)
+			require.True(t, apierrors.IsForbidden(err), "%s EventQuery: want 403, got %v", name, err)
+			_, err = facetTotal(ctx, dc)
+			require.True(t, apierrors.IsForbidden(err), "%s EventFacetQuery: want 403, got %v", name, err)
+			_, err = activityEvents(ctx, dc)
+			require.True(t, apierrors.IsForbidden(err), "%s activities: want 403, got %v", name, err)
+		}
+	})
+
 	t.Run("tenant writes", func(t *testing.T) {
 		// alice cannot touch bob's event: patch and delete do not find it,
 		// and an update by name creates alice's own event of that name
@@ -381,4 +442,82 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+var (
+	eventQueries      = schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "eventqueries"}
+	eventFacetQueries = schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "eventfacetqueries"}
+	activities        = schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "activities"}
+	activityPolicies  = schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "activitypolicies"}
+)
+
+// dynamicFor returns a dynamic client with cs's identity.
+func dynamicFor(t *testing.T, cs *kubernetes.Clientset) *dynamic.DynamicClient {
+	cfg, ok := configs.Load(cs)
+	require.True(t, ok)
+	dc, err := dynamic.NewForConfig(cfg.(*rest.Config))
+	require.NoError(t, err)
+	return dc
+}
+
+// eventQueryNames runs an EventQuery over the last hour in ns and returns
+// the names it finds, sorted.
+func eventQueryNames(ctx context.Context, dc *dynamic.DynamicClient) ([]string, error) {
+	q := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "EventQuery",
+		"metadata": map[string]any{"name": "q"},
+		"spec":     map[string]any{"startTime": "now-1h", "endTime": "now", "namespace": ns, "limit": int64(1000)},
+	}}
+	out, err := dc.Resource(eventQueries).Create(ctx, q, metav1.CreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	results, _, _ := unstructured.NestedSlice(out.Object, "status", "results")
+	var names []string
+	for _, r := range results {
+		n, _, _ := unstructured.NestedString(r.(map[string]any), "metadata", "name")
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// facetTotal sums the counts of the reason facet over the last hour in ns.
+func facetTotal(ctx context.Context, dc *dynamic.DynamicClient) (int64, error) {
+	q := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "EventFacetQuery",
+		"metadata": map[string]any{"name": "f"},
+		"spec": map[string]any{"startTime": "now-1h", "endTime": "now", "namespace": ns,
+			"facets": []any{map[string]any{"field": "reason"}}},
+	}}
+	out, err := dc.Resource(eventFacetQueries).Create(ctx, q, metav1.CreateOptions{})
+	if err != nil {
+		return 0, err
+	}
+	facets, _, _ := unstructured.NestedSlice(out.Object, "status", "facets")
+	var total int64
+	for _, f := range facets {
+		values, _, _ := unstructured.NestedSlice(f.(map[string]any), "values")
+		for _, v := range values {
+			n, _, _ := unstructured.NestedInt64(v.(map[string]any), "count")
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// activityEvents lists the activities in ns and returns the names of the
+// events they were made from, sorted.
+func activityEvents(ctx context.Context, dc *dynamic.DynamicClient) ([]string, error) {
+	l, err := dc.Resource(activities).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, it := range l.Items {
+		n, _, _ := unstructured.NestedString(it.Object, "spec", "origin", "eventName")
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
 }

@@ -1,0 +1,276 @@
+// Package eventquerybench measures EventQuery, EventFacetQuery and the
+// native Events list through the API server over a large generated history
+// (see RESULTS.md). The dataset is generated inside ClickHouse with
+// INSERT … SELECT from numbers() into the real events table.
+//
+//	EVENTQUERY_BENCH_EVENTS=100000000 EVENTQUERY_BENCH_DIR=/var/tmp/eqbench make bench-eventquery
+package eventquerybench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/eventpipe/eventpipe/internal/apiserver"
+	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/event"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
+)
+
+const (
+	days    = 60
+	tenants = 1000
+	nsPer   = 20
+)
+
+func envInt(name string, def int64) int64 {
+	if v, err := strconv.ParseInt(os.Getenv(name), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// generate fills the events table with n events over the 60 days before
+// now: day by day (one INSERT per day, so each insert block lands in one
+// day partition), tenant-00000…tenant-00999 round robin, 20 namespaces per
+// tenant, one state per event. It returns the sequence of the last one.
+func generate(b *testing.B, s *chstore.Store, n int64, now time.Time) {
+	ctx := context.Background()
+	perDay := n / days
+	start := time.Now()
+	for d := int64(0); d < days; d++ {
+		dayStart := now.Add(-time.Duration(days-d) * 24 * time.Hour).Unix()
+		off := d * perDay
+		// Reasons and types correlate as in a real cluster: BackOff,
+		// FailedMount and Unhealthy are warnings (~30%).
+		q := fmt.Sprintf(`INSERT INTO %s.events (scope_type, scope_name, namespace, name, uid, seq, op, last_ts, last_ts_nanos,
+ involved_kind, involved_namespace, involved_name, involved_uid, involved_api_version, involved_resource_version, involved_field_path,
+ reason, message, type, source_component, source_host, reporting_controller, reporting_instance, action,
+ related_kind, related_namespace, related_name, count, rest)
+SELECT 'Project', concat('tenant-', substring(toString(100000 + n %% %d), 2)), concat('ns-', toString(intDiv(n, %d) %% %d)),
+ concat('ev-', toString(n)), toString(n), n + 1, 1, toDateTime(%d + intDiv(number * 86400, %d)), toUInt32(intHash32(n) %% 1000000000),
+ ['Pod','Deployment','ReplicaSet','Node','Job'][n %% 5 + 1], concat('ns-', toString(intDiv(n, %d) %% %d)), concat('obj-', toString(intHash32(n) %% 500)), '', 'v1', '', '',
+ ['Pulling','Pulled','Created','Started','BackOff','FailedMount','Killing','ScalingReplicaSet','Scheduled','Unhealthy'][r + 1],
+ concat('message of event ', toString(n)), if(r IN (4, 5, 9), 'Warning', 'Normal'), 'kubelet', concat('node-', toString(n %% 50)), '', '', '',
+ '', '', '', 1, ''
+FROM (SELECT number, number + %d AS n, intHash32(number + %d) %% 10 AS r FROM system.numbers LIMIT %d)`,
+			"`"+s.Database()+"`", tenants, tenants, nsPer, dayStart, perDay, tenants, nsPer, off, off, perDay)
+		if err := s.Conn().Exec(ctx, q); err != nil {
+			b.Fatalf("generate day %d: %v", d, err)
+		}
+	}
+	b.Logf("generated %d events in %s (%.0f events/s)", perDay*days, time.Since(start).Round(time.Second), float64(perDay*days)/time.Since(start).Seconds())
+}
+
+// fixedWatermark: everything generated is committed.
+type fixedWatermark uint64
+
+func (w fixedWatermark) Load() uint64                          { return uint64(w) }
+func (w fixedWatermark) WaitFor(context.Context, uint64) error { return nil }
+
+// noLog: the benchmark's reads never reach the log (no continue, no
+// resourceVersion), and it writes nothing.
+type noLog struct{ event.Log }
+
+func (noLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil }
+
+var _ = eventlog.OpCreate
+
+func startAPI(b *testing.B, s *chstore.Store, wm uint64) *rest.Config {
+	dir := b.TempDir()
+	tokens := filepath.Join(dir, "tokens.csv")
+	// The admin, and one user inside each tenant (the fifth column holds
+	// the tenant as user extras).
+	lines := `bench-token,admin,admin,"system:masters"` + "\n"
+	for t := 0; t < tenants; t++ {
+		lines += fmt.Sprintf(`tenant-token-%[1]d,user-%[1]d,uid-%[1]d,"","iam.miloapis.com/parent-type=Project,iam.miloapis.com/parent-name=tenant-%05[1]d"`+"\n", t)
+	}
+	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := apiserver.NewOptions()
+	o.SecureServing.Listener = l
+	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
+	o.SecureServing.ServerCert.CertDirectory = filepath.Join(dir, "certs")
+	o.TokenAuthFile = tokens
+	cfg, err := o.Config(apiserver.Backends{Log: noLog{}, Index: s, Watermark: fixedWatermark(wm)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := cfg.Complete().New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go func() { _ = srv.Run(ctx) }()
+	rc := &rest.Config{Host: "https://" + l.Addr().String(), BearerToken: "bench-token", QPS: -1,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	cs := kubernetes.NewForConfigOrDie(rc)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := cs.Discovery().ServerVersion(); err == nil {
+			return rc
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("API server not ready in 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// measure runs f iters times and reports p50/p99 latency in ms.
+func measure(b *testing.B, iters int, f func(i int) int) {
+	lat := make([]time.Duration, 0, iters)
+	items := 0
+	b.ResetTimer()
+	for i := 0; i < iters; i++ {
+		t0 := time.Now()
+		items += f(i)
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)]) / 1e6 }
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+	b.ReportMetric(float64(items)/float64(iters), "items/op")
+}
+
+func BenchmarkEventQuery(b *testing.B) {
+	n := envInt("EVENTQUERY_BENCH_EVENTS", 10_000_000)
+	iters := int(envInt("EVENTQUERY_BENCH_ITERS", 200))
+	var srv *chserver.Server
+	if dir := os.Getenv("EVENTQUERY_BENCH_DIR"); dir != "" {
+		var err error
+		// A kept directory lets later runs reuse the dataset.
+		if srv, err = chserver.Start(context.Background(), chserver.Options{Dir: dir}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = srv.Stop() })
+	} else {
+		srv = chtest.ForTest(b)
+	}
+	cfg := chstore.DefaultConfig()
+	cfg.Addr = srv.Addr
+	s, err := chstore.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var have uint64
+	if err := s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Database()+".events").Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	if int64(have) < n/days*days {
+		if err := s.Conn().Exec(context.Background(), "TRUNCATE TABLE "+s.Database()+".events"); err != nil {
+			b.Fatal(err)
+		}
+		generate(b, s, n, now)
+	} else {
+		b.Logf("reusing %d stored events", have)
+	}
+	var maxSeq uint64
+	var newest time.Time
+	if err := s.Conn().QueryRow(context.Background(), "SELECT max(seq), max(last_ts) FROM "+s.Database()+".events").Scan(&maxSeq, &newest); err != nil {
+		b.Fatal(err)
+	}
+	rows, bytes, _ := s.DiskUsage(context.Background())
+	b.Logf("dataset: %d rows, %d bytes on disk (%.0f B/event), newest %s", rows, bytes, float64(bytes)/float64(max(rows, 1)), newest)
+	rc := startAPI(b, s, maxSeq)
+
+	tenantClients := map[int]*kubernetes.Clientset{}
+	tenantCS := func(i int) *kubernetes.Clientset {
+		t := (i * 37) % tenants
+		if c, ok := tenantClients[t]; ok {
+			return c
+		}
+		trc := rest.CopyConfig(rc)
+		trc.BearerToken = fmt.Sprintf("tenant-token-%d", t)
+		tenantClients[t] = kubernetes.NewForConfigOrDie(trc)
+		return tenantClients[t]
+	}
+	post := func(cs *kubernetes.Clientset, resource string, body any) []byte {
+		raw, err := cs.Discovery().RESTClient().Post().AbsPath("/apis/activity.miloapis.com/v1alpha1/"+resource).
+			SetHeader("Content-Type", "application/json").Body(mustJSON(body)).Do(context.Background()).Raw()
+		if err != nil {
+			b.Fatalf("%s: %v: %s", resource, err, raw)
+		}
+		return raw
+	}
+	// Every query runs as a user inside a tenant (a different tenant each
+	// time, so caches help little), as tenants' developers would.
+	b.Run("eventquery-60d-one-namespace-warning", func(b *testing.B) {
+		measure(b, iters, func(i int) int {
+			var q v1alpha1.EventQuery
+			_ = json.Unmarshal(post(tenantCS(i), "eventqueries", &v1alpha1.EventQuery{ObjectMeta: metav1.ObjectMeta{Name: "q"},
+				Spec: v1alpha1.EventQuerySpec{StartTime: "now-59d", EndTime: "now", Namespace: fmt.Sprintf("ns-%d", i%nsPer),
+					FieldSelector: "type=Warning", Limit: 100}}), &q)
+			return len(q.Status.Results)
+		})
+	})
+	b.Run("eventquery-60d-whole-tenant-warning", func(b *testing.B) {
+		measure(b, iters, func(i int) int {
+			var q v1alpha1.EventQuery
+			_ = json.Unmarshal(post(tenantCS(i), "eventqueries", &v1alpha1.EventQuery{ObjectMeta: metav1.ObjectMeta{Name: "q"},
+				Spec: v1alpha1.EventQuerySpec{StartTime: "now-59d", EndTime: "now", FieldSelector: "type=Warning", Limit: 100}}), &q)
+			return len(q.Status.Results)
+		})
+	})
+	b.Run("facets-histogram-7d-whole-tenant", func(b *testing.B) {
+		measure(b, iters, func(i int) int {
+			var q v1alpha1.EventFacetQuery
+			_ = json.Unmarshal(post(tenantCS(i), "eventfacetqueries", &v1alpha1.EventFacetQuery{ObjectMeta: metav1.ObjectMeta{Name: "f"}}), &q)
+			return int(q.Status.Total)
+		})
+	})
+	b.Run("facets-histogram-7d-one-namespace-warning", func(b *testing.B) {
+		measure(b, iters, func(i int) int {
+			var q v1alpha1.EventFacetQuery
+			_ = json.Unmarshal(post(tenantCS(i), "eventfacetqueries", &v1alpha1.EventFacetQuery{ObjectMeta: metav1.ObjectMeta{Name: "f"},
+				Spec: v1alpha1.EventFacetQuerySpec{Namespace: fmt.Sprintf("ns-%d", i%nsPer), FieldSelector: "type=Warning"}}), &q)
+			return int(q.Status.Total)
+		})
+	})
+	b.Run("native-list-24h-one-namespace", func(b *testing.B) {
+		measure(b, iters, func(i int) int {
+			l, err := tenantCS(i).CoreV1().Events(fmt.Sprintf("ns-%d", i%nsPer)).List(context.Background(), metav1.ListOptions{Limit: 500})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return len(l.Items)
+		})
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

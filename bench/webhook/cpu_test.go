@@ -1,0 +1,84 @@
+package webhookbench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc CPU times (100 on Linux).
+const clockTicks = 100
+
+// machineBusy is the CPU time all cores spent not idle, from /proc/stat.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
+
+// treeCPU is the CPU time of this process and every process it started
+// (clickhouse-server), from /proc/<pid>/stat.
+func treeCPU() time.Duration {
+	var total time.Duration
+	var walk func(pid string)
+	walk = func(pid string) {
+		if b, err := os.ReadFile(filepath.Join("/proc", pid, "stat")); err == nil {
+			// Fields after the command's closing parenthesis; utime and
+			// stime are the 12th and 13th of them.
+			s := string(b)
+			f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				total += time.Duration(u+st) * time.Second / clockTicks
+			}
+		}
+		tasks, _ := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "children"))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, c := range strings.Fields(string(b)) {
+				walk(c)
+			}
+		}
+	}
+	walk(strconv.Itoa(os.Getpid()))
+	return total
+}
+
+// cpuMeter measures, over an interval, the CPU of this process tree and of
+// the rest of the machine (other-cores: anything well above 0 means the
+// run shared the machine).
+type cpuMeter struct {
+	t0          time.Time
+	busy0, own0 time.Duration
+}
+
+func startCPU() *cpuMeter {
+	busy, _ := machineBusy()
+	return &cpuMeter{t0: time.Now(), busy0: busy, own0: treeCPU()}
+}
+
+func (m *cpuMeter) stop() (ownCores, otherCores float64) {
+	busy, _ := machineBusy()
+	own := treeCPU() - m.own0
+	wall := time.Since(m.t0).Seconds()
+	return own.Seconds() / wall, max(0, (busy-m.busy0-own).Seconds()/wall)
+}

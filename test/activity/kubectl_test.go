@@ -1,0 +1,313 @@
+// Package activity tests Activities end to end: the eventpipe binary in dev
+// mode with its simulated cluster, and the real kubectl.
+package activity
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/kubetest"
+)
+
+// startDev builds eventpipe, runs `eventpipe dev` with the simulated
+// cluster and returns the kubeconfig once it is ready.
+func startDev(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(chserver.Binary); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
+		}
+		t.Skip(chserver.ErrNotInstalled)
+	}
+	bin := filepath.Join(t.TempDir(), "eventpipe")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/eventpipe").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--demo.backfill", "3000", "--demo.history", "2h", "--demo.rate", "50")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	logs, err := os.Create(filepath.Join(t.TempDir(), "dev.log"))
+	require.NoError(t, err)
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "eventpipe dev is ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(90 * time.Second):
+		b, _ := os.ReadFile(logs.Name())
+		t.Fatalf("eventpipe dev not ready within 90s:\n%s", b)
+	}
+	return filepath.Join(dir, "kubeconfig")
+}
+
+type activityJSON struct {
+	Metadata struct{ Namespace, Name string } `json:"metadata"`
+	Spec     struct {
+		Summary  string `json:"summary"`
+		Count    int32  `json:"count"`
+		Resource struct{ Kind, Name string }
+		Origin   struct{ Policy, Rule string }
+	} `json:"spec"`
+}
+
+func TestActivitiesWithKubectl(t *testing.T) {
+	kc := startDev(t)
+	kubectl := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := kubetest.Kubectl(t, kc, args...)
+		require.NoError(t, err, "kubectl %v: %s", args, stderr)
+		return out
+	}
+	list := func(args ...string) []activityJSON {
+		t.Helper()
+		var l struct{ Items []activityJSON }
+		require.NoError(t, json.Unmarshal([]byte(kubectl(append([]string{"get", "activities", "-o", "json"}, args...)...)), &l))
+		return l.Items
+	}
+	// eventually polls until ok or 5s pass: the promised delay from event to
+	// Activity.
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 5s: %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	t.Run("every generated kind reads as a sentence", func(t *testing.T) {
+		kinds := map[string]string{"Pod": "builtin-pod", "Deployment": "builtin-deployment", "ReplicaSet": "builtin-replicaset",
+			"StatefulSet": "builtin-statefulset", "DaemonSet": "builtin-daemonset", "Job": "builtin-job", "CronJob": "builtin-cronjob",
+			"Node": "builtin-node", "PersistentVolumeClaim": "builtin-persistentvolumeclaim", "Service": "builtin-service",
+			"HorizontalPodAutoscaler": "builtin-horizontalpodautoscaler"}
+		for kind, policy := range kinds {
+			// Rare kinds may need the live simulated cluster for a while.
+			var items []activityJSON
+			for deadline := time.Now().Add(60 * time.Second); len(items) == 0 && time.Now().Before(deadline); {
+				if items = list("-A", "--field-selector", "spec.resource.kind="+kind); len(items) == 0 {
+					time.Sleep(time.Second)
+				}
+			}
+			require.NotEmpty(t, items, "no activities for %s", kind)
+			for _, a := range items {
+				require.Equal(t, policy, a.Spec.Origin.Policy, "%s/%s: %s", a.Metadata.Namespace, a.Metadata.Name, a.Spec.Summary)
+				require.True(t, strings.HasPrefix(a.Spec.Summary, map[string]string{"PersistentVolumeClaim": "Volume claim", "HorizontalPodAutoscaler": "Autoscaler"}[kind]) ||
+					strings.Contains(a.Spec.Summary, a.Spec.Resource.Name), "summary names the object: %q", a.Spec.Summary)
+			}
+		}
+		// The table kubectl prints.
+		ns := list("-A", "--field-selector", "spec.resource.kind=Pod")[0].Metadata.Namespace
+		table := kubectl("get", "activities", "-n", ns)
+		require.Regexp(t, `^LAST SEEN\s+SUMMARY\s+RESOURCE\s+ACTOR\s+COUNT\n`, table)
+	})
+
+	event := func(name, reason, msg string, count int) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Event
+metadata:
+  name: %s
+  namespace: acttest
+involvedObject:
+  apiVersion: apps/v1
+  kind: Deployment
+  name: web
+  namespace: acttest
+reason: %s
+message: %q
+type: Normal
+count: %d
+source:
+  component: deployment-controller
+firstTimestamp: %s
+lastTimestamp: %s
+`, name, reason, msg, count, time.Now().UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
+	}
+	apply := func(yaml string) (string, string, error) {
+		f := filepath.Join(t.TempDir(), "obj.yaml")
+		require.NoError(t, os.WriteFile(f, []byte(yaml), 0o644))
+		return kubetest.Kubectl(t, kc, "apply", "-f", f)
+	}
+	summaryOf := func(name string) string {
+		for _, a := range list("-n", "acttest") {
+			if a.Metadata.Name == name {
+				return a.Spec.Summary
+			}
+		}
+		return ""
+	}
+
+	t.Run("watch streams new activities", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := kubetest.KubectlCommand(ctx, t, kc, "get", "activities", "-n", "acttest", "-w", "--output-watch-events")
+		out, err := w.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, w.Start())
+		lines := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		time.Sleep(time.Second) // let the watch start; a create before it would show in its initial list anyway
+		_, stderr, err := apply(event("web.watch1", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3 from 1", 1))
+		require.NoError(t, err, stderr)
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case l := <-lines:
+				if strings.Contains(l, "Deployment web scaled replica set web-7d9f to 3") {
+					require.Regexp(t, `^ADDED\s`, l)
+					return
+				}
+			case <-deadline:
+				t.Fatal("kubectl get activities -w showed no new activity within 5s")
+			}
+		}
+	})
+
+	t.Run("a custom policy changes new summaries", func(t *testing.T) {
+		_, stderr, err := apply(`apiVersion: activity.miloapis.com/v1alpha1
+kind: ActivityPolicy
+metadata:
+  name: my-deployments
+spec:
+  resource:
+    apiGroup: apps
+    kind: Deployment
+  eventRules:
+  - name: scaled
+    match: event.reason == "ScalingReplicaSet"
+    summary: "{{ regarding.name }} now runs {{ event.message.split(' ')[6] }} pods via {{ actor }}"
+`)
+		require.NoError(t, err, stderr)
+		defer kubectl("delete", "activitypolicy", "my-deployments")
+		// The policy takes effect for new events as soon as the processor
+		// sees it; retry the event until it does (names differ per try).
+		var name string
+		eventually("the custom policy applies", func() bool {
+			name = fmt.Sprintf("web.custom%d", time.Now().UnixNano())
+			_, _, err := apply(event(name, "ScalingReplicaSet", "Scaled up replica set web-7d9f to 5 from 3", 1))
+			require.NoError(t, err)
+			time.Sleep(300 * time.Millisecond)
+			return summaryOf(name) == "web now runs 5 pods via deployment-controller"
+		})
+		// Editing the policy with apply again changes the next summaries.
+		_, stderr, err = apply(`apiVersion: activity.miloapis.com/v1alpha1
+kind: ActivityPolicy
+metadata:
+  name: my-deployments
+spec:
+  resource:
+    apiGroup: apps
+    kind: Deployment
+  eventRules:
+  - name: scaled
+    match: "true"
+    summary: "edited {{ regarding.name }}"
+`)
+		require.NoError(t, err, stderr)
+		eventually("the edited policy applies", func() bool {
+			name = fmt.Sprintf("web.edited%d", time.Now().UnixNano())
+			_, _, err := apply(event(name, "ScalingReplicaSet", "Scaled up replica set web-7d9f to 6 from 5", 1))
+			require.NoError(t, err)
+			time.Sleep(300 * time.Millisecond)
+			return summaryOf(name) == "edited web"
+		})
+	})
+
+	t.Run("repeats update one activity", func(t *testing.T) {
+		for c := 1; c <= 5; c++ {
+			_, stderr, err := apply(event("web.repeat", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3 from 1", c))
+			require.NoError(t, err, stderr)
+		}
+		eventually("count 5", func() bool {
+			n := 0
+			var count int32
+			for _, a := range list("-n", "acttest", "--field-selector", "metadata.name=web.repeat") {
+				n++
+				count = a.Spec.Count
+			}
+			return n == 1 && count == 5
+		})
+	})
+
+	t.Run("an invalid policy is refused with 422", func(t *testing.T) {
+		_, stderr, err := apply(`apiVersion: activity.miloapis.com/v1alpha1
+kind: ActivityPolicy
+metadata:
+  name: broken
+spec:
+  resource:
+    kind: Pod
+  eventRules:
+  - name: ok
+    match: "true"
+    summary: fine
+  - name: typo
+    match: "event.reason == 'BackOff' && regardng.name != ''"
+    summary: "Pod {{ regarding.name } restarted"
+`)
+		require.Error(t, err)
+		require.Equal(t, `The ActivityPolicy "broken" is invalid: 
+* spec.eventRules[1].match: Invalid value: "event.reason == 'BackOff' && regardng.name != ''": column 30: undeclared reference to 'regardng' (in container '') (variables: event, regarding, related, actor, count, kind, namespace; function: link(text, object))
+* spec.eventRules[1].summary: Invalid value: "Pod {{ regarding.name } restarted": column 23: unbalanced } in {{ }}
+`, stderr)
+		_, _, err = kubetest.Kubectl(t, kc, "get", "activitypolicy", "broken")
+		require.Error(t, err, "nothing stored")
+	})
+
+	t.Run("preview evaluates a draft without storing it", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "preview.yaml")
+		require.NoError(t, os.WriteFile(f, []byte(`apiVersion: activity.miloapis.com/v1alpha1
+kind: PolicyPreview
+metadata:
+  name: try
+spec:
+  limit: 3
+  policy:
+    resource:
+      kind: Pod
+    eventRules:
+    - name: all
+      match: "true"
+      summary: "draft {{ regarding.name }}"
+`), 0o644))
+		var pp struct {
+			Status struct {
+				Results []struct{ Rule, Summary string }
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(kubectl("create", "-f", f, "-o", "json")), &pp))
+		require.Len(t, pp.Status.Results, 3)
+		for _, r := range pp.Status.Results {
+			require.Equal(t, "all", r.Rule)
+			require.True(t, strings.HasPrefix(r.Summary, "draft "), r.Summary)
+		}
+	})
+}

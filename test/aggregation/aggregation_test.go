@@ -1,0 +1,239 @@
+// Package aggregation runs eventpipe as an aggregated API server behind a
+// real kube-apiserver 1.37 (issue 5): the host authenticates tenant users
+// (through a TokenReview webhook that gives them their scope as user
+// extras), authorizes them with RBAC, and proxies activity.miloapis.com to
+// eventpipe, which trusts the proxy's request headers and delegates
+// authorization back to the host.
+package aggregation
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/eventpipe/eventpipe/internal/apiserver"
+	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
+	"github.com/eventpipe/eventpipe/internal/kubetest"
+	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/tenancy"
+)
+
+// tenantUsers are the host's webhook-authenticated users: their scope
+// comes only from the host, as user extras.
+var tenantUsers = map[string]struct{ name, typ, scope string }{
+	"tok-alice": {"alice", "Project", "alpha"},
+	"tok-bob":   {"bob", "Project", "beta"},
+}
+
+// tokenReviewWebhook is the host's authentication webhook.
+func tokenReviewWebhook(t *testing.T) *httptest.Server {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var tr authnv1.TokenReview
+		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		u, ok := tenantUsers[tr.Spec.Token]
+		tr.Status = authnv1.TokenReviewStatus{Authenticated: ok}
+		if ok {
+			tr.Status.User = authnv1.UserInfo{Username: u.name, UID: u.name, Groups: []string{"tenants"}, Extra: map[string]authnv1.ExtraValue{
+				tenancy.ExtraParentType: {u.typ}, tenancy.ExtraParentName: {u.scope},
+			}}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(&tr)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// webhookKubeconfig writes the kubeconfig kube-apiserver uses to call the
+// webhook.
+func webhookKubeconfig(t *testing.T, srv *httptest.Server) string {
+	cfg := clientcmdapi.NewConfig()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: srv.URL + "/authenticate", CertificateAuthorityData: ca}
+	cfg.AuthInfos["apiserver"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "apiserver"}
+	cfg.CurrentContext = "webhook"
+	path := filepath.Join(t.TempDir(), "webhook.kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
+	return path
+}
+
+func TestAggregatedEventQuery(t *testing.T) {
+	hook := tokenReviewWebhook(t)
+	host := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{
+		"--authentication-token-webhook-config-file=" + webhookKubeconfig(t, hook),
+		"--authentication-token-webhook-version=v1",
+	}})
+	ctx := context.Background()
+	hostAdmin, err := kubernetes.NewForConfig(host.Config)
+	require.NoError(t, err)
+
+	// eventpipe trusts the host's front proxy and asks the host to review
+	// tokens and access.
+	s := devtest.New(t, func(o *devenv.Options) {
+		o.ConfigureAPIServer = func(a *apiserver.Options) {
+			a.RequestHeader.ClientCAFile = host.FrontProxyCAFile
+			a.RequestHeader.AllowedNames = []string{kubetest.FrontProxyClientName}
+			a.RequestHeader.UsernameHeaders = []string{"X-Remote-User"}
+			a.RequestHeader.UIDHeaders = []string{"X-Remote-Uid"}
+			a.RequestHeader.GroupHeaders = []string{"X-Remote-Group"}
+			a.RequestHeader.ExtraHeaderPrefixes = []string{"X-Remote-Extra-"}
+			a.AuthenticationKubeconfig = host.Kubeconfig
+			a.AuthorizationKubeconfig = host.Kubeconfig
+		}
+	})
+	epAdmin := s.Client()
+	now := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	for _, e := range []struct{ name, scope string }{{"alpha-1", "alpha"}, {"alpha-2", "alpha"}, {"beta-1", "beta"}} {
+		_, err := epAdmin.CoreV1().Events("demo").Create(ctx, &corev1.Event{
+			ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: "demo", Annotations: map[string]string{
+				event.AnnotationScopeType: "Project", event.AnnotationScopeName: e.scope,
+			}},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "demo", Name: "web-" + e.name, APIVersion: "v1"},
+			Reason:         "BackOff", Message: "back-off " + e.name, Type: corev1.EventTypeWarning,
+			Source: corev1.EventSource{Component: "kubelet"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		l, err := epAdmin.CoreV1().Events("demo").List(ctx, metav1.ListOptions{})
+		return err == nil && len(l.Items) == 3
+	}, 20*time.Second, 100*time.Millisecond, "seeded events queryable")
+
+	// Register eventpipe with the host. kube-apiserver reaches an APIService
+	// through a Service; an ExternalName one points at this machine.
+	port, err := strconv.Atoi(s.Env.APIServerURL[strings.LastIndex(s.Env.APIServerURL, ":")+1:])
+	require.NoError(t, err)
+	_, err = hostAdmin.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "eventpipe"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost", Ports: []corev1.ServicePort{{Port: int32(port)}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	apiService := filepath.Join(t.TempDir(), "apiservice.yaml")
+	require.NoError(t, os.WriteFile(apiService, []byte(fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1alpha1.activity.miloapis.com
+spec:
+  group: activity.miloapis.com
+  version: v1alpha1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  insecureSkipTLSVerify: true
+  service:
+    namespace: default
+    name: eventpipe
+    port: %d
+`, port)), 0o600))
+	out, errOut, err := kubetest.Kubectl(t, host.Kubeconfig, "apply", "-f", apiService)
+	require.NoError(t, err, "%s%s", out, errOut)
+	out, errOut, err = kubetest.Kubectl(t, host.Kubeconfig, "wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1alpha1.activity.miloapis.com")
+	require.NoError(t, err, "%s%s", out, errOut)
+
+	// RBAC in the host: alice may query, bob may not.
+	_, err = hostAdmin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "eventquery-user"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"activity.miloapis.com"}, Resources: []string{"eventqueries"}, Verbs: []string{"create"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = hostAdmin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "eventquery-alice"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "eventquery-user"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: "alice"}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	alice := host.KubeconfigFor("alice", "tok-alice")
+	bob := host.KubeconfigFor("bob", "tok-bob")
+
+	t.Run("discovery through the host", func(t *testing.T) {
+		out, errOut, err := kubetest.Kubectl(t, alice, "get", "--raw", "/apis/activity.miloapis.com/v1alpha1")
+		require.NoError(t, err, errOut)
+		var rl metav1.APIResourceList
+		require.NoError(t, json.Unmarshal([]byte(out), &rl))
+		require.Equal(t, "activity.miloapis.com/v1alpha1", rl.GroupVersion)
+		var names []string
+		for _, r := range rl.APIResources {
+			names = append(names, r.Name)
+		}
+		require.Contains(t, names, "eventqueries")
+	})
+
+	query := filepath.Join(t.TempDir(), "eventquery.yaml")
+	require.NoError(t, os.WriteFile(query, []byte(`apiVersion: activity.miloapis.com/v1alpha1
+kind: EventQuery
+metadata:
+  name: recent-warnings
+spec:
+  startTime: now-1h
+  endTime: now
+  fieldSelector: type=Warning
+  limit: 100
+`), 0o600))
+
+	t.Run("a tenant sees only its own events", func(t *testing.T) {
+		out, errOut, err := kubetest.Kubectl(t, alice, "create", "-f", query, "-o", "json")
+		require.NoError(t, err, errOut)
+		var got unstructured.Unstructured
+		require.NoError(t, json.Unmarshal([]byte(out), &got.Object))
+		results, _, err := unstructured.NestedSlice(got.Object, "status", "results")
+		require.NoError(t, err)
+		var names []string
+		for _, r := range results {
+			n, _, _ := unstructured.NestedString(r.(map[string]any), "metadata", "name")
+			names = append(names, n)
+		}
+		require.ElementsMatch(t, []string{"alpha-1", "alpha-2"}, names)
+	})
+
+	t.Run("host RBAC denial is a 403", func(t *testing.T) {
+		// Without validation: kubectl's schema check of a kind it cannot
+		// find may first ask for CRDs, which bob may not list either.
+		_, errOut, err := kubetest.Kubectl(t, bob, "create", "--validate=false", "-f", query, "-o", "json")
+		require.Error(t, err)
+		require.Contains(t, errOut, `eventqueries.activity.miloapis.com is forbidden: User "bob" cannot create resource "eventqueries" in API group "activity.miloapis.com" at the cluster scope`)
+	})
+
+	t.Run("eventpipe delegates authorization too", func(t *testing.T) {
+		// Straight to eventpipe with the tenant's token: eventpipe asks the
+		// host's TokenReview who it is and the host's RBAC what it may do.
+		cfg := s.CurrentConfig()
+		cfg.BearerToken = "tok-bob"
+		dc, err := dynamic.NewForConfig(cfg)
+		require.NoError(t, err)
+		eq := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "EventQuery",
+			"metadata": map[string]any{"name": "q"},
+			"spec":     map[string]any{"startTime": "now-1h", "endTime": "now"},
+		}}
+		_, err = dc.Resource(schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "eventqueries"}).
+			Create(ctx, eq, metav1.CreateOptions{})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), `User "bob" cannot create resource "eventqueries"`)
+	})
+}

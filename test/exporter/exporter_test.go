@@ -1,0 +1,325 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/exporter"
+	"github.com/eventpipe/eventpipe/internal/kubetest"
+	"github.com/eventpipe/eventpipe/internal/scope"
+)
+
+// gen writes events into one namespace of the source cluster the way
+// controllers do: client-go's core/v1 recorder (repeats become count
+// patches) and events.k8s.io/v1 recorder (a repeat becomes a series), plus
+// deletes of older events.
+type gen struct {
+	t    *testing.T
+	cs   kubernetes.Interface
+	ns   string
+	core record.EventRecorder
+	ev   events.EventRecorder
+
+	mu      sync.Mutex
+	round   int
+	deletes bool
+}
+
+func newGen(t *testing.T, cs kubernetes.Interface, ns string) *gen {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	cb := record.NewBroadcaster(record.WithContext(ctx))
+	cb.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events(ns)})
+	eb := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	require.NoError(t, eb.StartRecordingToSinkWithContext(ctx))
+	return &gen{t: t, cs: cs, ns: ns,
+		core: cb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "exporter-e2e", Host: "node-1"}),
+		ev:   eb.NewRecorder(scheme.Scheme, "exporter-e2e.io/controller")}
+}
+
+func (g *gen) pod(round, i int) *corev1.Pod {
+	name := fmt.Sprintf("pod-%d-%d", round, i)
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: g.ns, Name: name, UID: types.UID("uid-" + g.ns + "-" + name)}}
+}
+
+// step writes one round: per pod a BackOff three times (count 3), a
+// Pulled, and an events.k8s.io Scheduled twice (series 2); and deletes the
+// Pulled events of the round before last, which no recorder touches again.
+func (g *gen) step() {
+	g.mu.Lock()
+	r := g.round
+	g.round++
+	g.mu.Unlock()
+	for i := 0; i < 4; i++ {
+		p := g.pod(r, i)
+		for range 3 {
+			g.core.Event(p, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container")
+		}
+		g.core.Eventf(p, corev1.EventTypeNormal, "Pulled", "Successfully pulled image in round %d", r)
+		g.ev.Eventf(p, nil, corev1.EventTypeNormal, "Scheduled", "Binding", "assigned %s to node-%d", p.Name, i)
+		g.ev.Eventf(p, nil, corev1.EventTypeNormal, "Scheduled", "Binding", "assigned %s to node-%d", p.Name, i)
+	}
+	if g.deletes {
+		// The oldest Pulled event there is: the recorders lag behind the
+		// rounds, and nothing records a Pulled event again, so no recorder
+		// patches it after the delete.
+		ctx := context.Background()
+		l, err := g.cs.CoreV1().Events(g.ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Pulled", Limit: 1})
+		if err == nil && len(l.Items) > 0 {
+			_ = g.cs.CoreV1().Events(g.ns).Delete(ctx, l.Items[0].Name, metav1.DeleteOptions{})
+		}
+	}
+}
+
+// deletePulled deletes the Pulled event of a round's first pod, if it is
+// there yet (the recorders send asynchronously).
+func (g *gen) deletePulled(round int) int {
+	ctx := context.Background()
+	l, err := g.cs.CoreV1().Events(g.ns).List(ctx, metav1.ListOptions{
+		FieldSelector: fmt.Sprintf("involvedObject.name=%s,reason=Pulled", g.pod(round, 0).Name)})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, ev := range l.Items {
+		if g.cs.CoreV1().Events(g.ns).Delete(ctx, ev.Name, metav1.DeleteOptions{}) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// run writes rounds every interval until stop is called.
+func (g *gen) run(interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			g.step()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+type scenario struct {
+	kube    *kubetest.Cluster
+	env     *devenv.Env
+	cs      kubernetes.Interface
+	ns      string
+	cluster string
+	sc      scope.Scope
+}
+
+func (s *scenario) args(extra ...string) []string {
+	return append([]string{
+		"--kubeconfig", s.kube.Kubeconfig, "--nats.url", s.env.NATSURL,
+		"--cluster-name", s.cluster, "--scope-type", s.sc.Type, "--scope-name", s.sc.Name,
+		"--namespaces", s.ns, "--exporter.checkpoint-interval", "200ms",
+	}, extra...)
+}
+
+// TestExporter runs the scenarios of issue 7 against one kube-apiserver
+// (without watch cache, so that an old resourceVersion is answered by etcd
+// itself and compaction makes it 410 at once) and one eventpipe; each
+// scenario has its own namespace, tenant and cluster name.
+func TestExporter(t *testing.T) {
+	built := make(chan struct{})
+	go func() { defer close(built); eventpipeBinary(t) }()
+	kube := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{"--watch-cache=false"}})
+	env := startEventpipe(t)
+	<-built
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	require.NoError(t, err)
+	newScenario := func(name string) *scenario {
+		return &scenario{kube: kube, env: env, cs: cs, ns: name, cluster: name + "-cluster",
+			sc: scope.Scope{Type: scope.TypeProject, Name: name}}
+	}
+
+	t.Run("export", func(t *testing.T) {
+		s := newScenario("basic")
+		g := newGen(t, cs, s.ns)
+		o := startOracle(t, cs, s.ns)
+		p := startExporter(t, "exporter", s.args()...)
+		p.waitReady()
+		for range 8 {
+			g.step()
+			time.Sleep(50 * time.Millisecond)
+		}
+		o.quiet(t)
+		deleted := 0
+		for r := range 4 {
+			deleted += g.deletePulled(r)
+		}
+		require.Equal(t, 4, deleted)
+		g.step() // and more counts growing after the deletes
+		checkExported(t, env, o, s.sc, s.cluster, true)
+		code, body, err := p.get("/healthz")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Greater(t, p.metric("eventpipe_exporter_events_published_total"), 0.0)
+		require.GreaterOrEqual(t, p.metric("eventpipe_exporter_lag_seconds"), 0.0)
+		require.Equal(t, 0.0, p.metric("eventpipe_exporter_checkpoint_age_seconds"), "everything read is checkpointed once quiet")
+	})
+
+	t.Run("kill -9 and restart while events keep coming", func(t *testing.T) {
+		s := newScenario("crash")
+		g := newGen(t, cs, s.ns)
+		o := startOracle(t, cs, s.ns)
+		p := startExporter(t, "exporter", s.args()...)
+		p.waitReady()
+		g.deletes = true
+		stop := g.run(100 * time.Millisecond)
+		for range 3 {
+			time.Sleep(1500 * time.Millisecond)
+			p.kill()
+			time.Sleep(500 * time.Millisecond)
+			p.start()
+			p.waitReady()
+		}
+		time.Sleep(time.Second)
+		stop()
+		checkExported(t, env, o, s.sc, s.cluster, true)
+	})
+
+	t.Run("leader failover", func(t *testing.T) {
+		s := newScenario("ha")
+		g := newGen(t, cs, s.ns)
+		o := startOracle(t, cs, s.ns)
+		le := func(id string) []string {
+			return s.args("--leader-elect", "--leader-elect.namespace", s.ns, "--leader-elect.identity", id,
+				"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms")
+		}
+		replicas := map[string]*proc{"a": startExporter(t, "a", le("a")...), "b": startExporter(t, "b", le("b")...)}
+		leader := func() string {
+			l, err := cs.CoordinationV1().Leases(s.ns).Get(context.Background(), "eventpipe-exporter-"+s.cluster, metav1.GetOptions{})
+			if err != nil || l.Spec.HolderIdentity == nil {
+				return ""
+			}
+			return *l.Spec.HolderIdentity
+		}
+		require.Eventually(t, func() bool { return leader() != "" }, 30*time.Second, 100*time.Millisecond)
+		first := leader()
+		replicas[first].waitReady()
+		standby := map[string]string{"a": "b", "b": "a"}[first]
+		require.Equal(t, 0.0, replicas[standby].metric("eventpipe_exporter_leader"), "one replica exports")
+		code, _, err := replicas[standby].get("/readyz")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, "a standby is ready")
+
+		g.deletes = true
+		stop := g.run(100 * time.Millisecond)
+		time.Sleep(2 * time.Second)
+		replicas[first].kill()
+		require.Eventually(t, func() bool { return leader() == standby }, 30*time.Second, 100*time.Millisecond)
+		replicas[standby].waitReady()
+		time.Sleep(2 * time.Second)
+		stop()
+		checkExported(t, env, o, s.sc, s.cluster, true)
+	})
+
+	t.Run("resume point compacted away: 410 and relist", func(t *testing.T) {
+		s := newScenario("gone")
+		g := newGen(t, cs, s.ns)
+		o := startOracle(t, cs, s.ns)
+		p := startExporter(t, "exporter", s.args()...)
+		p.waitReady()
+		for range 4 {
+			g.step()
+		}
+		o.quiet(t)
+		require.Equal(t, 1, g.deletePulled(0))
+		checkExported(t, env, o, s.sc, s.cluster, true)
+		time.Sleep(time.Second) // the resume point is written (every 200ms)
+		p.kill()
+		// The resume point the restarted exporter will find.
+		kv, err := env.JS.KeyValue(context.Background(), eventlog.StateBucket)
+		require.NoError(t, err)
+		entry, err := kv.Get(context.Background(), exporter.CheckpointKey(s.cluster, s.ns))
+		require.NoError(t, err)
+		checkpoint, err := exporter.ParseResourceVersion(string(entry.Value()))
+		require.NoError(t, err)
+
+		// While the exporter is down: new events and count updates (no
+		// deletes: a relist cannot see what was deleted meanwhile; see
+		// docs/exporter.md), then etcd compacts past the resume point.
+		for range 3 {
+			g.step()
+		}
+		o.quiet(t)
+		compactEtcd(t, kube.EtcdURL)
+
+		p.start()
+		p.waitReady()
+		require.Eventually(t, func() bool { return p.metric(`eventpipe_exporter_relists_total{reason="expired"}`) >= 1 }, 30*time.Second, 200*time.Millisecond,
+			"the exporter got 410 for its resume point and relisted")
+		checkExported(t, env, o, s.sc, s.cluster, false)
+
+		_, after, _, _ := o.snapshot()
+		changed := 0
+		for _, ev := range after {
+			rv, err := exporter.ParseResourceVersion(ev.ResourceVersion)
+			require.NoError(t, err)
+			if rv > checkpoint {
+				changed++
+			}
+		}
+		require.Positive(t, changed)
+		// A state the killed exporter published after its last checkpoint
+		// is found in the stream and skipped instead.
+		require.Equal(t, float64(changed), p.metric("eventpipe_exporter_events_published_total")+
+			max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`)),
+			"after the relist only what changed since the resume point is published")
+	})
+}
+
+// compactEtcd compacts etcd's history up to its current revision through
+// etcd's JSON gateway, as kube-apiserver's own compactor does every 5
+// minutes: every older resourceVersion becomes 410 Gone.
+func compactEtcd(t *testing.T, etcdURL string) {
+	t.Helper()
+	post := func(path string, body any) map[string]any {
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(etcdURL+path, "application/json", bytes.NewReader(b))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return out
+	}
+	// Any key: the answer's header carries the current revision.
+	hdr := post("/v3/kv/range", map[string]any{"key": "AA=="})["header"].(map[string]any)
+	rev := hdr["revision"]
+	post("/v3/kv/compaction", map[string]any{"revision": rev, "physical": true})
+	t.Logf("etcd compacted at revision %v", rev)
+}
