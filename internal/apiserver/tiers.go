@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/warning"
 	"k8s.io/utils/clock"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/tenantusage"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
@@ -23,6 +25,19 @@ import (
 	"github.com/eventpipe/eventpipe/internal/tiers/quota"
 	"github.com/eventpipe/eventpipe/internal/tiers/ratelimit"
 )
+
+func init() {
+	activityResources = append(activityResources, addTenantUsages)
+}
+
+// addTenantUsages serves tenantusages when tiers are enforced: each tenant
+// reads its own tier and usage.
+func addTenantUsages(c CompletedConfig, storage map[string]rest.Storage) error {
+	if t := c.backends.Tiers; t != nil {
+		storage["tenantusages"] = tenantusage.NewREST(c.scopes, t.Quota, t.Resolver)
+	}
+	return nil
+}
 
 // TiersOptions configure the tiers every part of eventpipe enforces.
 type TiersOptions struct {

@@ -15,6 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -41,6 +44,8 @@ func (w *warnings) take() []string {
 	w.got = nil
 	return got
 }
+
+var tenantUsages = schema.GroupVersionResource{Group: "activity.miloapis.com", Version: "v1alpha1", Resource: "tenantusages"}
 
 const testTiers = `defaultTier: Free
 tiers:
@@ -71,7 +76,9 @@ func TestTierLimitsThroughTheAPI(t *testing.T) {
 		require.NoError(t, err)
 		w := &warnings{}
 		cfg.WarningHandlerWithContext = w
-		return devtest.NewClient(t, cfg), w
+		cs := devtest.NewClient(t, cfg)
+		configs.Store(cs, cfg)
+		return cs, w
 	}
 
 	t.Run("rate limits", func(t *testing.T) {
@@ -158,5 +165,36 @@ func TestTierLimitsThroughTheAPI(t *testing.T) {
 		require.Positive(t, stored, "writes below the quota were accepted")
 		_, err := bob.CoreV1().Events(ns).Get(ctx, fmt.Sprintf("quota-%d", stored), metav1.GetOptions{})
 		require.True(t, apierrors.IsNotFound(err), "the refused write stored nothing: %v", err)
+	})
+
+	t.Run("usage is visible to the tenant", func(t *testing.T) {
+		bob, _ := tenantClient("kubeconfig-project-beta")
+		dc := dynamicFor(t, bob)
+		l, err := dc.Resource(tenantUsages).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		require.Len(t, l.Items, 1, "a tenant sees its own usage only")
+		u := l.Items[0]
+		require.Equal(t, "project.beta", u.GetName())
+		tier, _, _ := unstructured.NestedString(u.Object, "status", "tier")
+		used, _, _ := unstructured.NestedInt64(u.Object, "status", "storageUsedBytes")
+		limit, _, _ := unstructured.NestedInt64(u.Object, "status", "storageQuotaBytes")
+		require.Equal(t, "Tight", tier)
+		require.EqualValues(t, quotaBytes, limit)
+		require.Positive(t, used)
+		require.LessOrEqual(t, used, limit, "refusals kept usage within the quota")
+		_, err = dc.Resource(tenantUsages).Get(ctx, "project.alpha", metav1.GetOptions{})
+		require.True(t, apierrors.IsNotFound(err), "another tenant's usage: %v", err)
+
+		admin, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dir, "kubeconfig"))
+		require.NoError(t, err)
+		adc, err := dynamic.NewForConfig(admin)
+		require.NoError(t, err)
+		all, err := adc.Resource(tenantUsages).List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		var names []string
+		for _, it := range all.Items {
+			names = append(names, it.GetName())
+		}
+		require.Equal(t, []string{"project.alpha", "project.beta"}, names, "the platform sees every tenant")
 	})
 }

@@ -51,6 +51,9 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.PolicyPreviewResult{}.OpenAPIModelName():          schema_pkg_apis_activity_v1alpha1_PolicyPreviewResult(ref),
 		v1alpha1.PolicyPreviewSpec{}.OpenAPIModelName():            schema_pkg_apis_activity_v1alpha1_PolicyPreviewSpec(ref),
 		v1alpha1.PolicyPreviewStatus{}.OpenAPIModelName():          schema_pkg_apis_activity_v1alpha1_PolicyPreviewStatus(ref),
+		v1alpha1.TenantUsage{}.OpenAPIModelName():                  schema_pkg_apis_activity_v1alpha1_TenantUsage(ref),
+		v1alpha1.TenantUsageList{}.OpenAPIModelName():              schema_pkg_apis_activity_v1alpha1_TenantUsageList(ref),
+		v1alpha1.TenantUsageStatus{}.OpenAPIModelName():            schema_pkg_apis_activity_v1alpha1_TenantUsageStatus(ref),
 		v1.AWSElasticBlockStoreVolumeSource{}.OpenAPIModelName():   schema_k8sio_api_core_v1_AWSElasticBlockStoreVolumeSource(ref),
 		v1.Affinity{}.OpenAPIModelName():                           schema_k8sio_api_core_v1_Affinity(ref),
 		v1.AppArmorProfile{}.OpenAPIModelName():                    schema_k8sio_api_core_v1_AppArmorProfile(ref),
@@ -1675,6 +1678,192 @@ func schema_pkg_apis_activity_v1alpha1_PolicyPreviewStatus(ref common.ReferenceC
 		},
 		Dependencies: []string{
 			v1alpha1.PolicyPreviewResult{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_TenantUsage(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TenantUsage shows a tenant its tier and how much of it is used: storage against the quota, the query window and retention, and the rate limits. It is read-only and cluster-scoped. A tenant user sees one, its own, named after its scope (\"project.alpha\" for Project/alpha); platform users see every tenant eventpipe knows of (in the tiers file or with stored events).",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard object metadata; the name is the scope type in lower case, a dot, and the scope name, e.g. \"project.alpha\".",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is the tenant's tier and usage.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.TenantUsageStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.TenantUsageStatus{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_TenantUsageList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TenantUsageList is a list of TenantUsage.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard list metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Items are the tenants' usages.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.TenantUsage{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.TenantUsage{}.OpenAPIModelName(), metav1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_TenantUsageStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "TenantUsageStatus is a tenant's tier and usage.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"scopeType": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ScopeType is the tenant's type: Organization, Project or User.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"scopeName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ScopeName is the tenant's name, e.g. \"alpha\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"tier": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Tier is the tier the tenant is on, e.g. \"Free\", \"Pro\", \"Enterprise\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"overridden": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Overridden is true when the tiers file overrides some of the tier's limits for this tenant.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"storageUsedBytes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StorageUsedBytes is the tenant's stored events, in bytes: what ClickHouse held at the last measurement plus writes accepted since.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"storageQuotaBytes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StorageQuotaBytes is the tier's storage quota in bytes; -1 means unlimited. Writes that would go beyond it are refused with 403.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"queryWindow": {
+						SchemaProps: spec.SchemaProps{
+							Description: "QueryWindow is how far back EventQuery and EventFacetQuery may look, e.g. \"24h\", \"60d\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"retention": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Retention is how long events are kept after their last observation, e.g. \"60d\".",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"rateLimitSoftPerMinute": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RateLimitSoftPerMinute is the event writes per minute above which writes are accepted with a warning; -1 means unlimited.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"rateLimitHardPerMinute": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RateLimitHardPerMinute is the event writes per minute above which writes are refused with 429; -1 means unlimited.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"scopeType", "scopeName", "tier", "storageUsedBytes", "storageQuotaBytes", "queryWindow", "retention", "rateLimitSoftPerMinute", "rateLimitHardPerMinute"},
+			},
+		},
 	}
 }
 

@@ -208,6 +208,24 @@ func (t *Tracker) Usage(sc scope.Scope) Usage {
 	return u
 }
 
+// Scopes returns every scope with measured or pending bytes.
+func (t *Tracker) Scopes() []scope.Scope {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := map[scope.Scope]bool{}
+	for sc := range t.measured {
+		seen[sc] = true
+	}
+	for sc := range t.pending {
+		seen[sc] = true
+	}
+	out := make([]scope.Scope, 0, len(seen))
+	for sc := range seen {
+		out = append(out, sc)
+	}
+	return out
+}
+
 // Check reports whether sc may store incoming more bytes: nil, or an
 // *Exceeded when used + incoming is above the quota (equal is allowed).
 func (t *Tracker) Check(sc scope.Scope, incoming int64) error {

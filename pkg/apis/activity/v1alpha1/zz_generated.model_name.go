@@ -151,3 +151,18 @@ func (in PolicyPreviewSpec) OpenAPIModelName() string {
 func (in PolicyPreviewStatus) OpenAPIModelName() string {
 	return "com.miloapis.activity.v1alpha1.PolicyPreviewStatus"
 }
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TenantUsage) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.TenantUsage"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TenantUsageList) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.TenantUsageList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in TenantUsageStatus) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.TenantUsageStatus"
+}
