@@ -62,11 +62,15 @@ Try:
   kubectl get events -A
   kubectl get events -A --field-selector type=Warning -o wide
   kubectl get events -A -w
+  kubectl get activities -A
+  kubectl create -o yaml -f - <<<'{"apiVersion":"activity.miloapis.com/v1alpha1","kind":"EventQuery","metadata":{"name":"q"},"spec":{"startTime":"now-7d","endTime":"now","fieldSelector":"reason in (BackOff,FailedMount)","limit":5}}'
+  kubectl --kubeconfig %s get events -A    # a tenant sees only its own
+  kubectl --kubeconfig %s get tenantusages
   clickhouse-client --port %s -q "SELECT reason, type, uniqExact(namespace, name, uid) AS events FROM %s.events GROUP BY reason, type ORDER BY events DESC LIMIT 10"
 
 Ctrl-C stops everything; run the same command again to continue with the same data.
 `, o.DataDir, env.APIServerURL, env.Kubeconfig, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
-					env.Kubeconfig, portOf(env.ClickHouseAddr), env.Database)
+					env.Kubeconfig, tenantKubeconfig(env), tenantKubeconfig(env), portOf(env.ClickHouseAddr), env.Database)
 			})
 		},
 	}
@@ -87,4 +91,12 @@ Ctrl-C stops everything; run the same command again to continue with the same da
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// tenantKubeconfig is the first demo tenant's kubeconfig, for the hints.
+func tenantKubeconfig(env *devenv.Env) string {
+	if len(env.TenantKubeconfigs) == 0 {
+		return env.Kubeconfig
+	}
+	return env.TenantKubeconfigs[0].Path
 }
