@@ -296,9 +296,16 @@ func TestExporter(t *testing.T) {
 		require.Positive(t, changed)
 		// A state the killed exporter published after its last checkpoint
 		// is found in the stream and skipped instead.
-		require.Equal(t, float64(changed), p.metric("eventpipe_exporter_events_published_total")+
-			max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`)),
-			"after the relist only what changed since the resume point is published")
+		// The count may exceed changed by a state handed on twice (a list
+		// restarted after its continue token expired, a watch event racing
+		// the list's end): JetStream deduplicates those by message id, and
+		// checkExported above proves each state is stored once. What must
+		// not happen is a relist that republishes the unchanged events.
+		handed := p.metric("eventpipe_exporter_events_published_total") +
+			max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`))
+		require.GreaterOrEqual(t, handed, float64(changed), "every state changed since the resume point is handed on")
+		require.LessOrEqual(t, handed, float64(changed+2),
+			"after the relist only what changed since the resume point is published (%d changed of %d events)", changed, len(after))
 	})
 }
 
