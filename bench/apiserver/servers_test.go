@@ -84,6 +84,9 @@ func startEventpipe(b *testing.B, opts ...func(*devenv.Options)) *server {
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(b.TempDir(), "data")
 	o.Demo = false
+	// The activity pipeline is not part of the Events API (kube-apiserver has
+	// none), and in production it is a process of its own.
+	o.Activities = false
 	for _, f := range opts {
 		f(&o)
 	}

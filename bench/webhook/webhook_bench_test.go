@@ -203,6 +203,9 @@ func startEventpipe(b testing.TB) *devenv.Env {
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(b.TempDir(), "eventpipe")
 	o.Demo = false
+	// Batched ingest ends in ClickHouse; the activity pipeline is another
+	// consumer of the same stream and, in production, another process.
+	o.Activities = false
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *devenv.Env, 1)
 	done := make(chan error, 1)

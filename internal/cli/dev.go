@@ -79,6 +79,7 @@ Ctrl-C stops everything; run the same command again to continue with the same da
 	fs.IntVar(&o.NATSPort, "nats.port", o.NATSPort, "port of the embedded NATS server at 127.0.0.1; -1 picks a free one")
 	fs.IntVar(&o.APIServerPort, "apiserver.port", o.APIServerPort, "port of the API server at 127.0.0.1; 0 picks a free one")
 	fs.BoolVar(&o.Demo, "demo", o.Demo, "run the simulated cluster that writes demo events")
+	fs.BoolVar(&o.Activities, "activities", o.Activities, "run the activity pipeline (processor, indexer, built-in policies) and serve activities")
 	fs.Float64Var(&o.DemoRate, "demo.rate", o.DemoRate, "event states per second from the simulated cluster")
 	fs.IntVar(&o.DemoBackfill, "demo.backfill", o.DemoBackfill, "event states of history written on first start (0 for none)")
 	fs.DurationVar(&o.DemoHistory, "demo.history", o.DemoHistory, "how far back the first start's history reaches")

@@ -55,6 +55,9 @@ type Options struct {
 	Registry prometheus.Registerer
 	// APIServerPort is the API server's port at 127.0.0.1; 0 picks a free one.
 	APIServerPort int
+	// Activities runs the activity pipeline (processor, indexer, built-in
+	// policies) and serves the activity resources.
+	Activities bool
 	// ConfigureAPIServer, when set, adjusts the API server's options after
 	// dev mode has set them (tests use it for aggregated authentication).
 	ConfigureAPIServer func(*apiserver.Options)
@@ -63,7 +66,7 @@ type Options struct {
 // DefaultOptions returns the documented defaults.
 func DefaultOptions() Options {
 	return Options{
-		DataDir: ".eventpipe", NATSPort: -1, Demo: true, DemoRate: 20,
+		DataDir: ".eventpipe", NATSPort: -1, Demo: true, DemoRate: 20, Activities: true,
 		DemoHistory: 7 * 24 * time.Hour, DemoBackfill: 20000,
 		Stream: eventlog.DefaultConfig(), Writer: writer.DefaultConfig(),
 	}
@@ -168,9 +171,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		Store: store, JS: js, Writer: w, EnvFile: filepath.Join(dir, "dev.env")}
 	pub := &logSink{pub: eventlog.NewPublisher(js)}
 
-	act, err := startActivity(ctx, js, store, o.Registry, log, errc) // activity.go
-	if err != nil {
-		return err
+	var act *apiserver.ActivityBackends
+	if o.Activities {
+		if act, err = startActivity(ctx, js, store, o.Registry, log, errc); err != nil { // activity.go
+			return err
+		}
 	}
 	tiers, err := startTiers(ctx, dir, js, store, w, o.Registry, log) // tiers.go
 	if err != nil {
