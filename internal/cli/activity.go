@@ -39,24 +39,13 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			natsCfg.Name = "eventpipe-activity-processor"
-			nc, js, err := natsCfg.Connect()
+			b, err := openBackends(ctx, "eventpipe-activity-processor", natsCfg, streamCfg, storeCfg, true)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			if err := eventlog.Ensure(ctx, js, streamCfg); err != nil {
-				return err
-			}
+			defer b.close()
+			nc, js, store := b.nc, b.js, b.store
 			if err := activity.Ensure(ctx, js, cfg.Stream); err != nil {
-				return err
-			}
-			store, err := chstore.Open(ctx, storeCfg)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if _, err := store.Migrate(ctx); err != nil {
 				return err
 			}
 			policies, err := activity.NewPolicyStore(ctx, js)

@@ -30,25 +30,12 @@ func newAPIServerCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			natsCfg.Name = "eventpipe-apiserver"
-			nc, js, err := natsCfg.Connect()
+			b, err := openBackends(ctx, "eventpipe-apiserver", natsCfg, streamCfg, storeCfg, migrate)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			if err := eventlog.Ensure(ctx, js, streamCfg); err != nil {
-				return err
-			}
-			store, err := chstore.Open(ctx, storeCfg)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if migrate {
-				if _, err := store.Migrate(ctx); err != nil {
-					return err
-				}
-			}
+			defer b.close()
+			js, store := b.js, b.store
 			reader, err := eventlog.NewReader(ctx, js)
 			if err != nil {
 				return err

@@ -52,25 +52,12 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			natsCfg.Name = "eventpipe-writer"
-			nc, js, err := natsCfg.Connect()
+			b, err := openBackends(ctx, "eventpipe-writer", natsCfg, streamCfg, storeCfg, migrate)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			if err := eventlog.Ensure(ctx, js, streamCfg); err != nil {
-				return err
-			}
-			store, err := chstore.Open(ctx, storeCfg)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if migrate {
-				if _, err := store.Migrate(ctx); err != nil {
-					return err
-				}
-			}
+			defer b.close()
+			nc, js, store := b.nc, b.js, b.store
 			reg := newRegistry()
 			w := writer.New(js, store, writerCfg, streamCfg, reg, log)
 			res, watcher, err := tiersOpts.LoadTiers(reg, log)
