@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -63,29 +64,81 @@ type ListQuery struct {
 // List returns the latest state of every event matching q, deleted events
 // excluded, ordered by namespace, name and scope: the order of keys, so a
 // cursor taken from the last item continues the list exactly.
+//
+// A page (Limit > 0) is read in two steps of one query: the page's
+// sequences are chosen from the narrow columns only, with the cursor
+// applied before the latest state per key is picked (the cursor is on key
+// columns, which every state of a key shares, so this cannot change which
+// state is the latest), and only the page's rows are then read in full.
+// Without that, every page sorted the whole window's wide rows, so kubectl's
+// chunked list of all namespaces cost pages × window.
 func (s *Store) List(ctx context.Context, q ListQuery) ([]*eventlog.Record, error) {
-	sql, args := s.latestSQL(columnNames(), q.LatestFilter)
+	sql, args, err := s.listSQL(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.query(ctx, sql, args...)
+}
+
+// listSQL builds List's query.
+func (s *Store) listSQL(q ListQuery) (string, []any, error) {
+	var conds []string
+	var condArgs []any
 	for _, c := range q.Conds {
 		col, ok := FieldColumns[c.Field]
 		if !ok {
-			return nil, fmt.Errorf("list events: field %q cannot be filtered", c.Field)
+			return "", nil, fmt.Errorf("list events: field %q cannot be filtered", c.Field)
 		}
 		op := " = ?"
 		if c.Not {
 			op = " != ?"
 		}
-		sql += " AND " + col + op
-		args = append(args, c.Value)
+		conds = append(conds, col+op)
+		condArgs = append(condArgs, c.Value)
 	}
+	const keyOrder = " ORDER BY namespace, name, scope_type, scope_name"
+	if q.Limit <= 0 {
+		sql, args := s.latestSQL(columnNames(), q.LatestFilter)
+		for _, c := range conds {
+			sql += " AND " + c
+		}
+		args = append(args, condArgs...)
+		if q.After != nil {
+			sql += " AND (namespace, name, scope_type, scope_name) > (?, ?, ?, ?)"
+			args = append(args, q.After.Namespace, q.After.Name, q.After.Scope.Type, q.After.Scope.Name)
+		}
+		return sql + keyOrder, args, nil
+	}
+	f := q.LatestFilter
+	var extra []string
+	var extraArgs []any
 	if q.After != nil {
-		sql += " AND (namespace, name, scope_type, scope_name) > (?, ?, ?, ?)"
-		args = append(args, q.After.Namespace, q.After.Name, q.After.Scope.Type, q.After.Scope.Name)
+		extra = append(extra, "(namespace, name, scope_type, scope_name) > (?, ?, ?, ?)")
+		extraArgs = append(extraArgs, q.After.Namespace, q.After.Name, q.After.Scope.Type, q.After.Scope.Name)
 	}
-	sql += " ORDER BY namespace, name, scope_type, scope_name"
-	if q.Limit > 0 {
-		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	inner, args := s.latestSQLWhere(narrowColumnNames(), f, extra, extraArgs)
+	for _, c := range conds {
+		inner += " AND " + c
 	}
-	return s.query(ctx, sql, args...)
+	args = append(args, condArgs...)
+	inner = "SELECT seq FROM (" + inner + keyOrder + fmt.Sprintf(" LIMIT %d", q.Limit) + ")"
+	// The outer read repeats the scope and namespace filters so that it, too,
+	// only touches the tenant's part of the index. LIMIT 1 BY seq folds an
+	// exact duplicate row (a state written twice, not merged yet).
+	outer := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq IN (" + inner + ")"
+	var where []string
+	if f.Scope != nil {
+		where = append(where, "scope_type = ?", "scope_name = ?")
+		args = append(args, f.Scope.Type, f.Scope.Name)
+	}
+	if f.Namespace != nil {
+		where = append(where, "namespace = ?")
+		args = append(args, *f.Namespace)
+	}
+	if len(where) > 0 {
+		outer += " WHERE " + strings.Join(where, " AND ")
+	}
+	return outer + keyOrder + " LIMIT 1 BY seq", args, nil
 }
 
 // Get returns the latest state of one event (in any scope when sc is nil,

@@ -337,7 +337,21 @@ type chdbRow struct {
 func latest(t *testing.T, db *chdbSession, s *Store, f LatestFilter) []*eventlog.Record {
 	t.Helper()
 	q, args := s.latestSQL(columnNames(), f)
-	q += " ORDER BY namespace, name, uid"
+	return records(t, db, q+" ORDER BY namespace, name, uid", args...)
+}
+
+// listPage runs the query Store.List builds for q.
+func listPage(t *testing.T, db *chdbSession, s *Store, q ListQuery) []*eventlog.Record {
+	t.Helper()
+	sql, args, err := s.listSQL(q)
+	require.NoError(t, err)
+	return records(t, db, sql, args...)
+}
+
+// records runs a query returning the events table's columns on 26.7 and
+// decodes the records, ordered by namespace, name and uid.
+func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.Record {
+	t.Helper()
 	bound, err := bindPositional(q, args...)
 	require.NoError(t, err)
 	// Test-side wrapper only (26.7 syntax): text-safe encodings for JSON.
@@ -513,6 +527,30 @@ func TestModernClickHouse(t *testing.T) {
 
 	prod, dev := "prod", "dev"
 	require.Len(t, latest(t, db, s, LatestFilter{Scope: &alpha, Namespace: &prod}), 4)
+
+	// List's paged query (keys first, then the page's rows) on 26.7: pages
+	// of 3 with a selector cover exactly the unpaged answer.
+	var paged []string
+	var after *Cursor
+	for range 10 {
+		page := listPage(t, db, s, ListQuery{LatestFilter: LatestFilter{Scope: &alpha}, After: after, Limit: 3,
+			Conds: []FieldCond{{Field: "type", Value: corev1.EventTypeWarning}}})
+		for _, r := range page {
+			paged = append(paged, r.Key.Namespace+"/"+r.Key.Name)
+		}
+		if len(page) < 3 {
+			break
+		}
+		last := page[len(page)-1].Key
+		after = &Cursor{Namespace: last.Namespace, Name: last.Name, Scope: last.Scope}
+	}
+	var whole []string
+	for _, r := range listPage(t, db, s, ListQuery{LatestFilter: LatestFilter{Scope: &alpha},
+		Conds: []FieldCond{{Field: "type", Value: corev1.EventTypeWarning}}}) {
+		whole = append(whole, r.Key.Namespace+"/"+r.Key.Name)
+	}
+	require.NotEmpty(t, whole)
+	require.Equal(t, whole, paged, "pages on ClickHouse 26.7")
 	require.Empty(t, latest(t, db, s, LatestFilter{Scope: &alpha, Namespace: &dev}))
 
 	require.EqualValues(t, 5, countLatest(t, db, s, LatestFilter{}), "all scopes")

@@ -36,6 +36,13 @@ type LatestFilter struct {
 // latest state wins. LIMIT 1 BY keeps the highest sequence per key, which
 // also folds exact duplicates (same sequence) from at-least-once delivery.
 func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
+	return s.latestSQLWhere(cols, f, nil, nil)
+}
+
+// latestSQLWhere is latestSQL with extra conditions (and their arguments)
+// on the states read before the latest one per key is picked; they must be
+// on key columns, which every state of a key shares.
+func (s *Store) latestSQLWhere(cols string, f LatestFilter, extra []string, extraArgs []any) (string, []any) {
 	var where []string
 	var args []any
 	if f.Scope != nil {
@@ -58,6 +65,8 @@ func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
 		where = append(where, "seq <= ?")
 		args = append(args, f.AtSeq)
 	}
+	where = append(where, extra...)
+	args = append(args, extraArgs...)
 	q := "SELECT " + cols + " FROM " + s.table()
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -42,6 +42,18 @@ var columns = []struct{ name, typ string }{
 	{"rest", "String"},
 }
 
+// narrowColumnNames are the columns without the two wide ones (message
+// and the protobuf remainder): what choosing a page's rows needs.
+func narrowColumnNames() string {
+	var names []string
+	for _, c := range columns {
+		if c.name != "message" && c.name != "rest" {
+			names = append(names, c.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 func columnNames() string {
 	names := make([]string, len(columns))
 	for i, c := range columns {
