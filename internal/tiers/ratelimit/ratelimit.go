@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,7 +304,14 @@ func (l *Limiter) take(ctx context.Context, sc scope.Scope, t *tenant, lim tiers
 	key := Key(sc, t.minute)
 	kctx, cancel := context.WithTimeout(ctx, l.cfg.KVTimeout)
 	defer cancel()
-	for range 16 {
+	// Retry compare-and-swap conflicts for as long as the KV timeout
+	// allows: giving up on a conflict would fall back to per-replica
+	// counting, which can pass the hard limit while the bucket is fine.
+	for attempt := 0; kctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			// A little jitter so that replicas stop colliding.
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) * int64(min(attempt, 8)))))
+		}
 		var cur int64
 		var rev uint64
 		e, err := l.kv.Get(kctx, key)
@@ -349,7 +357,7 @@ func (l *Limiter) take(ctx context.Context, sc scope.Scope, t *tenant, lim tiers
 		t.local += n
 		return last, true, nil
 	}
-	return 0, false, fmt.Errorf("update %s: too many concurrent updates", key)
+	return 0, false, fmt.Errorf("update %s: concurrent updates for longer than the KV timeout: %w", key, kctx.Err())
 }
 
 // leaseSize is how many tokens to take when the bucket shows cur: a share
