@@ -8,51 +8,72 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Reader reads states back from the EVENTS stream: the newest state of one
-// event (read-your-writes without waiting for ClickHouse) and ordered tails
-// for watches. It is safe for concurrent use.
-type Reader struct {
+// DecodeFunc turns one stream message into a typed state; DecodeMsg is the
+// EVENTS stream's.
+type DecodeFunc[T any] func(subject string, hdr nats.Header, data []byte, seq uint64) (T, error)
+
+// StreamReader reads typed states back from one stream whose messages are
+// states of keyed objects, one subject per object (EVENTS, and the
+// ACTIVITIES stream of internal/activity): the newest state on a subject
+// (read-your-writes without waiting for ClickHouse) and ordered tails for
+// watches. It is safe for concurrent use.
+type StreamReader[T any] struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	name   string
+	decode DecodeFunc[T]
 }
+
+// Reader reads states back from the EVENTS stream.
+type Reader = StreamReader[*Record]
+
+// Tail is an ordered feed of EVENTS states; see StreamReader.Tail.
+type Tail = StreamTail[*Record]
 
 // NewReader opens the EVENTS stream for reading. Call Ensure first.
 func NewReader(ctx context.Context, js jetstream.JetStream) (*Reader, error) {
-	s, err := js.Stream(ctx, StreamName)
+	return OpenStreamReader(ctx, js, StreamName, DecodeMsg)
+}
+
+// OpenStreamReader opens stream name for reading, decoding with decode.
+func OpenStreamReader[T any](ctx context.Context, js jetstream.JetStream, name string, decode DecodeFunc[T]) (*StreamReader[T], error) {
+	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("open stream %s: %w", name, err)
 	}
-	return &Reader{js: js, stream: s}, nil
+	return &StreamReader[T]{js: js, stream: s, name: name, decode: decode}, nil
 }
 
 // Latest returns the newest state stored on subject (which may hold
-// wildcards, e.g. to find a name in any scope), or nil when the stream holds
-// none: never written, or trimmed after commit, in which case ClickHouse has
-// it.
-func (r *Reader) Latest(ctx context.Context, subject string) (*Record, error) {
+// wildcards, e.g. to find a name in any scope), or the zero T (nil) when
+// the stream holds none: never written, or trimmed after commit, in which
+// case ClickHouse has it.
+func (r *StreamReader[T]) Latest(ctx context.Context, subject string) (T, error) {
+	var zero T
 	m, err := r.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+		return zero, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read latest state on %s: %w", subject, err)
+		return zero, fmt.Errorf("read latest state on %s: %w", subject, err)
 	}
-	rec, err := DecodeMsg(m.Subject, m.Header, m.Data, m.Sequence)
+	st, err := r.decode(m.Subject, m.Header, m.Data, m.Sequence)
 	if err != nil {
-		return nil, fmt.Errorf("read latest state on %s (seq %d): %w", subject, m.Sequence, err)
+		return zero, fmt.Errorf("read latest state on %s (seq %d): %w", subject, m.Sequence, err)
 	}
-	return rec, nil
+	return st, nil
 }
 
 // Bounds returns the first sequence the stream still holds and the last one
 // written. A stream with nothing in it reports first = last+1.
-func (r *Reader) Bounds(ctx context.Context) (first, last uint64, err error) {
+func (r *StreamReader[T]) Bounds(ctx context.Context) (first, last uint64, err error) {
 	info, err := r.stream.Info(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read stream %s bounds: %w", StreamName, err)
+		return 0, 0, fmt.Errorf("read stream %s bounds: %w", r.name, err)
 	}
 	first, last = info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
@@ -63,10 +84,11 @@ func (r *Reader) Bounds(ctx context.Context) (first, last uint64, err error) {
 
 // Tail delivers, in order, every state on subjects matching filter from
 // sequence from on, until ctx ends or Stop is called. Messages that are not
-// valid states are skipped (the writer dead-letters them). The returned
-// channel is closed when the tail ends; Err then says why (nil when stopped).
-func (r *Reader) Tail(ctx context.Context, filter string, from uint64) (*Tail, error) {
-	cons, err := r.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+// valid states are skipped (the stream's writer dead-letters them). The
+// returned channel is closed when the tail ends; Err then says why (nil
+// when stopped).
+func (r *StreamReader[T]) Tail(ctx context.Context, filter string, from uint64) (*StreamTail[T], error) {
+	cons, err := r.js.OrderedConsumer(ctx, r.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
@@ -78,15 +100,15 @@ func (r *Reader) Tail(ctx context.Context, filter string, from uint64) (*Tail, e
 	if err != nil {
 		return nil, fmt.Errorf("tail %s from %d: %w", filter, from, err)
 	}
-	t := &Tail{C: make(chan *Record, 64), it: it}
-	go t.run(ctx)
+	t := &StreamTail[T]{C: make(chan T, 64), it: it}
+	go t.run(ctx, r.decode)
 	return t, nil
 }
 
-// Tail is an ordered feed of states; see Reader.Tail.
-type Tail struct {
+// StreamTail is an ordered feed of states; see StreamReader.Tail.
+type StreamTail[T any] struct {
 	// C carries the states. It is closed when the tail ends.
-	C       chan *Record
+	C       chan T
 	it      jetstream.MessagesContext
 	stopped atomic.Bool
 	once    sync.Once
@@ -95,7 +117,7 @@ type Tail struct {
 }
 
 // Stop ends the tail; C is closed soon after.
-func (t *Tail) Stop() {
+func (t *StreamTail[T]) Stop() {
 	t.once.Do(func() {
 		t.stopped.Store(true)
 		t.it.Stop()
@@ -103,9 +125,9 @@ func (t *Tail) Stop() {
 }
 
 // Err reports why the tail ended, once C is closed; nil after Stop or ctx end.
-func (t *Tail) Err() error { return t.err }
+func (t *StreamTail[T]) Err() error { return t.err }
 
-func (t *Tail) run(ctx context.Context) {
+func (t *StreamTail[T]) run(ctx context.Context, decode DecodeFunc[T]) {
 	defer close(t.C)
 	stop := context.AfterFunc(ctx, t.Stop)
 	defer stop()
@@ -121,12 +143,12 @@ func (t *Tail) run(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		rec, err := DecodeMsg(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
+		st, err := decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
 		if err != nil {
 			continue
 		}
 		select {
-		case t.C <- rec:
+		case t.C <- st:
 		case <-ctx.Done():
 			return
 		}
