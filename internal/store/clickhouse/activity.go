@@ -153,47 +153,18 @@ type ActivityQuery struct {
 // activitySQL builds the query for q: the latest state per activity (LIMIT
 // 1 BY, as for events), filtered, newest first.
 func (s *Store) activitySQL(q ActivityQuery) (string, []any, error) {
-	var where []string
-	var args []any
-	if q.Scope != nil {
-		where = append(where, "scope_type = ?", "scope_name = ?")
-		args = append(args, q.Scope.Type, q.Scope.Name)
-	}
-	if q.Namespace != nil {
-		where = append(where, "namespace = ?")
-		args = append(args, *q.Namespace)
-	}
-	if q.Name != nil {
-		where = append(where, "name = ?")
-		args = append(args, *q.Name)
-	}
-	if !q.Since.IsZero() {
-		where = append(where, "last_ts >= ?")
-		args = append(args, q.Since.UTC().Truncate(time.Second))
-	}
-	if q.AtSeq > 0 {
-		where = append(where, "seq <= ?")
-		args = append(args, q.AtSeq)
-	}
+	where, args := LatestFilter{Scope: q.Scope, Namespace: q.Namespace, Name: q.Name, Since: q.Since, AtSeq: q.AtSeq}.conditions()
 	cols := activityColumnNames()
 	inner := "SELECT " + cols + " FROM " + s.activityTable()
 	if len(where) > 0 {
 		inner += " WHERE " + strings.Join(where, " AND ")
 	}
 	inner += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name"
-	var outer []string
-	for _, c := range q.Conds {
-		col, ok := ActivityFieldColumns[c.Field]
-		if !ok {
-			return "", nil, fmt.Errorf("list activities: field %q cannot be filtered", c.Field)
-		}
-		op := " = ?"
-		if c.Not {
-			op = " != ?"
-		}
-		outer = append(outer, col+op)
-		args = append(args, c.Value)
+	outer, condArgs, err := fieldConditions(ActivityFieldColumns, q.Conds, "list activities")
+	if err != nil {
+		return "", nil, err
 	}
+	args = append(args, condArgs...)
 	if a := q.After; a != nil {
 		// Newest first, then by key: the rows after the cursor are older,
 		// or as old and later in key order.

@@ -82,19 +82,9 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*eventlog.Record, erro
 
 // listSQL builds List's query.
 func (s *Store) listSQL(q ListQuery) (string, []any, error) {
-	var conds []string
-	var condArgs []any
-	for _, c := range q.Conds {
-		col, ok := FieldColumns[c.Field]
-		if !ok {
-			return "", nil, fmt.Errorf("list events: field %q cannot be filtered", c.Field)
-		}
-		op := " = ?"
-		if c.Not {
-			op = " != ?"
-		}
-		conds = append(conds, col+op)
-		condArgs = append(condArgs, c.Value)
+	conds, condArgs, err := fieldConditions(FieldColumns, q.Conds, "list events")
+	if err != nil {
+		return "", nil, err
 	}
 	const keyOrder = " ORDER BY namespace, name, scope_type, scope_name"
 	if q.Limit <= 0 {

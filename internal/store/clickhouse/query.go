@@ -43,8 +43,20 @@ func (s *Store) latestSQL(cols string, f LatestFilter) (string, []any) {
 // on the states read before the latest one per key is picked; they must be
 // on key columns, which every state of a key shares.
 func (s *Store) latestSQLWhere(cols string, f LatestFilter, extra []string, extraArgs []any) (string, []any) {
-	var where []string
-	var args []any
+	where, args := f.conditions()
+	where = append(where, extra...)
+	args = append(args, extraArgs...)
+	q := "SELECT " + cols + " FROM " + s.table()
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name"
+	return "SELECT " + cols + " FROM (" + q + ") WHERE op != " + fmt.Sprint(uint8(eventlog.OpDelete)), args
+}
+
+// conditions are f's filters on stored states, for any table with the
+// columns scope_type, scope_name, namespace, name, last_ts and seq.
+func (f LatestFilter) conditions() (where []string, args []any) {
 	if f.Scope != nil {
 		where = append(where, "scope_type = ?", "scope_name = ?")
 		args = append(args, f.Scope.Type, f.Scope.Name)
@@ -65,14 +77,28 @@ func (s *Store) latestSQLWhere(cols string, f LatestFilter, extra []string, extr
 		where = append(where, "seq <= ?")
 		args = append(args, f.AtSeq)
 	}
-	where = append(where, extra...)
-	args = append(args, extraArgs...)
-	q := "SELECT " + cols + " FROM " + s.table()
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	return where, args
+}
+
+// fieldConditions turns conds into SQL conditions over the columns named by
+// columns (a field vocabulary: FieldColumns, ActivityFieldColumns); a field
+// it does not name is an error for what ("list events").
+func fieldConditions(columns map[string]string, conds []FieldCond, what string) ([]string, []any, error) {
+	var where []string
+	var args []any
+	for _, c := range conds {
+		col, ok := columns[c.Field]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: field %q cannot be filtered", what, c.Field)
+		}
+		op := " = ?"
+		if c.Not {
+			op = " != ?"
+		}
+		where = append(where, col+op)
+		args = append(args, c.Value)
 	}
-	q += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name"
-	return "SELECT " + cols + " FROM (" + q + ") WHERE op != " + fmt.Sprint(uint8(eventlog.OpDelete)), args
+	return where, args, nil
 }
 
 // Latest returns the latest state of every event matching f, deleted events
