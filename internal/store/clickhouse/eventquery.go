@@ -163,18 +163,11 @@ var historyBaseColumns = []string{"scope_type", "scope_name", "namespace", "name
 // must still win over the older states (which then drop out in the outer
 // window filter).
 func (s *Store) rangeSQL(f HistoryFilter) (string, []any) {
-	var where []string
-	var args []any
-	if f.Scope != nil {
-		where = append(where, "scope_type = ?", "scope_name = ?")
-		args = append(args, f.Scope.Type, f.Scope.Name)
-	}
-	if f.Namespace != nil {
-		where = append(where, "namespace = ?")
-		args = append(args, *f.Namespace)
-	}
-	where = append(where, "last_ts >= ?", "seq <= ?")
-	args = append(args, f.Start.UTC().Truncate(time.Second), f.AtSeq)
+	where, args := LatestFilter{Scope: f.Scope, Namespace: f.Namespace, Since: f.Start}.conditions()
+	// Always bounded by the watermark, also at 0 (nothing committed yet),
+	// where LatestFilter reads 0 as "no bound".
+	where = append(where, "seq <= ?")
+	args = append(args, f.AtSeq)
 	return strings.Join(where, " AND "), args
 }
 

@@ -116,15 +116,8 @@ func (s *Store) listSQL(q ListQuery) (string, []any, error) {
 	// only touches the tenant's part of the index. LIMIT 1 BY seq folds an
 	// exact duplicate row (a state written twice, not merged yet).
 	outer := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq IN (" + inner + ")"
-	var where []string
-	if f.Scope != nil {
-		where = append(where, "scope_type = ?", "scope_name = ?")
-		args = append(args, f.Scope.Type, f.Scope.Name)
-	}
-	if f.Namespace != nil {
-		where = append(where, "namespace = ?")
-		args = append(args, *f.Namespace)
-	}
+	where, whereArgs := LatestFilter{Scope: f.Scope, Namespace: f.Namespace}.conditions()
+	args = append(args, whereArgs...)
 	if len(where) > 0 {
 		outer += " WHERE " + strings.Join(where, " AND ")
 	}
