@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
@@ -362,7 +362,7 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 			return nil, unavailable(err)
 		}
 		if rv+1 < first {
-			return errWatch(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, first-1))), nil
+			return tailwatch.Error(&apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, first-1)).ErrStatus), nil
 		}
 		from = rv + 1
 	}
@@ -372,103 +372,24 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		cancel()
 		return nil, unavailable(err)
 	}
-	w := &watcher{q: q, tail: tail, cancel: cancel, result: make(chan watch.Event, 100), done: make(chan struct{}),
-		bookmarks: opts.AllowWatchBookmarks, lastRV: from - 1}
-	go w.run(tctx, snapshot, initial, at)
-	return w, nil
-}
-
-type watcher struct {
-	q         query
-	tail      *activity.Tail
-	cancel    context.CancelFunc
-	result    chan watch.Event
-	done      chan struct{}
-	once      sync.Once
-	bookmarks bool
-	lastRV    uint64
-}
-
-func (w *watcher) ResultChan() <-chan watch.Event { return w.result }
-
-func (w *watcher) Stop() {
-	w.once.Do(func() {
-		close(w.done)
-		w.cancel()
-		w.tail.Stop()
-	})
-}
-
-func (w *watcher) send(ev watch.Event) bool {
-	select {
-	case w.result <- ev:
-		return true
-	case <-w.done:
-		return false
-	}
-}
-
-func (w *watcher) bookmark(rv uint64, initialEnd bool) bool {
-	a := &v1alpha1.Activity{}
-	a.ResourceVersion = strconv.FormatUint(rv, 10)
-	if initialEnd {
-		a.Annotations = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
-	}
-	return w.send(watch.Event{Type: watch.Bookmark, Object: a})
-}
-
-func (w *watcher) run(ctx context.Context, snapshot []v1alpha1.Activity, initial bool, at uint64) {
-	defer close(w.result)
-	defer w.Stop()
+	objs := make([]runtime.Object, len(snapshot))
 	for i := range snapshot {
-		if !w.send(watch.Event{Type: watch.Added, Object: &snapshot[i]}) {
-			return
-		}
+		objs[i] = &snapshot[i]
 	}
-	if initial && w.bookmarks && !w.bookmark(at, true) {
-		return
-	}
-	var tick <-chan time.Time
-	if w.bookmarks {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case st, ok := <-w.tail.C:
-			if !ok {
-				if err := w.tail.Err(); err != nil {
-					w.send(watch.Event{Type: watch.Error, Object: &unavailable(err).(*apierrors.StatusError).ErrStatus})
-				}
-				return
+	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*activity.State]{
+		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+		NewObject: func() runtime.Object { return &v1alpha1.Activity{} },
+		Event: func(st *activity.State) (uint64, watch.Event, bool) {
+			if !q.matches(st.Activity) {
+				return st.Seq, watch.Event{}, false
 			}
-			w.lastRV = st.Seq
-			if !w.q.matches(st.Activity) {
-				continue
-			}
+			// An Activity outlives its event's delete: there is no DELETED.
 			typ := watch.Modified
 			if st.New {
 				typ = watch.Added
 			}
-			if !w.send(watch.Event{Type: typ, Object: st.Activity}) {
-				return
-			}
-		case <-tick:
-			if !w.bookmark(w.lastRV, false) {
-				return
-			}
-		case <-w.done:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func errWatch(err *apierrors.StatusError) watch.Interface {
-	ch := make(chan watch.Event, 1)
-	ch <- watch.Event{Type: watch.Error, Object: &err.ErrStatus}
-	close(ch)
-	return watch.NewProxyWatcher(ch)
+			return st.Seq, watch.Event{Type: typ, Object: st.Activity}, true
+		},
+		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
+	}), nil
 }
