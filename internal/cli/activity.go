@@ -45,36 +45,18 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 			}
 			defer b.close()
 			nc, js, store := b.nc, b.js, b.store
-			if err := activity.Ensure(ctx, js, cfg.Stream); err != nil {
-				return err
-			}
-			policies, err := activity.NewPolicyStore(ctx, js)
+			reg := newRegistry()
+			p, err := activity.Start(ctx, js, store, cfg, installBuiltins, reg, log)
 			if err != nil {
 				return err
 			}
-			if installBuiltins {
-				if created, err := activity.InstallBuiltins(ctx, policies); err != nil {
-					return err
-				} else if len(created) > 0 {
-					log.Info("installed built-in activity policies", "policies", created)
-				}
-			}
-			reg := newRegistry()
-			engine := activity.NewEngine()
-			if err := activity.Follow(ctx, policies, engine, reg, log); err != nil {
-				return err
-			}
-			m := activity.NewMetrics(reg)
 			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error { return natsReady(nc) })
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			errc := make(chan error, 2)
-			go func() { errc <- activity.NewIndexer(js, store, cfg, m, log).Run(ctx) }()
-			go func() { errc <- activity.NewProcessor(js, engine, cfg, m, log).Run(ctx) }()
 			// Either ending ends the command; the other stops with ctx.
-			return <-errc
+			return <-p.Done
 		},
 	}
 	fs := cmd.Flags()

@@ -2,7 +2,6 @@ package devenv
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,42 +19,23 @@ import (
 // It returns what the API server needs to serve the activity resources.
 func startActivity(ctx context.Context, js jetstream.JetStream, store *chstore.Store, reg prometheus.Registerer,
 	log *slog.Logger, errc chan<- error) (*apiserver.ActivityBackends, error) {
-	cfg := activity.DefaultConfig()
-	if err := activity.Ensure(ctx, js, cfg.Stream); err != nil {
-		return nil, err
-	}
-	policies, err := activity.NewPolicyStore(ctx, js)
+	p, err := activity.Start(ctx, js, store, activity.DefaultConfig(), true, reg, log)
 	if err != nil {
 		return nil, err
 	}
-	created, err := activity.InstallBuiltins(ctx, policies)
-	if err != nil {
-		return nil, fmt.Errorf("install built-in activity policies: %w", err)
-	}
-	if len(created) > 0 {
-		log.Info("installed built-in activity policies", "policies", created)
-	}
-	engine := activity.NewEngine()
-	if err := activity.Follow(ctx, policies, engine, reg, log); err != nil {
-		return nil, err
-	}
-	m := activity.NewMetrics(reg)
-	proc := activity.NewProcessor(js, engine, cfg, m, log)
-	idx := activity.NewIndexer(js, store, cfg, m, log)
-	report := func(name string, err error) {
-		if err == nil || ctx.Err() != nil {
-			return
+	go func() {
+		for range 2 {
+			if err := <-p.Done; err != nil && ctx.Err() == nil {
+				select {
+				case errc <- err:
+				case <-ctx.Done():
+				}
+			}
 		}
-		select {
-		case errc <- fmt.Errorf("%s: %w", name, err):
-		case <-ctx.Done():
-		}
-	}
-	go func() { report("activity processor", proc.Run(ctx)) }()
-	go func() { report("activity indexer", idx.Run(ctx)) }()
+	}()
 	reader, err := activity.NewReader(ctx, js)
 	if err != nil {
 		return nil, err
 	}
-	return &apiserver.ActivityBackends{Log: reader, Index: store, Watermark: idx.Watermark(), Policies: policies}, nil
+	return &apiserver.ActivityBackends{Log: reader, Index: store, Watermark: p.Indexer.Watermark(), Policies: p.Policies}, nil
 }
