@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
+
+	"github.com/eventpipe/eventpipe/internal/runtimetune"
 )
 
 // Run executes the command line args and returns the process exit code.
@@ -36,6 +38,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 type globalOptions struct {
 	logLevel string
+	runtime  runtimetune.Options
 	stdout   io.Writer
 	stderr   io.Writer
 }
@@ -49,18 +52,22 @@ func (g *globalOptions) logger() (*slog.Logger, error) {
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globalOptions{logLevel: "info", stdout: stdout, stderr: stderr}
+	g := &globalOptions{logLevel: "info", runtime: runtimetune.DefaultOptions(), stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "eventpipe",
 		Short:         "Keep Kubernetes Events out of etcd: JetStream log, ClickHouse index, Kubernetes API",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		log, err := g.logger()
 		if err != nil {
 			return err
 		}
+		if err := validate(g.runtime.Validate()); err != nil {
+			return err
+		}
+		runtimetune.Apply(cmd.Context(), g.runtime, log)
 		// k8s.io/apiserver logs through klog: send it to the same logger,
 		// so --log-level and the format apply to it too.
 		klog.SetSlogLogger(log)
@@ -69,6 +76,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
+	g.runtime.AddFlags(root.PersistentFlags())
 	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g), newExportCmd(g))
 	root.AddCommand(newActivityProcessorCmd(g), newActivitiesCmd(g)) // activity.go
 	return root
