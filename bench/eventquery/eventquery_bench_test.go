@@ -9,6 +9,7 @@ package eventquerybench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -87,6 +88,10 @@ func (w fixedWatermark) WaitFor(context.Context, uint64) error { return nil }
 type noLog struct{ event.Log }
 
 func (noLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil }
+
+func (noLog) PublishAll(context.Context, []*eventlog.Record, []string) error {
+	return errors.New("the EventQuery benchmark's server takes no writes")
+}
 
 var _ = eventlog.OpCreate
 

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,7 +27,11 @@ func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) er
 	if c.backends.Tiers != nil {
 		cfg.Admission = c.backends.Tiers // rate limits and quota, per request
 	}
-	gs.Handler.NonGoRestfulMux.Handle(IngestPath, webhook.New(c.backends.Log, c.scopes, cfg))
+	log, ok := c.backends.Log.(webhook.Log)
+	if !ok {
+		return fmt.Errorf("the event log %T cannot publish batches, which the webhook receiver needs", c.backends.Log)
+	}
+	gs.Handler.NonGoRestfulMux.Handle(IngestPath, webhook.New(log, c.scopes, cfg))
 	gs.Handler.FullHandlerChain = requireCredentials(c.generic.Authentication.Authenticator, gs.Handler.FullHandlerChain)
 	return nil
 }

@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return fmt.Errorf("connect to embedded NATS: %w", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, eventlog.AsyncAckTimeout)
 	if err != nil {
 		return fmt.Errorf("open JetStream: %w", err)
 	}

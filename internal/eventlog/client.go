@@ -65,10 +65,16 @@ func (c *ClientConfig) Connect() (*nats.Conn, jetstream.JetStream, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s (--nats.url): %w", c.URL, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, AsyncAckTimeout)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("open JetStream at %s: %w", c.URL, err)
 	}
 	return nc, js, nil
 }
+
+// AsyncAckTimeout is the JetStream option every server process opens its
+// handle with: an asynchronous publish (PublishAll) whose acknowledgement
+// never comes, because the connection dropped, fails after a minute
+// instead of staying pending in the client for ever.
+var AsyncAckTimeout = jetstream.WithPublishAsyncTimeout(time.Minute)

@@ -61,3 +61,45 @@ func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (u
 	r.Seq = ack.Sequence
 	return ack.Sequence, nil
 }
+
+// PublishAll stores recs without waiting for each acknowledgement before
+// sending the next: one round trip for the lot instead of one per record,
+// which is what a batch ingest spends most of its JetStream time on. ids
+// are the records' message ids, as PublishOptions.MsgID. The records'
+// subjects must be distinct: if an earlier state of an event failed while a
+// later one was stored, a retry would store the earlier one last. Callers
+// publish several states of one event in successive calls, in order.
+//
+// It returns when every record is stored, each with its Seq set, or at the
+// first failure, when some may be stored and others not; a retry of them
+// all stores nothing twice.
+func (p *Publisher) PublishAll(ctx context.Context, recs []*Record, ids []string) error {
+	if len(ids) != len(recs) {
+		return fmt.Errorf("publish: %d records but %d message ids", len(recs), len(ids))
+	}
+	futs := make([]jetstream.PubAckFuture, len(recs))
+	for i, r := range recs {
+		if ids[i] == "" {
+			return fmt.Errorf("publish %s: message id is required", Subject(r.Key))
+		}
+		m, err := EncodeMsg(r)
+		if err != nil {
+			return err
+		}
+		futs[i], err = p.js.PublishMsgAsync(m, jetstream.WithMsgID(ids[i]), jetstream.WithExpectStream(StreamName))
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+	}
+	for i, f := range futs {
+		select {
+		case ack := <-f.Ok():
+			recs[i].Seq = ack.Sequence
+		case err := <-f.Err():
+			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return fmt.Errorf("publish: %w", ctx.Err())
+		}
+	}
+	return nil
+}

@@ -14,9 +14,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,9 +35,11 @@ import (
 const Path = "/ingest/v1/events"
 
 // Log is what the receiver needs from the EVENTS stream;
-// eventlog.Publisher has it. Publish is called concurrently.
+// eventlog.Publisher has it. PublishAll stores records of distinct events
+// with one wait for all their acknowledgements, setting each one's Seq; it
+// is called concurrently.
 type Log interface {
-	Publish(ctx context.Context, r *eventlog.Record, o eventlog.PublishOptions) (uint64, error)
+	PublishAll(ctx context.Context, recs []*eventlog.Record, msgIDs []string) error
 }
 
 // Scopes decides which scope a caller's event is written into (the
@@ -88,12 +90,12 @@ type Handler struct {
 	log    Log
 	scopes Scopes
 	cfg    Config
-	sem    chan struct{}
+	sem    *semaphore.Weighted
 }
 
 // New returns a receiver that publishes to log and stamps with scopes.
 func New(log Log, scopes Scopes, cfg Config) *Handler {
-	return &Handler{log: log, scopes: scopes, cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}
+	return &Handler{log: log, scopes: scopes, cfg: cfg, sem: semaphore.NewWeighted(int64(cfg.MaxInFlight))}
 }
 
 var statusGK = schema.GroupKind{Kind: "Event"}
@@ -356,55 +358,53 @@ func (h *Handler) admit(ctx context.Context, recs []*pending) (func(uint64, erro
 	return settle, nil
 }
 
-// publishAll stores every record, concurrently, and returns once all are
-// acknowledged (with the highest sequence stored) or one failed. States of
-// one event keep their order in the body: they are published one after the
-// other.
+// publishAll stores every record and returns once all are acknowledged
+// (with the highest sequence stored) or one failed. It publishes in rounds:
+// round k holds the k-th state of every event in the body, so the states of
+// one event are stored in their order in the body, and a round's records,
+// all of distinct events, go out together with one wait for their
+// acknowledgements. A round is sent in chunks of at most MaxInFlight
+// records, each taking that many places of the in-flight bound shared by
+// all requests.
 func (h *Handler) publishAll(ctx context.Context, recs []*pending) (uint64, error) {
-	groups := map[string][]*pending{}
-	var order []string
+	var rounds [][]*pending
+	nth := make(map[string]int, len(recs)) // states of each event seen so far
 	for _, p := range recs {
 		subj := eventlog.Subject(p.rec.Key)
-		if _, ok := groups[subj]; !ok {
-			order = append(order, subj)
+		k := nth[subj]
+		nth[subj] = k + 1
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
 		}
-		groups[subj] = append(groups[subj], p)
+		rounds[k] = append(rounds[k], p)
 	}
-	// One deadline for the whole request rather than one timer per item.
+	// One deadline for the whole request rather than one per item.
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	var maxSeq atomic.Uint64
-	for _, subj := range order {
-		select {
-		case h.sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(g []*pending) {
-			defer wg.Done()
-			defer func() { <-h.sem }()
-			for _, p := range g {
-				seq, err := h.log.Publish(ctx, p.rec, eventlog.PublishOptions{MsgID: p.msgID})
-				if err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-				for cur := maxSeq.Load(); seq > cur && !maxSeq.CompareAndSwap(cur, seq); cur = maxSeq.Load() {
-				}
+	var maxSeq uint64
+	for _, round := range rounds {
+		for len(round) > 0 {
+			chunk := round[:min(len(round), h.cfg.MaxInFlight)]
+			round = round[len(chunk):]
+			if err := h.sem.Acquire(ctx, int64(len(chunk))); err != nil {
+				return 0, err
 			}
-		}(groups[subj])
+			batch := make([]*eventlog.Record, len(chunk))
+			ids := make([]string, len(chunk))
+			for i, p := range chunk {
+				batch[i], ids[i] = p.rec, p.msgID
+			}
+			err := h.log.PublishAll(ctx, batch, ids)
+			h.sem.Release(int64(len(chunk)))
+			if err != nil {
+				return 0, err
+			}
+			for _, r := range batch {
+				maxSeq = max(maxSeq, r.Seq)
+			}
+		}
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		return 0, ctx.Err()
-	}
-	return maxSeq.Load(), firstErr
+	return maxSeq, nil
 }
 
 // allRefused is the answer when no item could be stored: 413 when every
