@@ -146,8 +146,11 @@ func (p *parser) value(raw []byte, defaultAPIVersion string) error {
 		return nil
 	}
 	var pr probe
-	if err := json.Unmarshal(raw, &pr); err != nil {
-		return reject(field.Invalid(path, "", fmt.Sprintf("not a JSON object (%v); allowed: %s", err, allowedShapes)))
+	if !readProbe(raw, &pr) {
+		pr = probe{}
+		if err := json.Unmarshal(raw, &pr); err != nil {
+			return reject(field.Invalid(path, "", fmt.Sprintf("not a JSON object (%v); allowed: %s", err, allowedShapes)))
+		}
 	}
 	switch {
 	case strings.HasSuffix(pr.Kind, "List"):
