@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +73,55 @@ func TestHandlerAnswers(t *testing.T) {
 	info, err = s.Info(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, info.State.Msgs)
+}
+
+// TestHandlerKeepsEachEventsOrder posts several states of one event mixed
+// with other events, with an in-flight bound smaller than the body so that
+// each round is sent in several chunks: every state is stored once, and one
+// event's states are stored in the order of the body. (Why one event's
+// states go in successive rounds, a failure part-way through a round, is
+// for PublishAll's contract; a healthy stream cannot show it.)
+func TestHandlerKeepsEachEventsOrder(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx := context.Background()
+	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
+	cfg := DefaultConfig()
+	cfg.MaxInFlight = 2
+	h := New(eventlog.NewPublisher(ns.JS), platformScopes{}, cfg)
+
+	state := func(name string, count int) string {
+		typ := "MODIFIED"
+		if count == 1 {
+			typ = "ADDED"
+		}
+		return fmt.Sprintf(`{"type":%q,"object":{"metadata":{"name":%q,"namespace":"prod","uid":"u-%s","resourceVersion":"%d"},`+
+			`"involvedObject":{"kind":"Pod","namespace":"prod","name":"web"},"reason":"BackOff","message":"m","source":{"component":"kubelet"},`+
+			`"firstTimestamp":"2026-11-25T10:00:00Z","lastTimestamp":"2026-11-25T10:05:00Z","count":%d,"type":"Warning"}}`, typ, name, name, count, count)
+	}
+	var lines []string
+	for c := 1; c <= 4; c++ {
+		lines = append(lines, state("busy", c))
+		for i := range 3 {
+			lines = append(lines, state(fmt.Sprintf("other-%d-%d", c, i), 1))
+		}
+	}
+	code, st, _ := serve(t, h, http.MethodPost, []byte(strings.Join(lines, "\n")))
+	require.Equal(t, http.StatusAccepted, code, st.Message)
+
+	s, err := ns.JS.Stream(ctx, eventlog.StreamName)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, len(lines), info.State.Msgs)
+	var busy []int32
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		rec, err := eventlog.DecodeMsg(m.Subject, m.Header, m.Data, m.Sequence)
+		require.NoError(t, err)
+		if rec.Key.Name == "busy" {
+			busy = append(busy, rec.Event.Count)
+		}
+	}
+	require.Equal(t, []int32{1, 2, 3, 4}, busy)
 }
