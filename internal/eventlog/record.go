@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"encoding/base64"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,8 @@ const (
 	HeaderOp     = "Eventpipe-Op"
 	HeaderCodec  = "Eventpipe-Codec"
 	codecProtoV1 = "corev1.Event/pb"
+	// HeaderPrev carries Record.Prev, base64 of the same protobuf encoding.
+	HeaderPrev = "Eventpipe-Prev"
 )
 
 // Record is one state of one event, as published and as read back.
@@ -64,6 +67,14 @@ type Record struct {
 	Event *corev1.Event
 	// Seq is the stream sequence; zero before publishing.
 	Seq uint64
+	// Prev, on an update that changed what selectors see of the event (its
+	// labels or a field-selector field), is the state the update replaced:
+	// a watch with a selector needs it to tell whether the event entered or
+	// left its selection, and then sends it as the DELETED object, as
+	// kube-apiserver does. Nil otherwise (most updates only count), and
+	// from publishers that do not read the current state first (the
+	// exporter and the webhook receiver). Its ResourceVersion is not stored.
+	Prev *corev1.Event
 }
 
 // EncodeMsg builds the message for r (without a Nats-Msg-Id: the publisher
@@ -88,18 +99,35 @@ func EncodeMsg(r *Record) (*nats.Msg, error) {
 	// The resourceVersion is the sequence; do not store a stale copy. Nor
 	// kind and apiVersion: the record is the core/v1 Event by definition,
 	// and list items are served without them.
-	rv, tm := r.Event.ResourceVersion, r.Event.TypeMeta
-	r.Event.ResourceVersion, r.Event.TypeMeta = "", metav1.TypeMeta{}
-	body, err := r.Event.Marshal()
-	r.Event.ResourceVersion, r.Event.TypeMeta = rv, tm
+	body, err := marshalState(r.Event)
 	if err != nil {
 		return nil, fmt.Errorf("encode record: marshal event: %w", err)
 	}
 	m := nats.NewMsg(Subject(r.Key))
 	m.Header.Set(HeaderOp, r.Op.String())
 	m.Header.Set(HeaderCodec, codecProtoV1)
+	if r.Prev != nil {
+		if r.Op != OpUpdate {
+			return nil, fmt.Errorf("encode record: only an update replaces a state, not a %s", r.Op)
+		}
+		prev, err := marshalState(r.Prev)
+		if err != nil {
+			return nil, fmt.Errorf("encode record: marshal previous state: %w", err)
+		}
+		m.Header.Set(HeaderPrev, base64.StdEncoding.EncodeToString(prev))
+	}
 	m.Data = body
 	return m, nil
+}
+
+// marshalState encodes ev without its resourceVersion, kind and
+// apiVersion.
+func marshalState(ev *corev1.Event) ([]byte, error) {
+	rv, tm := ev.ResourceVersion, ev.TypeMeta
+	ev.ResourceVersion, ev.TypeMeta = "", metav1.TypeMeta{}
+	body, err := ev.Marshal()
+	ev.ResourceVersion, ev.TypeMeta = rv, tm
+	return body, err
 }
 
 // DecodeMsg reads a record from a stored message's subject, headers, body
@@ -127,5 +155,16 @@ func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Recor
 	if seq > 0 {
 		ev.ResourceVersion = fmt.Sprint(seq)
 	}
-	return &Record{Key: key, Op: op, Event: ev, Seq: seq}, nil
+	rec := &Record{Key: key, Op: op, Event: ev, Seq: seq}
+	if h := hdr.Get(HeaderPrev); h != "" {
+		raw, err := base64.StdEncoding.DecodeString(h)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", HeaderPrev, err)
+		}
+		rec.Prev = &corev1.Event{}
+		if err := rec.Prev.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("header %s: unmarshal event: %w", HeaderPrev, err)
+		}
+	}
+	return rec, nil
 }

@@ -75,3 +75,37 @@ func FuzzDecodeMsg(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordPrev: an update can carry the state it replaced, which comes
+// back whole (without a resourceVersion of its own); nothing else can.
+func TestRecordPrev(t *testing.T) {
+	key := Key{Scope: scope.Platform, Namespace: "prod", Name: "web.1"}
+	cur := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web.1", Labels: map[string]string{"app": "api"}}, Type: "Warning", Count: 3}
+	prev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "web.1", ResourceVersion: "41", Labels: map[string]string{"app": "web"}}, Type: "Normal", Count: 2}
+	m, err := EncodeMsg(&Record{Key: key, Op: OpUpdate, Event: cur, Prev: prev})
+	require.NoError(t, err)
+	require.Equal(t, "41", prev.ResourceVersion, "encoding leaves the caller's object alone")
+	back, err := DecodeMsg(m.Subject, m.Header, m.Data, 42)
+	require.NoError(t, err)
+	require.NotNil(t, back.Prev)
+	require.Equal(t, map[string]string{"app": "web"}, back.Prev.Labels)
+	require.Equal(t, "Normal", back.Prev.Type)
+	require.EqualValues(t, 2, back.Prev.Count)
+	require.Empty(t, back.Prev.ResourceVersion)
+
+	m, err = EncodeMsg(&Record{Key: key, Op: OpUpdate, Event: cur})
+	require.NoError(t, err)
+	require.Empty(t, m.Header.Get(HeaderPrev), "no previous state, no header")
+	back, err = DecodeMsg(m.Subject, m.Header, m.Data, 43)
+	require.NoError(t, err)
+	require.Nil(t, back.Prev)
+
+	_, err = EncodeMsg(&Record{Key: key, Op: OpCreate, Event: cur, Prev: prev})
+	require.ErrorContains(t, err, "only an update replaces a state")
+
+	m, err = EncodeMsg(&Record{Key: key, Op: OpUpdate, Event: cur})
+	require.NoError(t, err)
+	m.Header.Set(HeaderPrev, "not base64!")
+	_, err = DecodeMsg(m.Subject, m.Header, m.Data, 44)
+	require.ErrorContains(t, err, HeaderPrev)
+}

@@ -563,6 +563,20 @@ func watchCases() []tcase {
 			"the same mistake on a list (DESIGN.md invariant 7: never a 5xx for bad input)", steps: []step{
 			get(corePath(""), "watch", "true", "resourceVersion", "abc"),
 		}},
+		// Updates that move an event into or out of a watch's selection:
+		// ADDED, and DELETED with the state before the update.
+		{name: "core/watch-selector-transitions", steps: []step{
+			post(corePath(""), coreEvent("event-a", labels("app", "web"))).saved("c"),
+			post(corePath(""), coreEvent("event-b")),
+			patch(corePath("/event-a"), mediaMergePatch, `{"metadata":{"labels":{"app":null}}}`),
+			patch(corePath("/event-b"), mediaMergePatch, `{"type":"Warning"}`),
+			patch(corePath("/event-a"), mediaMergePatch, `{"metadata":{"labels":{"app":"web"}},"count":5}`),
+			patch(corePath("/event-b"), mediaMergePatch, `{"count":7}`),
+			patch(corePath("/event-b"), mediaMergePatch, `{"type":"Normal","count":8}`),
+			watch(corePath(""), 2, "resourceVersion", "{{c.rv}}", "labelSelector", "app=web"),
+			watch(corePath(""), 3, "resourceVersion", "{{c.rv}}", "fieldSelector", "type=Warning"),
+			watch(evPath(""), 3, "resourceVersion", "{{c.rv}}", "fieldSelector", "type=Warning"),
+		}},
 		{name: "core/watch-single-event-by-name", steps: withHistory(
 			watch(corePath(""), 2, "resourceVersion", "{{c.rv}}", "fieldSelector", "metadata.name=event-a"),
 		)},

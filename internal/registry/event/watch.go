@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -94,18 +95,56 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
 		NewObject: r.v.newObj,
 		Event: func(rec *eventlog.Record) (uint64, watch.Event, bool) {
-			if !q.matches(rec.Event) {
+			typ, obj := q.transition(rec)
+			if obj == nil {
 				return rec.Seq, watch.Event{}, false
 			}
-			typ := watch.Modified
-			switch rec.Op {
-			case eventlog.OpCreate:
-				typ = watch.Added
-			case eventlog.OpDelete:
-				typ = watch.Deleted
-			}
-			return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(rec.Event)}, true
+			return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(obj)}, true
 		},
 		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
 	}), nil
+}
+
+// transition is what a watch with q sends for rec, as kube-apiserver's
+// storage watch decides it: a create or a delete is sent when the event
+// matches; an update that keeps the event selected is MODIFIED, one that
+// brings it into the selection ADDED, and one that takes it out DELETED
+// with the state before the update (at the update's resourceVersion). obj
+// is nil when nothing is sent. Updates whose publisher did not record the
+// replaced state (see eventlog.Record.Prev) are taken as not having changed
+// what the selectors see.
+func (q query) transition(rec *eventlog.Record) (watch.EventType, *corev1.Event) {
+	cur := q.matches(rec.Event)
+	switch rec.Op {
+	case eventlog.OpCreate, eventlog.OpDelete:
+		if !cur {
+			return "", nil
+		}
+		if rec.Op == eventlog.OpCreate {
+			return watch.Added, rec.Event
+		}
+		return watch.Deleted, rec.Event
+	}
+	prev := cur
+	if rec.Prev != nil {
+		prev = q.matches(rec.Prev)
+	}
+	switch {
+	case cur && prev:
+		return watch.Modified, rec.Event
+	case cur:
+		return watch.Added, rec.Event
+	case prev:
+		old := rec.Prev.DeepCopy()
+		old.ResourceVersion = rec.Event.ResourceVersion
+		return watch.Deleted, old
+	}
+	return "", nil
+}
+
+// selectionMayChange reports whether an update from old to ev changes
+// anything a watch's selectors look at: the labels or a field-selector
+// field. Only then does the stored update carry the old state.
+func selectionMayChange(old, ev *corev1.Event) bool {
+	return !maps.Equal(old.Labels, ev.Labels) || !maps.Equal(eventFields(old), eventFields(ev))
 }
