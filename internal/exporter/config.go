@@ -57,6 +57,12 @@ type Config struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod are client-go's leader
 	// election timings.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// SourceEventTTL is the source kube-apiserver's --event-ttl: a DELETED
+	// that arrives at least this long after the event's last write is the
+	// source expiring it, not a delete, and is not exported (keeping events
+	// past the source's TTL is what eventpipe is for). 0 exports every
+	// DELETED as a delete.
+	SourceEventTTL time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -73,6 +79,7 @@ func DefaultConfig() Config {
 		LeaseDuration:      15 * time.Second,
 		RenewDeadline:      10 * time.Second,
 		RetryPeriod:        2 * time.Second,
+		SourceEventTTL:     time.Hour,
 	}
 }
 
@@ -99,6 +106,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LeaseDuration, "leader-elect.lease-duration", c.LeaseDuration, "how long a standby waits after the last renewal before it takes over")
 	fs.DurationVar(&c.RenewDeadline, "leader-elect.renew-deadline", c.RenewDeadline, "how long the leader retries renewing before it gives up leadership")
 	fs.DurationVar(&c.RetryPeriod, "leader-elect.retry-period", c.RetryPeriod, "how often candidates try to acquire or renew the Lease")
+	fs.DurationVar(&c.SourceEventTTL, "source-event-ttl", c.SourceEventTTL,
+		"the source kube-apiserver's --event-ttl: a DELETED arriving at least this long after the event's last write is the source expiring it, "+
+			"which is not exported as a delete (eventpipe keeps the event); 0 exports every DELETED as a delete")
 }
 
 // Scope returns the configured tenant scope.
@@ -117,6 +127,9 @@ func (c *Config) Validate() []error {
 	}
 	if err := c.Scope().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--scope-type/--scope-name: %w", err))
+	}
+	if c.SourceEventTTL < 0 {
+		errs = append(errs, fmt.Errorf("--source-event-ttl must not be negative, got %s", c.SourceEventTTL))
 	}
 	if c.APIGroup != "" && c.APIGroup != "events.k8s.io" && c.APIGroup != "core" {
 		errs = append(errs, fmt.Errorf("--exporter.api-group %q: allowed: events.k8s.io, core, or empty", c.APIGroup))

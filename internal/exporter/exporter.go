@@ -48,6 +48,9 @@ type Exporter struct {
 	// active is true while Run runs.
 	active atomic.Bool
 
+	// now is the clock that tells the source's expiries from deletes.
+	now func() time.Time
+
 	mu      sync.Mutex         // guards streams
 	streams map[string]*stream // by checkpoint key, while Run runs
 }
@@ -60,7 +63,7 @@ func New(ctx context.Context, cfg Config, cs kubernetes.Interface, js jetstream.
 	if err != nil {
 		return nil, err
 	}
-	e := &Exporter{cfg: cfg, cs: cs, log: log, cps: cps, logr: logr,
+	e := &Exporter{cfg: cfg, cs: cs, log: log, cps: cps, logr: logr, now: time.Now,
 		sem: make(chan struct{}, cfg.MaxInFlight), streams: map[string]*stream{}}
 	e.m = newMetrics(reg, e)
 	return e, nil
@@ -398,6 +401,16 @@ func (s *stream) watch(ctx context.Context, rv string) (string, error) {
 			s.e.m.seen.WithLabelValues("modified").Inc()
 		case watch.Deleted:
 			c.op = eventlog.OpDelete
+			if isExpiry(obj, s.e.cfg.SourceEventTTL, s.e.now()) {
+				// The source's TTL, not a delete: eventpipe keeps the event.
+				s.e.m.seen.WithLabelValues("expired").Inc()
+				if err := s.mark(ctx, orv); err != nil {
+					return rv, err
+				}
+				s.seen = max(s.seen, n)
+				rv = orv
+				continue
+			}
 			s.e.m.seen.WithLabelValues("deleted").Inc()
 		default:
 			return rv, fmt.Errorf("watch delivered an event of type %q", ev.Type)

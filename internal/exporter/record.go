@@ -3,6 +3,7 @@ package exporter
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -37,6 +38,51 @@ func opForListed(ev *corev1.Event) eventlog.Op {
 		return eventlog.OpUpdate
 	}
 	return eventlog.OpCreate
+}
+
+// isExpiry reports whether a DELETED state is the source expiring the event
+// rather than someone deleting it. kube-apiserver stores every Event under
+// an etcd lease of --event-ttl that each write renews, and etcd deletes the
+// key when the lease lapses; the watch delivers that as DELETED like any
+// delete, with the same object. Only the timing tells them apart: an expiry
+// comes at least ttl after the event's last write (kube-apiserver may reuse
+// a lease for up to a minute, which only makes it later). A little slack
+// (a tenth of ttl, at most a minute) covers clocks that disagree; an
+// explicit delete of an event that old is taken for its expiry, which at
+// worst keeps an event the source was about to drop anyway.
+func isExpiry(ev *corev1.Event, ttl time.Duration, now time.Time) bool {
+	if ttl <= 0 {
+		return false
+	}
+	last := lastWrite(ev)
+	if last.IsZero() {
+		return false
+	}
+	return now.Sub(last) >= ttl-min(time.Minute, ttl/10)
+}
+
+// lastWrite is when ev was last written in the source: the newest of its
+// managedFields times (every write through the API records one), else the
+// newest of the times the event itself carries.
+func lastWrite(ev *corev1.Event) time.Time {
+	var last time.Time
+	for _, mf := range ev.ManagedFields {
+		if mf.Time != nil && mf.Time.After(last) {
+			last = mf.Time.Time
+		}
+	}
+	if !last.IsZero() {
+		return last
+	}
+	for _, t := range []time.Time{ev.CreationTimestamp.Time, ev.LastTimestamp.Time, ev.EventTime.Time} {
+		if t.After(last) {
+			last = t
+		}
+	}
+	if ev.Series != nil && ev.Series.LastObservedTime.After(last) {
+		last = ev.Series.LastObservedTime.Time
+	}
+	return last
 }
 
 // MsgID is the Nats-Msg-Id of one exported state. It depends only on the

@@ -3,6 +3,7 @@ package exporter
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -71,4 +72,39 @@ func FuzzParseResourceVersion(f *testing.F) {
 			t.Fatalf("ParseResourceVersion(%q) = %d, which is spelled %q", s, n, strconv.FormatUint(n, 10))
 		}
 	})
+}
+
+func TestIsExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	at := func(ago time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(-ago)); return &t }
+	written := func(agos ...time.Duration) *corev1.Event {
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: *at(3 * time.Hour)}}
+		for _, a := range agos {
+			ev.ManagedFields = append(ev.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kubelet", Time: at(a)})
+		}
+		return ev
+	}
+	for _, c := range []struct {
+		name string
+		ev   *corev1.Event
+		ttl  time.Duration
+		want bool
+	}{
+		{"deleted seconds after its last write", written(2 * time.Hour, 5 * time.Second), time.Hour, false},
+		{"deleted a TTL after its last write", written(2*time.Hour, 61*time.Minute), time.Hour, true},
+		{"within the slack of a minute", written(59*time.Minute + 30*time.Second), time.Hour, true},
+		{"just before the slack", written(58 * time.Minute), time.Hour, false},
+		{"short TTL, slack a tenth of it", written(9500 * time.Millisecond), 10 * time.Second, true},
+		{"short TTL, deleted early", written(8 * time.Second), 10 * time.Second, false},
+		{"TTL 0 exports every delete", written(48 * time.Hour), 0, false},
+		{"no managedFields: the event's own times", &corev1.Event{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: *at(3 * time.Hour)},
+			LastTimestamp: *at(2 * time.Minute)}, time.Hour, false},
+		{"no managedFields, series observed long ago", &corev1.Event{ObjectMeta: metav1.ObjectMeta{CreationTimestamp: *at(3 * time.Hour)},
+			Series: &corev1.EventSeries{LastObservedTime: metav1.NewMicroTime(now.Add(-90 * time.Minute))}}, time.Hour, true},
+		{"no time at all", &corev1.Event{}, time.Hour, false},
+	} {
+		if got := isExpiry(c.ev, c.ttl, now); got != c.want {
+			t.Errorf("%s: isExpiry = %v, want %v", c.name, got, c.want)
+		}
+	}
 }
