@@ -90,7 +90,7 @@ func TestIsExpiry(t *testing.T) {
 		ttl  time.Duration
 		want bool
 	}{
-		{"deleted seconds after its last write", written(2 * time.Hour, 5 * time.Second), time.Hour, false},
+		{"deleted seconds after its last write", written(2*time.Hour, 5*time.Second), time.Hour, false},
 		{"deleted a TTL after its last write", written(2*time.Hour, 61*time.Minute), time.Hour, true},
 		{"within the slack of a minute", written(59*time.Minute + 30*time.Second), time.Hour, true},
 		{"just before the slack", written(58 * time.Minute), time.Hour, false},
