@@ -244,48 +244,8 @@ func (s *scanner) value(depth int) bool {
 	switch c := s.b[s.i]; {
 	case c == '"':
 		return s.skipString()
-	case c == '{':
-		s.i++
-		s.space()
-		if s.byte('}') {
-			return true
-		}
-		for {
-			s.space()
-			if !s.skipString() {
-				return false
-			}
-			s.space()
-			if !s.byte(':') {
-				return false
-			}
-			s.space()
-			if !s.value(depth + 1) {
-				return false
-			}
-			s.space()
-			if s.byte(',') {
-				continue
-			}
-			return s.byte('}')
-		}
-	case c == '[':
-		s.i++
-		s.space()
-		if s.byte(']') {
-			return true
-		}
-		for {
-			s.space()
-			if !s.value(depth + 1) {
-				return false
-			}
-			s.space()
-			if s.byte(',') {
-				continue
-			}
-			return s.byte(']')
-		}
+	case c == '{' || c == '[':
+		return s.container(depth)
 	case c == '-' || isDigit(c):
 		return s.number()
 	case c == 't':
@@ -296,6 +256,41 @@ func (s *scanner) value(depth int) bool {
 		return s.literal("null")
 	}
 	return false
+}
+
+// container reads an object or an array, whose opening bracket is at i.
+func (s *scanner) container(depth int) bool {
+	object := s.b[s.i] == '{'
+	closing := byte(']')
+	if object {
+		closing = '}'
+	}
+	s.i++
+	s.space()
+	if s.byte(closing) {
+		return true
+	}
+	for {
+		s.space()
+		if object {
+			if !s.skipString() {
+				return false
+			}
+			s.space()
+			if !s.byte(':') {
+				return false
+			}
+			s.space()
+		}
+		if !s.value(depth + 1) {
+			return false
+		}
+		s.space()
+		if s.byte(',') {
+			continue
+		}
+		return s.byte(closing)
+	}
 }
 
 // elements reads the items value: null (no items, as encoding/json leaves
