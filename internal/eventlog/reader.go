@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,6 +67,60 @@ func (r *StreamReader[T]) Latest(ctx context.Context, subject string) (T, error)
 		return zero, fmt.Errorf("read latest state on %s (seq %d): %w", subject, m.Sequence, err)
 	}
 	return st, nil
+}
+
+// EachLatest calls f with the newest state of every subject matching
+// filter that the stream still holds, in stream order, and returns once it
+// has seen all that were there when it began (later ones may be seen too).
+// Messages that are not valid states are skipped. An error from f stops it
+// and is returned.
+func (r *StreamReader[T]) EachLatest(ctx context.Context, filter string, f func(T) error) error {
+	cons, err := r.js.CreateConsumer(ctx, r.name, jetstream.ConsumerConfig{
+		FilterSubject: filter,
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:     jetstream.AckNonePolicy,
+		// Ephemeral: the server removes it if this reader goes away.
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("read latest states on %s: %w", filter, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = r.js.DeleteConsumer(dctx, r.name, cons.CachedInfo().Name)
+	}()
+	pending := cons.CachedInfo().NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 1024)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("read latest states on %s: %w", filter, err)
+		}
+		n := uint64(0)
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			st, err := r.decode(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
+			if err != nil {
+				continue
+			}
+			if err := f(st); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("read latest states on %s: %w", filter, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("read latest states on %s: %d states not delivered", filter, pending)
+		}
+		pending -= min(n, pending)
+	}
+	return nil
 }
 
 // Bounds returns the first sequence the stream still holds and the last one

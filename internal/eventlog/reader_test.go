@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -63,4 +64,40 @@ func TestReaderLatestAndTail(t *testing.T) {
 	for range tail.C {
 	}
 	require.NoError(t, tail.Err())
+}
+
+func TestEachLatest(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx := context.Background()
+	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
+	pub := eventlog.NewPublisher(ns.JS)
+	put := func(ns, name string, count int32, op eventlog.Op) {
+		t.Helper()
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Count: count}
+		_, err := pub.Publish(ctx, &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: ns, Name: name}, Op: op, Event: ev},
+			eventlog.PublishOptions{MsgID: fmt.Sprintf("%s/%s/%d/%d", ns, name, count, op)})
+		require.NoError(t, err)
+	}
+	put("a", "x", 1, eventlog.OpCreate)
+	put("a", "x", 2, eventlog.OpUpdate)
+	put("a", "y", 1, eventlog.OpCreate)
+	put("a", "y", 1, eventlog.OpDelete)
+	put("b", "z", 1, eventlog.OpCreate)
+	r, err := eventlog.NewReader(ctx, ns.JS)
+	require.NoError(t, err)
+	nsA, platform := "a", scope.Platform
+	got := map[string]string{}
+	require.NoError(t, r.EachLatest(ctx, eventlog.FilterSubject(&platform, &nsA), func(rec *eventlog.Record) error {
+		got[rec.Key.Name] = fmt.Sprintf("%s/%d", rec.Op, rec.Event.Count)
+		return nil
+	}))
+	require.Equal(t, map[string]string{"x": "update/2", "y": "delete/1"}, got, "the newest state of each event in namespace a")
+
+	none := "empty"
+	require.NoError(t, r.EachLatest(ctx, eventlog.FilterSubject(&platform, &none), func(*eventlog.Record) error {
+		t.Fatal("nothing to deliver")
+		return nil
+	}))
+	stop := errors.New("stop")
+	require.ErrorIs(t, r.EachLatest(ctx, eventlog.FilterSubject(&platform, nil), func(*eventlog.Record) error { return stop }), stop)
 }

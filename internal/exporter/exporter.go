@@ -14,8 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
@@ -30,6 +32,9 @@ type Log interface {
 	Publish(ctx context.Context, r *eventlog.Record, o eventlog.PublishOptions) (uint64, error)
 	// Latest returns the newest state on subject, nil when there is none.
 	Latest(ctx context.Context, subject string) (*eventlog.Record, error)
+	// EachLatest calls f with the newest state of every event on subjects
+	// matching filter that the stream still holds.
+	EachLatest(ctx context.Context, filter string, f func(*eventlog.Record) error) error
 }
 
 // Exporter copies one source cluster's Events into the EVENTS stream.
@@ -291,10 +296,13 @@ func (s *stream) run(ctx context.Context) error {
 	}
 }
 
-// relist lists every Event and hands on those changed after s.seen, then a
-// marker with the list's resourceVersion. It returns that version.
+// relist lists every Event and hands on those changed after s.seen, then
+// deletes for the events that were deleted while nobody watched (see
+// deleteMissing), then a marker with the list's resourceVersion. It returns
+// that version.
 func (s *stream) relist(ctx context.Context) (string, error) {
 	opts := metav1.ListOptions{Limit: s.e.cfg.ListPageSize}
+	listed := map[types.UID]struct{}{} // uids only: the list is not kept
 	for {
 		items, meta, err := s.src.list(ctx, s.ns, opts)
 		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
@@ -308,6 +316,7 @@ func (s *stream) relist(ctx context.Context) (string, error) {
 		}
 		for _, ev := range items {
 			s.e.m.seen.WithLabelValues("listed").Inc()
+			listed[ev.UID] = struct{}{}
 			n, err := ParseResourceVersion(ev.ResourceVersion)
 			if err != nil {
 				return "", fmt.Errorf("list events: %s/%s: %w", ev.Namespace, ev.Name, err)
@@ -323,6 +332,9 @@ func (s *stream) relist(ctx context.Context) (string, error) {
 			n, err := ParseResourceVersion(meta.ResourceVersion)
 			if err != nil {
 				return "", fmt.Errorf("list events: %w", err)
+			}
+			if err := s.deleteMissing(ctx, listed); err != nil {
+				return "", err
 			}
 			if err := s.mark(ctx, meta.ResourceVersion); err != nil {
 				return "", err
@@ -423,6 +435,51 @@ func (s *stream) watch(ctx context.Context, rv string) (string, error) {
 		}
 		rv = orv
 	}
+}
+
+// deleteMissing hands on a delete for every event that eventpipe holds as
+// live from this cluster and namespace, that the relist did not find, and
+// that the source cannot have expired (written less than --source-event-ttl
+// ago, by the event's own times: the exported state has no managedFields,
+// and its times are never later than its write). Such an event was deleted
+// while the exporter was not watching and the source compacted that
+// history away; a relist is the only way to notice. An event the source may
+// have expired is kept, as a watched expiry is (see isExpiry). The delete
+// carries the last exported state, and its message id that state's source
+// resourceVersion: replicas and repeated relists derive the same one.
+func (s *stream) deleteMissing(ctx context.Context, listed map[types.UID]struct{}) error {
+	var nsp *string
+	if s.ns != metav1.NamespaceAll {
+		nsp = &s.ns
+	}
+	sc := s.e.cfg.Scope()
+	now := s.e.now()
+	var gone []*corev1.Event
+	err := s.e.log.EachLatest(ctx, eventlog.FilterSubject(&sc, nsp), func(r *eventlog.Record) error {
+		ev := r.Event
+		if r.Op == eventlog.OpDelete || ev.Labels[LabelSourceCluster] != s.e.cfg.ClusterName {
+			return nil
+		}
+		if _, ok := listed[ev.UID]; ok || isExpiry(ev, s.e.cfg.SourceEventTTL, now) {
+			return nil
+		}
+		gone = append(gone, ev)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("find events deleted while not watching: %w", err)
+	}
+	for _, ev := range gone {
+		ev.ResourceVersion = ev.Annotations[AnnotationSourceResourceVersion]
+		s.e.m.seen.WithLabelValues("missing").Inc()
+		if err := s.add(ctx, change{op: eventlog.OpDelete, ev: ev}, ""); err != nil {
+			return err
+		}
+	}
+	if len(gone) > 0 {
+		s.e.logr.Info("exported deletes for events deleted while not watching", "key", s.key, "events", len(gone))
+	}
+	return nil
 }
 
 func (s *stream) setWatchDown(down bool) {

@@ -269,12 +269,13 @@ func TestExporter(t *testing.T) {
 		checkpoint, err := exporter.ParseResourceVersion(string(entry.Value()))
 		require.NoError(t, err)
 
-		// While the exporter is down: new events and count updates (no
-		// deletes: a relist cannot see what was deleted meanwhile; see
-		// docs/exporter.md), then etcd compacts past the resume point.
+		// While the exporter is down: new events, count updates and a
+		// delete, then etcd compacts past the resume point, so that only
+		// the relist can find out about them.
 		for range 3 {
 			g.step()
 		}
+		require.Equal(t, 1, g.deletePulled(1))
 		o.quiet(t)
 		compactEtcd(t, kube.EtcdURL)
 
@@ -283,7 +284,11 @@ func TestExporter(t *testing.T) {
 		require.Eventually(t, func() bool { return p.metric(`eventpipe_exporter_relists_total{reason="expired"}`) >= 1 }, 30*time.Second, 200*time.Millisecond,
 			"the exporter got 410 for its resume point and relisted")
 		checkExported(t, env, o, s.sc, s.cluster, false)
+		require.Equal(t, 1.0, p.metric(`eventpipe_exporter_events_seen_total{type="missing"}`),
+			"the relist found the one event deleted while the exporter was down")
 
+		// The event deleted while the exporter was down counts too: its
+		// delete is one state handed on.
 		_, after, _, _ := o.snapshot()
 		changed := 0
 		for _, ev := range after {
