@@ -155,7 +155,7 @@ func (r *StreamReader[T]) Tail(ctx context.Context, filter string, from uint64) 
 	if err != nil {
 		return nil, fmt.Errorf("tail %s from %d: %w", filter, from, err)
 	}
-	t := &StreamTail[T]{C: make(chan T, 64), it: it}
+	t := &StreamTail[T]{C: make(chan T, 64), it: it, cons: cons, stream: r.stream}
 	go t.run(ctx, r.decode)
 	return t, nil
 }
@@ -165,6 +165,8 @@ type StreamTail[T any] struct {
 	// C carries the states. It is closed when the tail ends.
 	C       chan T
 	it      jetstream.MessagesContext
+	cons    jetstream.Consumer
+	stream  jetstream.Stream
 	stopped atomic.Bool
 	once    sync.Once
 	// err is set before C is closed.
@@ -177,6 +179,29 @@ func (t *StreamTail[T]) Stop() {
 		t.stopped.Store(true)
 		t.it.Stop()
 	})
+}
+
+// Caught returns a sequence up to which every state on the tail's subjects
+// has come through C, given that the caller has taken the states up to
+// processed: the stream's last sequence, when the tail's consumer has
+// nothing pending and has delivered nothing the caller has not taken. ok is
+// false when that cannot be told now (states on their way, or JetStream
+// not answering). It lets a watch of a quiet namespace send bookmarks that
+// advance with the stream, as kube-apiserver's do, so that a client
+// resuming from one is not sent to relist once the stream has trimmed past
+// the last state of its own.
+func (t *StreamTail[T]) Caught(ctx context.Context, processed uint64) (seq uint64, ok bool) {
+	// The stream's end first: a consumer with nothing pending afterwards
+	// has delivered everything on its subjects up to that end.
+	si, err := t.stream.Info(ctx)
+	if err != nil {
+		return 0, false
+	}
+	ci, err := t.cons.Info(ctx)
+	if err != nil || ci.NumPending > 0 || ci.Delivered.Stream > processed {
+		return 0, false
+	}
+	return si.State.LastSeq, true
 }
 
 // Err reports why the tail ended, once C is closed; nil after Stop or ctx end.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 )
 
 func nextEvent(t *testing.T, w watch.Interface) watch.Event {
@@ -106,4 +107,43 @@ func mustUint(t *testing.T, s string) uint64 {
 	v, err := strconv.ParseUint(s, 10, 64)
 	require.NoError(t, err)
 	return v
+}
+
+// TestBookmarksAdvanceInQuietNamespaces: a watch of a namespace where
+// nothing happens gets bookmarks that move on with the stream, as
+// kube-apiserver's do, so that an informer resuming from its last bookmark
+// after the stream trimmed past its namespace's last event is not sent to
+// relist. Nothing of the busy namespace is delivered to it.
+func TestBookmarksAdvanceInQuietNamespaces(t *testing.T) {
+	t.Cleanup(tailwatch.SetBookmarkInterval(300 * time.Millisecond))
+	cs, _ := startStack(t)
+	ctx := context.Background()
+	quiet, err := cs.CoreV1().Events("quiet").Create(ctx, newEvent("quiet", "q.1", "Started"), metav1.CreateOptions{})
+	require.NoError(t, err)
+	w, err := cs.CoreV1().Events("quiet").Watch(ctx, metav1.ListOptions{ResourceVersion: quiet.ResourceVersion, AllowWatchBookmarks: true})
+	require.NoError(t, err)
+	defer w.Stop()
+	var last string
+	for i := range 5 {
+		ev, err := cs.CoreV1().Events("busy").Create(ctx, newEvent("busy", fmt.Sprintf("b.%d", i), "Started"), metav1.CreateOptions{})
+		require.NoError(t, err)
+		last = ev.ResourceVersion
+	}
+	want, err := strconv.ParseUint(last, 10, 64)
+	require.NoError(t, err)
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case e, ok := <-w.ResultChan():
+			require.True(t, ok, "watch closed")
+			require.Equal(t, watch.Bookmark, e.Type, "only bookmarks: nothing happens in namespace quiet")
+			rv, err := strconv.ParseUint(e.Object.(*corev1.Event).ResourceVersion, 10, 64)
+			require.NoError(t, err)
+			if rv >= want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no bookmark at or past %s (the busy namespace's last write) within 20s", last)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,8 +19,19 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
 
-// BookmarkInterval is how often a watch that asked for bookmarks gets one.
-const BookmarkInterval = time.Minute
+// bookmarkInterval is how often a watch that asked for bookmarks gets one,
+// in nanoseconds: a minute, as kube-apiserver's, or what a test set.
+var bookmarkInterval atomic.Int64
+
+func init() { bookmarkInterval.Store(int64(time.Minute)) }
+
+// SetBookmarkInterval changes how often watches started from now on get
+// bookmarks, for tests that cannot wait a minute; the returned function
+// restores the previous interval.
+func SetBookmarkInterval(d time.Duration) (restore func()) {
+	old := bookmarkInterval.Swap(int64(d))
+	return func() { bookmarkInterval.Store(old) }
+}
 
 // Config says what a watch sends besides the tail's states.
 type Config[T any] struct {
@@ -117,7 +129,7 @@ func (w *watcher[T]) run(ctx context.Context) {
 	}
 	var tick <-chan time.Time
 	if w.c.Bookmarks {
-		t := time.NewTicker(BookmarkInterval)
+		t := time.NewTicker(time.Duration(bookmarkInterval.Load()))
 		defer t.Stop()
 		tick = t.C
 	}
@@ -136,6 +148,13 @@ func (w *watcher[T]) run(ctx context.Context) {
 				return
 			}
 		case <-tick:
+			// In a quiet stretch the bookmark moves on with the stream, not
+			// only with the watch's own states.
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if seq, ok := w.tail.Caught(cctx, w.lastRV); ok && seq > w.lastRV {
+				w.lastRV = seq
+			}
+			cancel()
 			if !w.bookmark(w.lastRV, false) {
 				return
 			}
