@@ -18,7 +18,7 @@ type Log interface {
 	// Bounds returns the first sequence still held and the last written.
 	Bounds(ctx context.Context) (first, last uint64, err error)
 	// Tail delivers states on subjects matching filter, in order, from seq.
-	Tail(ctx context.Context, filter string, from uint64) (*eventlog.Tail, error)
+	Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error)
 }
 
 // Index is what the storage needs from ClickHouse.
@@ -38,10 +38,23 @@ type Watermark interface {
 	WaitFor(ctx context.Context, seq uint64) error
 }
 
-// LogReaderPublisher joins the log's reader and publisher into a Log.
+// LogReaderPublisher joins the log's reader and publisher into a Log. With
+// a Hub, watches share its tail whenever it holds what they start from.
 type LogReaderPublisher struct {
 	*eventlog.Reader
 	*eventlog.Publisher
+	Hub *eventlog.Hub
+}
+
+// Tail serves a watch from the shared hub when it can, else with a tail of
+// its own.
+func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error) {
+	if l.Hub != nil {
+		if t, ok := l.Hub.Tail(ctx, filter, from); ok {
+			return t, nil
+		}
+	}
+	return l.Reader.Tail(ctx, filter, from)
 }
 
 var _ Log = LogReaderPublisher{}

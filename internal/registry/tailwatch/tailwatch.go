@@ -7,6 +7,7 @@ package tailwatch
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,7 +59,7 @@ type Config[T any] struct {
 // New starts feeding a watch from tail until the client stops it, ctx ends
 // or the tail ends; cancel is called when it stops (it should end the
 // tail's context).
-func New[T any](ctx context.Context, cancel context.CancelFunc, tail *eventlog.StreamTail[T], c Config[T]) watch.Interface {
+func New[T any](ctx context.Context, cancel context.CancelFunc, tail eventlog.Feed[T], c Config[T]) watch.Interface {
 	w := &watcher[T]{c: c, tail: tail, cancel: cancel, result: make(chan watch.Event, 100), done: make(chan struct{}), lastRV: c.From - 1}
 	go w.run(ctx)
 	return w
@@ -76,7 +77,7 @@ func Error(status *metav1.Status) watch.Interface {
 
 type watcher[T any] struct {
 	c      Config[T]
-	tail   *eventlog.StreamTail[T]
+	tail   eventlog.Feed[T]
 	cancel context.CancelFunc
 	result chan watch.Event
 	done   chan struct{}
@@ -135,9 +136,12 @@ func (w *watcher[T]) run(ctx context.Context) {
 	}
 	for {
 		select {
-		case st, ok := <-w.tail.C:
+		case st, ok := <-w.tail.States():
 			if !ok {
-				if err := w.tail.Err(); err != nil {
+				// A watch that fell behind the shared tail just ends, as
+				// kube-apiserver ends a watcher that does not keep up: its
+				// client watches again from the last resourceVersion it saw.
+				if err := w.tail.Err(); err != nil && !errors.Is(err, eventlog.ErrFellBehind) {
 					w.send(watch.Event{Type: watch.Error, Object: w.c.Unavailable(err)})
 				}
 				return

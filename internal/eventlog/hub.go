@@ -1,0 +1,282 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Feed is an ordered feed of states for one watch: a StreamTail with a
+// JetStream consumer of its own, or a HubTail that shares the Hub's.
+type Feed[T any] interface {
+	// States carries the states in order; it is closed when the feed ends.
+	States() <-chan T
+	// Stop ends the feed; States is closed soon after.
+	Stop()
+	// Err says why the feed ended, once States is closed; nil after Stop.
+	Err() error
+	// Caught returns a sequence up to which every state of the feed has
+	// come through States, given that the caller has taken the states up to
+	// processed; see StreamTail.Caught.
+	Caught(ctx context.Context, processed uint64) (uint64, bool)
+}
+
+// States returns t.C.
+func (t *StreamTail[T]) States() <-chan T { return t.C }
+
+// ErrFellBehind ends a HubTail whose reader fell further behind than the
+// hub keeps: the watch should end so that its client resumes from the last
+// resourceVersion it saw (which then gets a tail of its own), as
+// kube-apiserver's watch cache ends a watcher that does not keep up.
+var ErrFellBehind = errors.New("the watch fell behind the shared tail")
+
+// errHubStopped ends the hub's tails without an error: the hub stopped
+// because its server is stopping.
+var errHubStopped = errors.New("shared watch tail stopped with its server")
+
+// HubSize is how many of the newest states a Hub keeps for watches that
+// start a little behind the stream's end, as informers do (they watch from
+// the resourceVersion of their list, which trails the stream by the
+// writer's batch wait).
+const HubSize = 1 << 14
+
+// Hub is one tail of the whole EVENTS stream shared by every watch of an
+// API server: each state is read from JetStream and decoded once, kept in a
+// ring of the newest HubSize states, and handed to each watch whose subjects
+// it is on. With per-watch tails every state crossed the NATS connection,
+// was decoded and was filtered once per watch; with a hundred watches of
+// every namespace that was a third of the server's CPU. A watch from before
+// what the ring holds gets a tail of its own (Reader.Tail), as before.
+type Hub struct {
+	r   *Reader
+	log *slog.Logger
+
+	mu      sync.Mutex
+	gen     uint64 // counts the hub's tails: a restart starts a new ring
+	running bool
+	floor   uint64 // every state from floor on is in the ring or still to come
+	ring    []hubEntry
+	total   uint64        // states appended since the hub's tail started
+	last    uint64        // sequence of the newest state appended, or floor-1
+	wake    chan struct{} // closed and replaced when states are appended or the tail ends
+	err     error         // why the hub's tail ended; new states stop
+}
+
+type hubEntry struct {
+	seq     uint64
+	subject string
+	rec     *Record
+}
+
+// StartHub starts a hub reading r's stream from its end until ctx ends.
+// While JetStream is unreachable the hub retries every second, and Tail
+// refuses (callers then use tails of their own).
+func StartHub(ctx context.Context, r *Reader, log *slog.Logger) *Hub {
+	return startHub(ctx, r, log, HubSize)
+}
+
+func startHub(ctx context.Context, r *Reader, log *slog.Logger, size int) *Hub {
+	h := &Hub{r: r, log: log, ring: make([]hubEntry, size), wake: make(chan struct{})}
+	go h.run(ctx)
+	return h
+}
+
+func (h *Hub) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		_, last, err := h.r.Bounds(ctx)
+		var tail *Tail
+		if err == nil {
+			tail, err = h.r.Tail(ctx, SubjectPrefix+".>", last+1)
+		}
+		if err != nil {
+			h.log.Warn("shared watch tail cannot start; watches use tails of their own", "err", err)
+		} else {
+			h.mu.Lock()
+			h.gen++
+			h.running, h.floor, h.last, h.total, h.err = true, last+1, last, 0, nil
+			h.mu.Unlock()
+			for rec := range tail.C {
+				h.append(rec)
+			}
+			err = tail.Err()
+			switch {
+			case ctx.Err() != nil:
+				// The server is stopping: its watches just end, as their own
+				// tails would, and clients resume elsewhere.
+				err = errHubStopped
+			case err == nil:
+				err = errors.New("shared watch tail stopped")
+			}
+			h.mu.Lock()
+			h.running, h.err = false, err
+			close(h.wake)
+			h.wake = make(chan struct{})
+			h.mu.Unlock()
+			if ctx.Err() == nil {
+				h.log.Warn("shared watch tail ended; its watches end and are resumed by their clients", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *Hub) append(rec *Record) {
+	subject := Subject(rec.Key)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := h.total % uint64(len(h.ring))
+	if h.total >= uint64(len(h.ring)) {
+		h.floor = h.ring[i].seq + 1 // the overwritten state is no longer served
+	}
+	h.ring[i] = hubEntry{seq: rec.Seq, subject: subject, rec: rec}
+	h.total++
+	h.last = rec.Seq
+	close(h.wake)
+	h.wake = make(chan struct{})
+}
+
+// Tail returns a feed of the states on subjects matching filter (as
+// FilterSubject makes it) from sequence from on, or false when the hub
+// cannot serve it (not running, or from is older than the ring).
+func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.running || from < h.floor {
+		return nil, false
+	}
+	// The first retained entry at or after from; entries are in sequence order.
+	kept := min(h.total, uint64(len(h.ring)))
+	oldest := h.total - kept
+	k := sort.Search(int(kept), func(j int) bool {
+		return h.ring[(oldest+uint64(j))%uint64(len(h.ring))].seq >= from
+	})
+	t := &HubTail{h: h, gen: h.gen, filter: filter, pos: oldest + uint64(k), c: make(chan *Record, 64), done: make(chan struct{})}
+	t.scanned.Store(from - 1)
+	go t.run(ctx)
+	return t, true
+}
+
+// HubTail is one watch's feed from a Hub. The records it delivers are its
+// own copies: the hub's are shared.
+type HubTail struct {
+	h      *Hub
+	gen    uint64
+	filter string
+	pos    uint64 // next ring position to read; only run uses it
+	c      chan *Record
+	done   chan struct{}
+	once   sync.Once
+	err    error
+	// scanned is the sequence of the newest state looked at, sent or not;
+	// sent the sequence of the newest state sent on c.
+	scanned, sent atomic.Uint64
+}
+
+func (t *HubTail) States() <-chan *Record { return t.c }
+
+func (t *HubTail) Stop() { t.once.Do(func() { close(t.done) }) }
+
+func (t *HubTail) Err() error { return t.err }
+
+// Caught: every state up to the newest the hub has read has been looked
+// at, and the caller has taken what was sent.
+func (t *HubTail) Caught(_ context.Context, processed uint64) (uint64, bool) {
+	t.h.mu.Lock()
+	last := t.h.last
+	t.h.mu.Unlock()
+	if t.scanned.Load() < last || t.sent.Load() > processed {
+		return 0, false
+	}
+	return last, true
+}
+
+func (t *HubTail) run(ctx context.Context) {
+	defer close(t.c)
+	batch := make([]hubEntry, 0, 256)
+	for {
+		h := t.h
+		h.mu.Lock()
+		if h.gen != t.gen {
+			h.mu.Unlock()
+			t.err = errors.New("the shared watch tail restarted")
+			return
+		}
+		kept := min(h.total, uint64(len(h.ring)))
+		if t.pos < h.total-kept {
+			h.mu.Unlock()
+			t.err = ErrFellBehind
+			return
+		}
+		batch = batch[:0]
+		for ; t.pos < h.total && len(batch) < cap(batch); t.pos++ {
+			batch = append(batch, h.ring[t.pos%uint64(len(h.ring))])
+		}
+		wake, herr, running := h.wake, h.err, h.running
+		h.mu.Unlock()
+		if len(batch) == 0 {
+			if !running && herr != nil {
+				if herr != errHubStopped {
+					t.err = herr
+				}
+				return
+			}
+			select {
+			case <-wake:
+				continue
+			case <-t.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, e := range batch {
+			if subjectMatches(t.filter, e.subject) {
+				rec := *e.rec
+				rec.Event = e.rec.Event.DeepCopy()
+				if e.rec.Prev != nil {
+					rec.Prev = e.rec.Prev.DeepCopy()
+				}
+				select {
+				case t.c <- &rec:
+					t.sent.Store(e.seq)
+				case <-t.done:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+			t.scanned.Store(e.seq)
+		}
+	}
+}
+
+// subjectMatches reports whether subject matches filter, NATS-style: the
+// same number of dot-separated tokens, each equal or "*" in the filter, or
+// a final ">" matching the rest.
+func subjectMatches(filter, subject string) bool {
+	for {
+		ft, frest, fmore := strings.Cut(filter, ".")
+		if ft == ">" {
+			return subject != ""
+		}
+		st, srest, smore := strings.Cut(subject, ".")
+		if ft != "*" && ft != st {
+			return false
+		}
+		if fmore != smore {
+			return false
+		}
+		if !fmore {
+			return true
+		}
+		filter, subject = frest, srest
+	}
+}

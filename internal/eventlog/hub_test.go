@@ -1,0 +1,161 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/scope"
+)
+
+func TestSubjectMatches(t *testing.T) {
+	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
+	ns := "web"
+	subj := Subject(Key{Scope: alpha, Namespace: "web", Name: "e.1"})
+	require.True(t, subjectMatches(FilterSubject(&alpha, &ns), subj))
+	require.True(t, subjectMatches(FilterSubject(&alpha, nil), subj))
+	require.True(t, subjectMatches(FilterSubject(nil, nil), subj))
+	require.True(t, subjectMatches(SubjectPrefix+".>", subj))
+	other := "db"
+	require.False(t, subjectMatches(FilterSubject(&alpha, &other), subj))
+	require.False(t, subjectMatches(FilterSubject(&scope.Platform, nil), subj))
+	require.False(t, subjectMatches(subj+".x", subj))
+	require.False(t, subjectMatches("events.*.*.*", subj))
+}
+
+// hubFixture is a stream, a publisher and a hub with a small ring.
+type hubFixture struct {
+	t   *testing.T
+	pub *Publisher
+	hub *Hub
+	n   int
+}
+
+func newHubFixture(t *testing.T, size int) *hubFixture {
+	t.Helper()
+	ns := natstest.ForTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
+	r, err := NewReader(ctx, ns.JS)
+	require.NoError(t, err)
+	f := &hubFixture{t: t, pub: NewPublisher(ns.JS), hub: startHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
+	require.Eventually(t, func() bool {
+		f.hub.mu.Lock()
+		defer f.hub.mu.Unlock()
+		return f.hub.running
+	}, 10*time.Second, 10*time.Millisecond)
+	return f
+}
+
+// put publishes one state in namespace ns and returns its sequence.
+func (f *hubFixture) put(ns string) uint64 {
+	f.t.Helper()
+	f.n++
+	name := fmt.Sprintf("e.%d", f.n)
+	seq, err := f.pub.Publish(context.Background(), &Record{Key: Key{Scope: scope.Platform, Namespace: ns, Name: name}, Op: OpCreate,
+		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}, PublishOptions{MsgID: name})
+	require.NoError(f.t, err)
+	return seq
+}
+
+func take(t *testing.T, tail Feed[*Record], n int) []uint64 {
+	t.Helper()
+	var got []uint64
+	for len(got) < n {
+		select {
+		case rec, ok := <-tail.States():
+			require.True(t, ok, "feed ended: %v", tail.Err())
+			got = append(got, rec.Seq)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d states within 10s", len(got), n)
+		}
+	}
+	return got
+}
+
+// TestHubTail: a watch from a sequence the ring holds gets every state of
+// its subjects from there, in order, once, its own copies, then the new
+// ones; Caught follows the hub.
+func TestHubTail(t *testing.T) {
+	f := newHubFixture(t, 64)
+	ctx := context.Background()
+	var inA []uint64
+	for i := range 10 {
+		ns := "a"
+		if i%2 == 1 {
+			ns = "b"
+		}
+		seq := f.put(ns)
+		if ns == "a" {
+			inA = append(inA, seq)
+		}
+	}
+	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= inA[len(inA)-1] }, 10*time.Second, 10*time.Millisecond)
+	a := "a"
+	tail, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), inA[1])
+	require.True(t, ok)
+	defer tail.Stop()
+	require.Equal(t, inA[1:], take(t, tail, len(inA)-1))
+	later := f.put("a")
+	f.put("b")
+	require.Equal(t, []uint64{later}, take(t, tail, 1))
+
+	// Caught: once the hub has read the "b" state and the watch took "later".
+	require.Eventually(t, func() bool {
+		seq, ok := tail.Caught(ctx, later)
+		return ok && seq == later+1
+	}, 10*time.Second, 10*time.Millisecond)
+	_, ok = tail.Caught(ctx, later-1)
+	require.False(t, ok, "a state sent but not taken")
+
+	// Records are copies: changing one does not change what others get.
+	other, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
+	require.True(t, ok)
+	defer other.Stop()
+	got := <-other.States()
+	got.Event.Name = "changed"
+	third, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
+	require.True(t, ok)
+	defer third.Stop()
+	require.NotEqual(t, "changed", (<-third.States()).Event.Name)
+}
+
+// TestHubRing: a watch from before the ring is refused (the caller uses a
+// tail of its own), and one that falls further behind than the ring ends
+// with ErrFellBehind.
+func TestHubRing(t *testing.T) {
+	f := newHubFixture(t, 8)
+	ctx := context.Background()
+	first := f.put("a")
+	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= first }, 10*time.Second, 10*time.Millisecond)
+	slow, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), first)
+	require.True(t, ok)
+	var last uint64
+	for range 200 { // more than slow's channel and the ring hold
+		last = f.put("a")
+	}
+	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= last }, 10*time.Second, 10*time.Millisecond)
+	_, ok = f.hub.Tail(ctx, FilterSubject(nil, nil), first)
+	require.False(t, ok, "the ring no longer holds %d", first)
+	_, ok = f.hub.Tail(ctx, FilterSubject(nil, nil), last-3)
+	require.True(t, ok)
+
+	// slow took nothing meanwhile: what its channel and its last batch held
+	// still comes out, then it ends.
+	n := 0
+	for range slow.States() {
+		n++
+	}
+	require.True(t, errors.Is(slow.Err(), ErrFellBehind), "ended with %v after %d states", slow.Err(), n)
+	require.Less(t, n, 200)
+}
