@@ -158,7 +158,7 @@ func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, b
 	k := sort.Search(int(kept), func(j int) bool {
 		return h.ring[(oldest+uint64(j))%uint64(len(h.ring))].seq >= from
 	})
-	t := &HubTail{h: h, gen: h.gen, filter: filter, pos: oldest + uint64(k), c: make(chan *Record, 64), done: make(chan struct{})}
+	t := &HubTail{h: h, gen: h.gen, filter: filter, from: from, pos: oldest + uint64(k), c: make(chan *Record, 64), done: make(chan struct{})}
 	t.scanned.Store(from - 1)
 	go t.run(ctx)
 	return t, true
@@ -170,6 +170,9 @@ type HubTail struct {
 	h      *Hub
 	gen    uint64
 	filter string
+	// from is the first sequence to deliver: the hub may not have read up
+	// to it yet when the watch starts, and must not hand on what is older.
+	from uint64
 	pos    uint64 // next ring position to read; only run uses it
 	c      chan *Record
 	done   chan struct{}
@@ -238,7 +241,7 @@ func (t *HubTail) run(ctx context.Context) {
 			}
 		}
 		for _, e := range batch {
-			if subjectMatches(t.filter, e.subject) {
+			if e.seq >= t.from && subjectMatches(t.filter, e.subject) {
 				rec := *e.rec
 				rec.Event = e.rec.Event.DeepCopy()
 				if e.rec.Prev != nil {
@@ -253,7 +256,7 @@ func (t *HubTail) run(ctx context.Context) {
 					return
 				}
 			}
-			t.scanned.Store(e.seq)
+			t.scanned.Store(max(e.seq, t.from-1))
 		}
 	}
 }

@@ -159,3 +159,24 @@ func TestHubRing(t *testing.T) {
 	require.True(t, errors.Is(slow.Err(), ErrFellBehind), "ended with %v after %d states", slow.Err(), n)
 	require.Less(t, n, 200)
 }
+
+// TestHubTailAheadOfHub: a watch may start from a sequence the hub has not
+// read yet (the hub trails the stream); what the hub reads before that
+// sequence is not handed on.
+func TestHubTailAheadOfHub(t *testing.T) {
+	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), running: true, floor: 1, gen: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tail, ok := h.Tail(ctx, FilterSubject(nil, nil), 3)
+	require.True(t, ok)
+	defer tail.Stop()
+	for seq := uint64(1); seq <= 5; seq++ {
+		name := fmt.Sprintf("e.%d", seq)
+		h.append(&Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
+			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}})
+	}
+	require.Equal(t, []uint64{3, 4, 5}, take(t, tail, 3))
+	seq, ok := tail.Caught(ctx, 5)
+	require.True(t, ok)
+	require.EqualValues(t, 5, seq)
+}
