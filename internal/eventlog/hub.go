@@ -173,11 +173,11 @@ type HubTail struct {
 	// from is the first sequence to deliver: the hub may not have read up
 	// to it yet when the watch starts, and must not hand on what is older.
 	from uint64
-	pos    uint64 // next ring position to read; only run uses it
-	c      chan *Record
-	done   chan struct{}
-	once   sync.Once
-	err    error
+	pos  uint64 // next ring position to read; only run uses it
+	c    chan *Record
+	done chan struct{}
+	once sync.Once
+	err  error
 	// scanned is the sequence of the newest state looked at, sent or not;
 	// sent the sequence of the newest state sent on c.
 	scanned, sent atomic.Uint64
