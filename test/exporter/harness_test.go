@@ -481,7 +481,12 @@ func checkExported(t *testing.T, env *devenv.Env, o *oracle, sc scope.Scope, clu
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.NoError(t, env.Writer.WaitFor(ctx, lastSeq))
-	rows, err := env.Store.List(ctx, chstore.ListQuery{LatestFilter: chstore.LatestFilter{Scope: &sc, AtSeq: env.Writer.Watermark()}})
+	// At the snapshot's last sequence, not the writer's watermark: a
+	// recorder may still retry a write seconds later (client-go's events
+	// recorder retries a series patch that raced its create after a
+	// backoff), and ClickHouse must be compared with the same states as
+	// the stream and the oracle above.
+	rows, err := env.Store.List(ctx, chstore.ListQuery{LatestFilter: chstore.LatestFilter{Scope: &sc, AtSeq: lastSeq}})
 	require.NoError(t, err)
 	require.Len(t, rows, live, "live events in ClickHouse")
 	for _, r := range rows {
