@@ -58,7 +58,7 @@ func newAPIServerCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			cfg, err := o.Config(apiserver.Backends{
-				Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.StartHub(ctx, reader, log)},
+				Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.NewHub(ctx, reader, log)},
 				Index: store, Watermark: wm, Tiers: tiers, Activity: act,
 			})
 			if err != nil {

@@ -77,7 +77,7 @@ func startAPIServer(ctx context.Context, dir string, port int, configure func(*a
 		return nil, err
 	}
 	cfg, err := o.Config(apiserver.Backends{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.StartHub(ctx, reader, log)},
+		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.NewHub(ctx, reader, log)},
 		Index: store, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
 	})
 	if err != nil {

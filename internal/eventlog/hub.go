@@ -39,6 +39,10 @@ var ErrFellBehind = errors.New("the watch fell behind the shared tail")
 // because its server is stopping.
 var errHubStopped = errors.New("shared watch tail stopped with its server")
 
+// errHubIdle is the hub's state after it stopped for want of watches; it
+// had none to end.
+var errHubIdle = errors.New("shared watch tail stopped: no watches")
+
 // HubSize is how many of the newest states a Hub keeps for watches that
 // start a little behind the stream's end, as informers do (they watch from
 // the resourceVersion of their list, which trails the stream by the
@@ -52,12 +56,23 @@ const HubSize = 1 << 14
 // was decoded and was filtered once per watch; with a hundred watches of
 // every namespace that was a third of the server's CPU. A watch from before
 // what the ring holds gets a tail of its own (Reader.Tail), as before.
+//
+// The hub reads only while it has watches: it starts at the first watch
+// asked of it (which, not yet served, gets a tail of its own) and stops
+// after hubIdle without any, so that a server nobody watches does not read
+// and decode every state of the stream.
 type Hub struct {
 	r   *Reader
 	log *slog.Logger
+	ctx context.Context // the server's: the hub stops with it
+	// idleAfter and idleCheck are hubIdle and hubIdleCheck (tests shorten them).
+	idleAfter, idleCheck time.Duration
 
 	mu      sync.Mutex
 	gen     uint64 // counts the hub's tails: a restart starts a new ring
+	started bool   // run is active (reading, or retrying to)
+	tails   int    // HubTails not yet ended
+	idle    time.Time
 	running bool
 	floor   uint64 // every state from floor on is in the ring or still to come
 	ring    []hubEntry
@@ -73,35 +88,60 @@ type hubEntry struct {
 	rec     *Record
 }
 
-// StartHub starts a hub reading r's stream from its end until ctx ends.
-// While JetStream is unreachable the hub retries every second, and Tail
-// refuses (callers then use tails of their own).
-func StartHub(ctx context.Context, r *Reader, log *slog.Logger) *Hub {
-	return startHub(ctx, r, log, HubSize)
+// NewHub returns a hub on r's stream that reads, from the stream's end,
+// while it has watches and ctx lasts. While JetStream is unreachable the
+// hub retries every second, and Tail refuses (callers then use tails of
+// their own).
+func NewHub(ctx context.Context, r *Reader, log *slog.Logger) *Hub {
+	return newHub(ctx, r, log, HubSize)
 }
 
-func startHub(ctx context.Context, r *Reader, log *slog.Logger, size int) *Hub {
-	h := &Hub{r: r, log: log, ring: make([]hubEntry, size), wake: make(chan struct{})}
-	go h.run(ctx)
-	return h
+func newHub(ctx context.Context, r *Reader, log *slog.Logger, size int) *Hub {
+	return &Hub{r: r, log: log, ctx: ctx, ring: make([]hubEntry, size), wake: make(chan struct{}),
+		idleAfter: hubIdle, idleCheck: hubIdleCheck}
 }
 
-func (h *Hub) run(ctx context.Context) {
+// hubIdle is how long a hub keeps reading without watches; hubIdleCheck
+// how often it looks.
+const hubIdle, hubIdleCheck = time.Minute, 10 * time.Second
+
+// stopIfIdle ends run (started false) when the hub has had no watches for
+// hubIdle; the caller holds h.mu.
+func (h *Hub) stopIfIdle() bool {
+	if h.tails > 0 || time.Since(h.idle) < h.idleAfter {
+		return false
+	}
+	h.started, h.running, h.err = false, false, errHubIdle
+	return true
+}
+
+func (h *Hub) run() {
+	ctx := h.ctx
 	for ctx.Err() == nil {
-		_, last, err := h.r.Bounds(ctx)
+		h.mu.Lock()
+		stop := h.stopIfIdle()
+		h.mu.Unlock()
+		if stop {
+			return
+		}
+		// From a ring's worth before the end: watches that start just
+		// behind the end (from the resourceVersion of a list) are served
+		// from the start.
+		first, last, err := h.r.Bounds(ctx)
+		from := max(first, last+1-min(last, uint64(len(h.ring))))
 		var tail *Tail
 		if err == nil {
-			tail, err = h.r.Tail(ctx, SubjectPrefix+".>", last+1)
+			tail, err = h.r.Tail(ctx, SubjectPrefix+".>", from)
 		}
 		if err != nil {
 			h.log.Warn("shared watch tail cannot start; watches use tails of their own", "err", err)
 		} else {
 			h.mu.Lock()
 			h.gen++
-			h.running, h.floor, h.last, h.total, h.err = true, last+1, last, 0, nil
+			h.running, h.floor, h.last, h.total, h.err = true, from, from-1, 0, nil
 			h.mu.Unlock()
-			for rec := range tail.C {
-				h.append(rec)
+			if h.consume(tail) {
+				return // idle: stopped, a later watch starts it again
 			}
 			err = tail.Err()
 			switch {
@@ -128,6 +168,30 @@ func (h *Hub) run(ctx context.Context) {
 	}
 }
 
+// consume appends tail's states until it ends, or until the hub has been
+// without watches for hubIdle, when it stops the tail and reports true.
+func (h *Hub) consume(tail *Tail) (idle bool) {
+	t := time.NewTicker(h.idleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case rec, ok := <-tail.C:
+			if !ok {
+				return false
+			}
+			h.append(rec)
+		case <-t.C:
+			h.mu.Lock()
+			stop := h.stopIfIdle()
+			h.mu.Unlock()
+			if stop {
+				tail.Stop()
+				return true
+			}
+		}
+	}
+}
+
 func (h *Hub) append(rec *Record) {
 	subject := Subject(rec.Key)
 	h.mu.Lock()
@@ -145,13 +209,19 @@ func (h *Hub) append(rec *Record) {
 
 // Tail returns a feed of the states on subjects matching filter (as
 // FilterSubject makes it) from sequence from on, or false when the hub
-// cannot serve it (not running, or from is older than the ring).
+// cannot serve it (not reading yet, or from is older than the ring). A hub
+// that is not reading starts.
 func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.started {
+		h.started, h.idle = true, time.Now()
+		go h.run()
+	}
 	if !h.running || from < h.floor {
 		return nil, false
 	}
+	h.tails++
 	// The first retained entry at or after from; entries are in sequence order.
 	kept := min(h.total, uint64(len(h.ring)))
 	oldest := h.total - kept
@@ -203,6 +273,13 @@ func (t *HubTail) Caught(_ context.Context, processed uint64) (uint64, bool) {
 
 func (t *HubTail) run(ctx context.Context) {
 	defer close(t.c)
+	defer func() {
+		t.h.mu.Lock()
+		if t.h.tails--; t.h.tails == 0 {
+			t.h.idle = time.Now()
+		}
+		t.h.mu.Unlock()
+	}()
 	batch := make([]hubEntry, 0, 256)
 	for {
 		h := t.h

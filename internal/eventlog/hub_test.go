@@ -48,7 +48,9 @@ func newHubFixture(t *testing.T, size int) *hubFixture {
 	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
 	r, err := NewReader(ctx, ns.JS)
 	require.NoError(t, err)
-	f := &hubFixture{t: t, pub: NewPublisher(ns.JS), hub: startHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
+	f := &hubFixture{t: t, pub: NewPublisher(ns.JS), hub: newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
+	_, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), 1)
+	require.False(t, ok, "the first watch starts the hub and gets a tail of its own")
 	require.Eventually(t, func() bool {
 		f.hub.mu.Lock()
 		defer f.hub.mu.Unlock()
@@ -164,7 +166,7 @@ func TestHubRing(t *testing.T) {
 // read yet (the hub trails the stream); what the hub reads before that
 // sequence is not handed on.
 func TestHubTailAheadOfHub(t *testing.T) {
-	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), running: true, floor: 1, gen: 1}
+	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), started: true, running: true, floor: 1, gen: 1}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tail, ok := h.Tail(ctx, FilterSubject(nil, nil), 3)
@@ -181,4 +183,44 @@ func TestHubTailAheadOfHub(t *testing.T) {
 		seq, ok := tail.Caught(ctx, 5)
 		return ok && seq == 5
 	}, 5*time.Second, time.Millisecond)
+}
+
+// TestHubReadsOnlyWithWatches: a hub reads nothing before its first watch,
+// stops reading once it has had none for hubIdle, and starts again for the
+// next one.
+func TestHubReadsOnlyWithWatches(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
+	r, err := NewReader(ctx, ns.JS)
+	require.NoError(t, err)
+	h := newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), 16)
+	h.idleAfter, h.idleCheck = 200*time.Millisecond, 20*time.Millisecond
+	state := func() (started, running bool) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.started, h.running
+	}
+	time.Sleep(50 * time.Millisecond)
+	started, _ := state()
+	require.False(t, started, "no watch, no reading")
+
+	var tail *HubTail
+	require.Eventually(t, func() bool {
+		var ok bool
+		tail, ok = h.Tail(ctx, FilterSubject(nil, nil), 1)
+		return ok
+	}, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(3 * h.idleAfter)
+	_, running := state()
+	require.True(t, running, "a hub with a watch keeps reading")
+
+	tail.Stop()
+	require.Eventually(t, func() bool { started, running := state(); return !started && !running }, 10*time.Second, 10*time.Millisecond,
+		"a hub without watches stops reading")
+	require.Eventually(t, func() bool {
+		_, ok := h.Tail(ctx, FilterSubject(nil, nil), 1)
+		return ok
+	}, 10*time.Second, 10*time.Millisecond, "and starts again for the next watch")
 }
