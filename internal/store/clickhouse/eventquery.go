@@ -273,15 +273,9 @@ func (s *Store) queryHistoryRows(ctx context.Context, sql string, args ...any) (
 	var out []HistoryRecord
 	for rows.Next() {
 		var r Row
-		var rest string
-		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.UID, &r.Seq, &r.Op, &r.LastTime, &r.LastNanos,
-			&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
-			&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
-			&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
-			&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
+		if err := scanRow(rows, &r); err != nil {
 			return nil, fmt.Errorf("scan: %w", err)
 		}
-		r.Rest = []byte(rest)
 		rec, err := DecodeRow(&r)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
@@ -147,15 +149,9 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog
 	var out []*eventlog.Record
 	for rows.Next() {
 		var r Row
-		var rest string
-		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.UID, &r.Seq, &r.Op, &r.LastTime, &r.LastNanos,
-			&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
-			&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
-			&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
-			&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
+		if err := scanRow(rows, &r); err != nil {
 			return nil, fmt.Errorf("query events: scan: %w", err)
 		}
-		r.Rest = []byte(rest)
 		rec, err := DecodeRow(&r)
 		if err != nil {
 			return nil, fmt.Errorf("query events: %w", err)
@@ -166,4 +162,18 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog
 		return nil, fmt.Errorf("query events: %w", err)
 	}
 	return out, nil
+}
+
+// scanRow reads one row selected with columnNames() into r.
+func scanRow(rows driver.Rows, r *Row) error {
+	var rest string
+	if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.UID, &r.Seq, &r.Op, &r.LastTime, &r.LastNanos,
+		&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
+		&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
+		&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
+		&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
+		return err
+	}
+	r.Rest = []byte(rest)
+	return nil
 }
