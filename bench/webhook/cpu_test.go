@@ -34,9 +34,9 @@ func machineBusy() (time.Duration, error) {
 	return time.Duration(busy) * time.Second / clockTicks, nil
 }
 
-// treeCPU is the CPU time of this process and every process it started
+// treeCPU is the CPU time of this process and of every process it started
 // (clickhouse-server), from /proc/<pid>/stat.
-func treeCPU() time.Duration {
+func treeCPU() (self, children time.Duration) {
 	var total time.Duration
 	var walk func(pid string)
 	walk = func(pid string) {
@@ -60,25 +60,56 @@ func treeCPU() time.Duration {
 		}
 	}
 	walk(strconv.Itoa(os.Getpid()))
-	return total
+	self = procCPU(strconv.Itoa(os.Getpid()))
+	return self, total - self
 }
 
-// cpuMeter measures, over an interval, the CPU of this process tree and of
-// the rest of the machine (other-cores: anything well above 0 means the
-// run shared the machine).
+// procCPU is one process's CPU time (all its threads).
+func procCPU(pid string) time.Duration {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) <= 12 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / clockTicks
+}
+
+// cpuMeter measures, over an interval, the CPU of this process tree, of
+// its children (clickhouse-server) alone, and of the rest of the machine
+// (other-cores: anything well above 0 means the run shared the machine).
 type cpuMeter struct {
-	t0          time.Time
-	busy0, own0 time.Duration
+	t0                   time.Time
+	busy0, self0, child0 time.Duration
 }
 
 func startCPU() *cpuMeter {
 	busy, _ := machineBusy()
-	return &cpuMeter{t0: time.Now(), busy0: busy, own0: treeCPU()}
+	self, child := treeCPU()
+	return &cpuMeter{t0: time.Now(), busy0: busy, self0: self, child0: child}
 }
 
-func (m *cpuMeter) stop() (ownCores, otherCores float64) {
+// cpuUse is what a cpuMeter measured.
+type cpuUse struct {
+	wall           time.Duration
+	self, children time.Duration // CPU time of this process, of its children
+	ownCores       float64       // (self+children) per wall second
+	childCores     float64       // children per wall second
+	otherCores     float64       // the rest of the machine per wall second
+}
+
+func (m *cpuMeter) stop() cpuUse {
 	busy, _ := machineBusy()
-	own := treeCPU() - m.own0
-	wall := time.Since(m.t0).Seconds()
-	return own.Seconds() / wall, max(0, (busy-m.busy0-own).Seconds()/wall)
+	self, child := treeCPU()
+	u := cpuUse{wall: time.Since(m.t0), self: self - m.self0, children: child - m.child0}
+	w := u.wall.Seconds()
+	u.ownCores = (u.self + u.children).Seconds() / w
+	u.childCores = u.children.Seconds() / w
+	u.otherCores = max(0, (busy-m.busy0-u.self-u.children).Seconds()/w)
+	return u
 }

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
@@ -212,7 +211,7 @@ func (p *parser) event(raw []byte, defaultAPIVersion string, idx int, path *fiel
 	// it says it is. Case-sensitive, as kube-apiserver decodes: "Reason" is
 	// not "reason".
 	var ev corev1.Event
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &ev); err != nil {
+	if err := decodeJSON(raw, &ev); err != nil {
 		it.Err = field.Invalid(path, "", fmt.Sprintf("cannot decode as a core/v1 Event: %v", err))
 		if !json.Valid(raw) || raw[0] != '{' {
 			it.Err.Detail = fmt.Sprintf("not a JSON object (%v)", err)
@@ -234,7 +233,7 @@ func (p *parser) event(raw []byte, defaultAPIVersion string, idx int, path *fiel
 	it.GroupVersion = gv
 	if gv == eventsv1.SchemeGroupVersion {
 		var ev1 eventsv1.Event
-		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &ev1); err != nil {
+		if err := decodeJSON(raw, &ev1); err != nil {
 			it.Err = field.Invalid(path, "", fmt.Sprintf("cannot decode as an events.k8s.io/v1 Event: %v", err))
 			return it
 		}
