@@ -90,4 +90,3 @@ func (e *env) mergedRows(ctx context.Context, b *testing.B) uint64 {
 	}
 	return n
 }
-
