@@ -200,6 +200,7 @@ func (h *Hub) append(rec *Record) {
 	if h.total >= uint64(len(h.ring)) {
 		h.floor = h.ring[i].seq + 1 // the overwritten state is no longer served
 	}
+	rec.shared = &sharedValues{}
 	h.ring[i] = hubEntry{seq: rec.Seq, subject: subject, rec: rec}
 	h.total++
 	h.last = rec.Seq
@@ -319,13 +320,10 @@ func (t *HubTail) run(ctx context.Context) {
 		}
 		for _, e := range batch {
 			if e.seq >= t.from && subjectMatches(t.filter, e.subject) {
-				rec := *e.rec
-				rec.Event = e.rec.Event.DeepCopy()
-				if e.rec.Prev != nil {
-					rec.Prev = e.rec.Prev.DeepCopy()
-				}
+				// The same record for every watch: read-only, with what the
+				// watches derive from it shared (Record.Shared).
 				select {
-				case t.c <- &rec:
+				case t.c <- e.rec:
 					t.sent.Store(e.seq)
 				case <-t.done:
 					return

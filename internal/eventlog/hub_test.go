@@ -120,16 +120,31 @@ func TestHubTail(t *testing.T) {
 	_, ok = tail.Caught(ctx, later-1)
 	require.False(t, ok, "a state sent but not taken")
 
-	// Records are copies: changing one does not change what others get.
+	// Every watch gets the same record, and what they derive from it with
+	// Shared is made once for all of them.
 	other, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
 	require.True(t, ok)
 	defer other.Stop()
-	got := <-other.States()
-	got.Event.Name = "changed"
 	third, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
 	require.True(t, ok)
 	defer third.Stop()
-	require.NotEqual(t, "changed", (<-third.States()).Event.Name)
+	r2, r3 := <-other.States(), <-third.States()
+	require.Same(t, r2, r3)
+	made := 0
+	for _, r := range []*Record{r2, r3} {
+		v := r.Shared("k", func(shared bool) any {
+			require.True(t, shared)
+			made++
+			return made
+		})
+		require.Equal(t, 1, v)
+	}
+	require.Equal(t, 1, made)
+	// A record of its own computes every time.
+	mine := &Record{}
+	for range 2 {
+		require.Equal(t, false, mine.Shared("k", func(shared bool) any { return shared }))
+	}
 }
 
 // TestHubRing: a watch from before the ring is refused (the caller uses a

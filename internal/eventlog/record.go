@@ -75,6 +75,10 @@ type Record struct {
 	// from publishers that do not read the current state first (the
 	// exporter and the webhook receiver). Its ResourceVersion is not stored.
 	Prev *corev1.Event
+
+	// shared is set on the records a Hub shares between watches; see
+	// Shared.
+	shared *sharedValues
 }
 
 // EncodeMsg builds the message for r (without a Nats-Msg-Id: the publisher

@@ -99,7 +99,15 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 			if obj == nil {
 				return rec.Seq, watch.Event{}, false
 			}
-			return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(obj)}, true
+			if obj != rec.Event {
+				// The state before an update, at the update's
+				// resourceVersion: made for this watch alone.
+				return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(obj)}, true
+			}
+			enc := rec.Shared(r.v.gv, func(shared bool) any {
+				return &encodings{obj: r.v.fromCore(rec.Event), copy: shared}
+			}).(*encodings)
+			return rec.Seq, watch.Event{Type: typ, Object: enc.object()}, true
 		},
 		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
 	}), nil
