@@ -139,53 +139,24 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	var firstErr atomic.Value
 	var mu sync.Mutex
 	var createLat latencies
-	jobs := make(chan struct{})
-	var swg sync.WaitGroup
-	for _, cs := range senders {
-		swg.Add(1)
-		go func(cs *kubernetes.Clientset) {
-			defer swg.Done()
-			var lat latencies
-			for range jobs {
-				ev, seq := f.next()
-				ev.Annotations[annRun] = run
-				stamp(ev)
-				t := time.Now()
-				_, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
-				lat = append(lat, time.Since(t))
-				if err != nil {
-					createErrs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				created[seq].Store(true)
-			}
-			mu.Lock()
-			createLat = append(createLat, lat...)
-			mu.Unlock()
-		}(cs)
-	}
-	interval := time.Second / time.Duration(*watchRate)
 	clk := startClock(b)
-	start := time.Now()
-	var maxLag time.Duration
-	sent := 0
-	end := start.Add(*watchDuration)
-	for i := range total {
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
+	sent, maxLag, writeElapsed := pace(senders, *watchRate, *watchDuration, func(cs *kubernetes.Clientset) {
+		ev, seq := f.next()
+		ev.Annotations[annRun] = run
+		stamp(ev)
+		t := time.Now()
+		_, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+		d := time.Since(t)
+		mu.Lock()
+		createLat = append(createLat, d)
+		mu.Unlock()
+		if err != nil {
+			createErrs.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+			return
 		}
-		if !time.Now().Before(end) {
-			break // behind the pace: the run is over, sent or not
-		}
-		jobs <- struct{}{}
-		sent++
-		maxLag = max(maxLag, time.Since(at))
-	}
-	close(jobs)
-	swg.Wait()
-	writeElapsed := time.Since(start)
+		created[seq].Store(true)
+	})
 
 	// Wait for every delivery that should come.
 	want := make([]int64, len(ws))
