@@ -57,6 +57,7 @@ func benchCreate(b *testing.B, s *server, f *eventFactory, workers int) {
 	reportLatency(b, "create", r.lat)
 	b.ReportMetric(float64(r.errs.Load()), "errors")
 	m.report(b, ok, "create")
+	s.reportMemory(b)
 
 	reportSizes(b, ctx, clients[0], f)
 }

@@ -37,6 +37,9 @@ type server struct {
 	config *rest.Config
 	// env is eventpipe's in-process stack; nil for kube-apiserver.
 	env *devenv.Env
+	// apiPID is the process of eventpipe's API server when it runs as one
+	// of its own (-apibench.eventpipe-apiserver=process), else 0.
+	apiPID int
 }
 
 // forEachServer runs f as sub-benchmark server=NAME on a fresh
@@ -114,5 +117,13 @@ func startEventpipe(b *testing.B, opts ...func(*devenv.Options)) *server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &server{name: eventpipe, config: rc, env: env}
+	s := &server{name: eventpipe, config: rc, env: env}
+	switch *apiServerMode {
+	case "inprocess":
+	case "process":
+		s.config, s.apiPID = startAPIServerProcess(b, env, o.DataDir, rc)
+	default:
+		b.Fatalf("-apibench.eventpipe-apiserver=%q: want inprocess or process", *apiServerMode)
+	}
+	return s
 }

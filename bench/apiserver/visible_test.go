@@ -98,4 +98,5 @@ func benchVisibility(b *testing.B, s *server) {
 	b.ReportMetric(float64(n.Load())/elapsed.Seconds(), "creates/s")
 	b.ReportMetric(ms(maxLag), "pace-lag-max-ms")
 	m.report(b, float64(n.Load()), "create")
+	s.reportMemory(b)
 }

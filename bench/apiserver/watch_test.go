@@ -253,6 +253,7 @@ func benchWatch(b *testing.B, s *server, all bool) {
 		b.Logf("%d deliveries of events of an earlier run ignored", foreign)
 	}
 	m.report(b, float64(ok), "create")
+	s.reportMemory(b)
 }
 
 // annRun names the run an event belongs to, so that a watcher can tell

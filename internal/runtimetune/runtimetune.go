@@ -2,13 +2,21 @@
 // requests, each served through k8s.io/apiserver's deep handler chain, and a
 // small live heap.
 //
-// Two settings, both measured on the create path (bench/README.md, "Runtime
+// Three settings, the first two measured on the create path (bench/README.md, "Runtime
 // settings"):
 //
 //   - The GC target. With Go's default (GOGC=100) the collector's background
 //     marking and assists took about 8 % of the CPU of a create; at 300 it is
-//     under 3 %. The live heap of a server is tens of MB, so the price is a
-//     few hundred MB of peak heap at most. GOGC in the environment wins.
+//     under 3 %. The price is memory: the heap grows to four times the live
+//     data between collections, and an API server with a hundred watches
+//     holds 100-150 MB live (the shared watch tail's ring), so its resident
+//     set reached 470-680 MiB (bench/README.md, "Memory"). GOGC in the
+//     environment wins.
+//
+//   - A soft memory limit (debug.SetMemoryLimit), which bounds that: near the
+//     limit the collector runs as often as it must, whatever the GC target.
+//     By default it is taken from the container's cgroup limit, less a
+//     margin for what Go does not count; GOMEMLIMIT in the environment wins.
 //
 //   - Goroutine starting stacks. Go starts each new goroutine with a stack
 //     the size of the average stack its last collection scanned (at least
@@ -47,11 +55,15 @@ type Options struct {
 	// MaxBallast bounds the number of ballast goroutines (each holds a
 	// StackStart-sized stack).
 	MaxBallast int
+	// MemoryLimit is Go's soft memory limit: MemoryLimitAuto (from the
+	// container's cgroup), "0" for none, or a size such as "512Mi". The
+	// GOMEMLIMIT environment variable wins.
+	MemoryLimit string
 }
 
 // DefaultOptions returns the documented defaults.
 func DefaultOptions() Options {
-	return Options{GCPercent: 300, StackStart: 32 << 10, MaxBallast: 1024}
+	return Options{GCPercent: 300, StackStart: 32 << 10, MaxBallast: 1024, MemoryLimit: MemoryLimitAuto}
 }
 
 // AddFlags registers the options on fs.
@@ -61,6 +73,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.StackStart, "stack-start", o.StackStart,
 		"starting stack size in bytes (a power of two from 4096 to 65536) to keep new goroutines at with a stack ballast, so request goroutines are not copied as they grow; 0 turns it off")
 	fs.IntVar(&o.MaxBallast, "stack-ballast-max", o.MaxBallast, "most goroutines the stack ballast parks")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit,
+		"Go's soft memory limit, which makes the garbage collector work harder as the process nears it: auto (the container's cgroup memory limit less 10% or 64Mi, whichever is more; none outside a limited cgroup), 0 for none, or a size such as 512Mi; the GOMEMLIMIT environment variable wins")
 }
 
 // Validate returns every problem with o.
@@ -75,6 +89,9 @@ func (o *Options) Validate() []error {
 	if o.MaxBallast < 1 {
 		errs = append(errs, fmt.Errorf("--stack-ballast-max must be at least 1, got %d", o.MaxBallast))
 	}
+	if _, _, err := memoryLimit(o.MemoryLimit); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
@@ -83,6 +100,12 @@ func (o *Options) Validate() []error {
 func Apply(ctx context.Context, o Options, log *slog.Logger) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(o.GCPercent)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		if limit, from, err := memoryLimit(o.MemoryLimit); err == nil && limit > 0 {
+			debug.SetMemoryLimit(limit)
+			log.Info("Go memory limit set", "bytes", limit, "from", from)
+		}
 	}
 	if o.StackStart > 0 {
 		go runBallast(ctx, o.StackStart, o.MaxBallast, log)

@@ -82,7 +82,9 @@ func (o *encodedObject) CacheEncode(id runtime.Identifier, encode func(runtime.O
 	enc.once.Do(func() {
 		var buf bytes.Buffer
 		enc.err = encode(o.GetObject(), &buf)
-		enc.raw = buf.Bytes()
+		// Kept while the state is in the hub's ring: at its own size, not
+		// the buffer's (up to twice as large).
+		enc.raw = bytes.Clone(buf.Bytes())
 	})
 	if enc.err != nil {
 		return enc.err

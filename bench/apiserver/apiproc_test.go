@@ -1,0 +1,171 @@
+package apiserverbench
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/eventpipe/eventpipe/internal/devenv"
+)
+
+var apiServerMode = flag.String("apibench.eventpipe-apiserver", "inprocess",
+	"where eventpipe's API server runs: inprocess (in this process with every other role, as eventpipe dev does) "+
+		"or process (`eventpipe apiserver` as a child process of its own, the other roles in this process; "+
+		"its memory is then reported as apiserver-rss-MiB and apiserver-peak-rss-MiB)")
+
+var apiServerEnv = flag.String("apibench.apiserver-env", "",
+	"with -apibench.eventpipe-apiserver=process: environment variables for the API server process alone, comma-separated (e.g. GOGC=100,GOMEMLIMIT=256MiB)")
+
+var apiServerHeap = flag.String("apibench.apiserver-heapprofile", "",
+	"with -apibench.eventpipe-apiserver=process: write the API server's heap profile at the end of each run to FILE.<run>.prof (read it with go tool pprof and a build of cmd/eventpipe)")
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// eventpipeBinary builds cmd/eventpipe once per benchmark binary run.
+func eventpipeBinary(b *testing.B) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "apibench-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "eventpipe")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/eventpipe").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/eventpipe: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startAPIServerProcess runs `eventpipe apiserver` on env's JetStream and
+// ClickHouse, with the dev stack's tokens (dataDir/apiserver/tokens.csv), and
+// returns a config that reaches it as the dev stack's platform admin, and
+// its process ID. The dev stack's own API server stays up, idle.
+func startAPIServerProcess(b *testing.B, env *devenv.Env, dataDir string, admin *rest.Config) (*rest.Config, int) {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := b.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "apiserver.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(eventpipeBinary(b), "apiserver",
+		"--nats.url", env.NATSURL,
+		"--clickhouse.addr", env.ClickHouseAddr, "--clickhouse.database", env.Database,
+		"--token-auth-file", filepath.Join(dataDir, "apiserver", "tokens.csv"),
+		"--cert-dir", filepath.Join(dir, "certs"),
+		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
+		"--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if *apiServerEnv != "" {
+		cmd.Env = append(os.Environ(), strings.Split(*apiServerEnv, ",")...)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	rc := rest.CopyConfig(admin)
+	rc.Host = fmt.Sprintf("https://127.0.0.1:%d", port)
+	rc.TLSClientConfig = rest.TLSClientConfig{Insecure: true} // its own self-signed certificate
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "apiserver.log"))
+			b.Fatalf("eventpipe apiserver exited while starting: %v\n%s", err, log)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		cancel()
+		if err == nil {
+			return rc, cmd.Process.Pid
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("eventpipe apiserver not ready in 90s: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// reportMemory reports the resident memory of eventpipe's API server when
+// it runs as a process of its own: now (apiserver-rss-MiB) and the most it
+// ever had (apiserver-peak-rss-MiB, the kernel's high-water mark).
+func (s *server) reportMemory(b *testing.B) {
+	if s.apiPID == 0 {
+		return
+	}
+	if *apiServerHeap != "" {
+		cs := kubernetes.NewForConfigOrDie(s.config)
+		raw, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(context.Background())
+		if err != nil {
+			b.Fatalf("heap profile of the API server: %v", err)
+		}
+		p := *apiServerHeap + "." + unsafeName.ReplaceAllString(b.Name(), "_") + ".prof"
+		if err := os.WriteFile(p, raw, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.apiPID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+		if err != nil {
+			b.Fatalf("/proc/%d/status %s: %v", s.apiPID, key, err)
+		}
+		name := "apiserver-rss-MiB"
+		if key == "VmHWM" {
+			name = "apiserver-peak-rss-MiB"
+		}
+		b.ReportMetric(kb/1024, name)
+	}
+}
