@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -105,4 +106,62 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStreamMemory is what the JetStream server keeps in memory for
+// the states in EVENTS, beyond the messages' bytes (which are on disk): per
+// event, since each event has a subject of its own (subject=distinct), and
+// per message id remembered for the duplicate window (ids=true against
+// ids=false). For contrast, subject=shared puts every state on 100
+// subjects. It reports the growth of this process's heap (where the
+// embedded server lives) per message published, after a collection.
+func BenchmarkStreamMemory(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		distinct bool
+		ids      bool
+	}{{"subject=distinct/ids=false", true, false}, {"subject=distinct/ids=true", true, true}, {"subject=shared/ids=false", false, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			ns := natstest.ForTest(b)
+			if err := Ensure(context.Background(), ns.JS, DefaultConfig()); err != nil {
+				b.Fatal(err)
+			}
+			body := make([]byte, 1000)
+			runtime.GC()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i += 1000 {
+				futs := make([]jetstream.PubAckFuture, 0, 1000)
+				for j := i; j < min(i+1000, b.N); j++ {
+					name := fmt.Sprintf("pod-%d", j%100)
+					if c.distinct {
+						name = fmt.Sprintf("pod-%d.%x", j%5000, j)
+					}
+					m := nats.NewMsg(Subject(Key{Scope: scope.Scope{Type: scope.TypeProject, Name: "p"}, Namespace: "ns", Name: name}))
+					m.Data = body
+					var opts []jetstream.PublishOpt
+					if c.ids {
+						opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("create/%08x-1234-5678-9abc-def012345678", j)))
+					}
+					f, err := ns.JS.PublishMsgAsync(m, opts...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					futs = append(futs, f)
+				}
+				for _, f := range futs {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/float64(b.N), "heap-B/msg")
+		})
+	}
 }
