@@ -353,18 +353,10 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		}
 		from = at + 1
 	} else {
-		rv, err := storage.APIObjectVersioner{}.ParseResourceVersion(opts.ResourceVersion)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+		var expired watch.Interface
+		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
+			return expired, err
 		}
-		first, _, err := r.log.Bounds(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		if rv+1 < first {
-			return tailwatch.Error(&apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, first-1)).ErrStatus), nil
-		}
-		from = rv + 1
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	tail, err := r.log.Tail(tctx, activity.FilterSubject(sc, nsp), from)

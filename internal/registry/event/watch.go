@@ -2,7 +2,6 @@ package event
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,19 +66,10 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		}
 		from = at + 1
 	} else {
-		rv, err := parseRV(opts.ResourceVersion)
-		if err != nil {
-			return nil, err
+		var expired watch.Interface
+		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
+			return expired, err
 		}
-		first, _, err := r.log.Bounds(ctx)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		if rv+1 < first {
-			// As kube-apiserver's watch cache: the watch opens, then says 410.
-			return tailwatch.Error(&apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", rv, first-1)).ErrStatus), nil
-		}
-		from = rv + 1
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	tail, err := r.log.Tail(tctx, eventlog.FilterSubject(sc, nsp), from)
