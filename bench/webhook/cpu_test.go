@@ -35,21 +35,15 @@ func machineBusy() (time.Duration, error) {
 }
 
 // treeCPU is the CPU time of this process and of every process it started
-// (clickhouse-server), from /proc/<pid>/stat.
+// (clickhouse-server), from /proc/<pid>/stat, each read once.
 func treeCPU() (self, children time.Duration) {
-	var total time.Duration
+	me := strconv.Itoa(os.Getpid())
 	var walk func(pid string)
 	walk = func(pid string) {
-		if b, err := os.ReadFile(filepath.Join("/proc", pid, "stat")); err == nil {
-			// Fields after the command's closing parenthesis; utime and
-			// stime are the 12th and 13th of them.
-			s := string(b)
-			f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-			if len(f) > 12 {
-				u, _ := strconv.ParseInt(f[11], 10, 64)
-				st, _ := strconv.ParseInt(f[12], 10, 64)
-				total += time.Duration(u+st) * time.Second / clockTicks
-			}
+		if pid == me {
+			self = procCPU(pid)
+		} else {
+			children += procCPU(pid)
 		}
 		tasks, _ := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "children"))
 		for _, t := range tasks {
@@ -59,12 +53,12 @@ func treeCPU() (self, children time.Duration) {
 			}
 		}
 	}
-	walk(strconv.Itoa(os.Getpid()))
-	self = procCPU(strconv.Itoa(os.Getpid()))
-	return self, total - self
+	walk(me)
+	return self, children
 }
 
-// procCPU is one process's CPU time (all its threads).
+// procCPU is one process's CPU time (all its threads): utime and stime,
+// the 12th and 13th fields after the command's closing parenthesis.
 func procCPU(pid string) time.Duration {
 	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
 	if err != nil {
