@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
 
 var apiServerMode = flag.String("apibench.eventpipe-apiserver", "inprocess",
@@ -32,32 +32,6 @@ var apiServerEnv = flag.String("apibench.apiserver-env", "",
 
 var apiServerHeap = flag.String("apibench.apiserver-heapprofile", "",
 	"with -apibench.eventpipe-apiserver=process: write the API server's heap profile at the end of each run to FILE.<run>.prof (read it with go tool pprof and a build of cmd/eventpipe)")
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// eventpipeBinary builds cmd/eventpipe once per benchmark binary run.
-func eventpipeBinary(b *testing.B) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "apibench-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "eventpipe")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/eventpipe").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/eventpipe: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // startAPIServerProcess runs `eventpipe apiserver` on env's JetStream and
 // ClickHouse, with the dev stack's tokens (dataDir/apiserver/tokens.csv), and
@@ -76,7 +50,11 @@ func startAPIServerProcess(b *testing.B, env *devenv.Env, dataDir string, admin 
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(eventpipeBinary(b), "apiserver",
+	bin, err := devtest.BuildEventpipe(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "apiserver",
 		"--nats.url", env.NATSURL,
 		"--clickhouse.addr", env.ClickHouseAddr, "--clickhouse.database", env.Database,
 		"--token-auth-file", filepath.Join(dataDir, "apiserver", "tokens.csv"),

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -31,9 +32,8 @@ func startDev(t *testing.T) string {
 		}
 		t.Skip(chserver.ErrNotInstalled)
 	}
-	bin := filepath.Join(t.TempDir(), "eventpipe")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/eventpipe").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin, err := devtest.BuildEventpipe(t.TempDir())
+	require.NoError(t, err)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "dev", "--data-dir", dir, "--demo.backfill", "3000", "--demo.history", "2h", "--demo.rate", "50")
 	stdout, err := cmd.StdoutPipe()

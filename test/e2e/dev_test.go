@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -29,9 +30,8 @@ func buildBinary(t *testing.T) string {
 		}
 		t.Skip(chserver.ErrNotInstalled)
 	}
-	bin := filepath.Join(t.TempDir(), "eventpipe")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/eventpipe").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin, err := devtest.BuildEventpipe(t.TempDir())
+	require.NoError(t, err)
 	return bin
 }
 

@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -37,7 +36,6 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/exporter"
-	"github.com/eventpipe/eventpipe/internal/kubetest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
@@ -71,22 +69,12 @@ var (
 func eventpipeBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := kubetest.RepoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
 		dir, err := os.MkdirTemp("", "eventpipe-bin-")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "eventpipe")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/eventpipe")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/eventpipe: %v\n%s", err, out)
-		}
+		binPath, buildErr = devtest.BuildEventpipe(dir)
 	})
 	require.NoError(t, buildErr)
 	return binPath

@@ -5,6 +5,7 @@ package devtest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +22,24 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
+
+// BuildEventpipe builds ./cmd/eventpipe into dir and returns the binary's
+// path, for tests and benchmarks that run eventpipe as a process of its own.
+func BuildEventpipe(dir string) (string, error) {
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "eventpipe")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/eventpipe")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/eventpipe: %v\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Stack is eventpipe's dev mode without the simulated cluster, run in this
 // process, that can be stopped and started again on the same data directory
