@@ -85,6 +85,8 @@ type Hub struct {
 	err     error         // why the hub's tail ended; new states stop
 }
 
+// hubEntry is one state in the ring. seq and subject repeat rec's, so
+// that the watches scanning the ring need not follow rec to skip a state.
 type hubEntry struct {
 	seq     uint64
 	subject string
@@ -238,8 +240,8 @@ func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, b
 	return t, true
 }
 
-// HubTail is one watch's feed from a Hub. The records it delivers are its
-// own copies: the hub's are shared.
+// HubTail is one watch's feed from a Hub. The records it delivers are the
+// hub's own, the same for every watch: read-only (see Record.Shared).
 type HubTail struct {
 	h      *Hub
 	gen    uint64
