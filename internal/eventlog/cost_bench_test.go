@@ -45,27 +45,13 @@ func BenchmarkStreamCost(b *testing.B) {
 			}
 			b.ResetTimer()
 			c0, t0 := processCPU(b), time.Now()
-			for i := 0; i < b.N; i += 1000 {
-				futs := make([]jetstream.PubAckFuture, 0, 1000)
-				for j := i; j < min(i+1000, b.N); j++ {
-					opts := []jetstream.PublishOpt{jetstream.WithExpectStream(StreamName)}
-					if withID {
-						opts = append(opts, jetstream.WithMsgID(fmt.Sprint("id-", j)))
-					}
-					f, err := ns.JS.PublishMsgAsync(msgs[j], opts...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					futs = append(futs, f)
+			publishRounds(b, ns.JS, func(j int) (*nats.Msg, []jetstream.PublishOpt) {
+				opts := []jetstream.PublishOpt{jetstream.WithExpectStream(StreamName)}
+				if withID {
+					opts = append(opts, jetstream.WithMsgID(fmt.Sprint("id-", j)))
 				}
-				for _, f := range futs {
-					select {
-					case <-f.Ok():
-					case err := <-f.Err():
-						b.Fatal(err)
-					}
-				}
-			}
+				return msgs[j], opts
+			})
 			pubCPU, pubWall := processCPU(b)-c0, time.Since(t0)
 			cons, err := ns.JS.CreateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 				Durable: "cost", AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 3000})
@@ -96,6 +82,30 @@ func BenchmarkStreamCost(b *testing.B) {
 			b.ReportMetric(float64(consCPU.Nanoseconds())/1e3/float64(b.N), "deliver-cpu-µs/msg")
 			b.ReportMetric(float64(b.N)/pubWall.Seconds(), "publish-msgs/s")
 		})
+	}
+}
+
+// publishRounds publishes messages 0 to b.N-1, as msg makes them, in
+// rounds of 1,000 asynchronous publishes with one wait for each round's
+// acknowledgements, as PublishAll does.
+func publishRounds(b *testing.B, js jetstream.JetStream, msg func(j int) (*nats.Msg, []jetstream.PublishOpt)) {
+	for i := 0; i < b.N; i += 1000 {
+		futs := make([]jetstream.PubAckFuture, 0, 1000)
+		for j := i; j < min(i+1000, b.N); j++ {
+			m, opts := msg(j)
+			f, err := js.PublishMsgAsync(m, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			futs = append(futs, f)
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
 	}
 }
 
@@ -131,33 +141,19 @@ func BenchmarkStreamMemory(b *testing.B) {
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			b.ResetTimer()
-			for i := 0; i < b.N; i += 1000 {
-				futs := make([]jetstream.PubAckFuture, 0, 1000)
-				for j := i; j < min(i+1000, b.N); j++ {
-					name := fmt.Sprintf("pod-%d", j%100)
-					if c.distinct {
-						name = fmt.Sprintf("pod-%d.%x", j%5000, j)
-					}
-					m := nats.NewMsg(Subject(Key{Scope: scope.Scope{Type: scope.TypeProject, Name: "p"}, Namespace: "ns", Name: name}))
-					m.Data = body
-					var opts []jetstream.PublishOpt
-					if c.ids {
-						opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("create/%08x-1234-5678-9abc-def012345678", j)))
-					}
-					f, err := ns.JS.PublishMsgAsync(m, opts...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					futs = append(futs, f)
+			publishRounds(b, ns.JS, func(j int) (*nats.Msg, []jetstream.PublishOpt) {
+				name := fmt.Sprintf("pod-%d", j%100)
+				if c.distinct {
+					name = fmt.Sprintf("pod-%d.%x", j%5000, j)
 				}
-				for _, f := range futs {
-					select {
-					case <-f.Ok():
-					case err := <-f.Err():
-						b.Fatal(err)
-					}
+				m := nats.NewMsg(Subject(Key{Scope: scope.Scope{Type: scope.TypeProject, Name: "p"}, Namespace: "ns", Name: name}))
+				m.Data = body
+				var opts []jetstream.PublishOpt
+				if c.ids {
+					opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("create/%08x-1234-5678-9abc-def012345678", j)))
 				}
-			}
+				return m, opts
+			})
 			b.StopTimer()
 			runtime.GC()
 			runtime.ReadMemStats(&m1)
