@@ -215,9 +215,9 @@ func (r *REST) listAt(ctx context.Context, rvParam string) (uint64, error) {
 	if rvParam == "" || rvParam == "0" {
 		return w, nil
 	}
-	rv, err := storage.APIObjectVersioner{}.ParseResourceVersion(rvParam)
+	rv, err := tailwatch.ParseResourceVersion(rvParam)
 	if err != nil {
-		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+		return 0, err
 	}
 	if rv > w {
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -27,9 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/registry/rest"
-	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/activity"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -264,9 +264,9 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		}
 		initial, from = ps, rv
 	} else {
-		rv, err := storage.APIObjectVersioner{}.ParseResourceVersion(opts.ResourceVersion)
+		rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 		if err != nil {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+			return nil, err
 		}
 		first, err := r.store.FirstRevision(ctx)
 		if err != nil {

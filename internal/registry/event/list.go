@@ -20,6 +20,7 @@ import (
 	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
@@ -83,16 +84,6 @@ const expiredContinueMsg = "The provided continue parameter is too old to displa
 	"the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that " +
 	"were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
 
-// parseRV reads a resourceVersion parameter, refusing what kube-apiserver's
-// storage refuses with its text.
-func parseRV(s string) (uint64, error) {
-	v, err := storage.APIObjectVersioner{}.ParseResourceVersion(s)
-	if err != nil {
-		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
-	}
-	return v, nil
-}
-
 // listAt resolves a list's resourceVersion parameters to the sequence the
 // answer is given at.
 func (r *REST) listAt(ctx context.Context, opts *metainternalversion.ListOptions) (uint64, error) {
@@ -100,7 +91,7 @@ func (r *REST) listAt(ctx context.Context, opts *metainternalversion.ListOptions
 	if opts.ResourceVersion == "" || opts.ResourceVersion == "0" {
 		return w, nil
 	}
-	rv, err := parseRV(opts.ResourceVersion)
+	rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 	if err != nil {
 		return 0, err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -148,7 +149,7 @@ func (r *REST) waitForGetRV(ctx context.Context, opts *metav1.GetOptions) error 
 	if opts == nil {
 		return nil
 	}
-	rv, err := parseRV(opts.ResourceVersion)
+	rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 	if err != nil || rv == 0 {
 		return err
 	}

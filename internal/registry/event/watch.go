@@ -49,7 +49,7 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	if initial || legacyInitial {
 		at = r.wm.Load()
 		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
-			rv, err := parseRV(opts.ResourceVersion)
+			rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 			if err != nil {
 				return nil, err
 			}

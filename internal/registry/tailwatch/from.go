@@ -16,9 +16,9 @@ import (
 // watch cache does. bounds gives the log's first and last sequences;
 // unavailable turns its error into the registry's 503.
 func From(ctx context.Context, rv string, bounds func(context.Context) (first, last uint64, err error), unavailable func(error) error) (from uint64, expired watch.Interface, err error) {
-	v, err := storage.APIObjectVersioner{}.ParseResourceVersion(rv)
+	v, err := ParseResourceVersion(rv)
 	if err != nil {
-		return 0, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+		return 0, nil, err
 	}
 	first, _, err := bounds(ctx)
 	if err != nil {
@@ -28,4 +28,14 @@ func From(ctx context.Context, rv string, bounds func(context.Context) (first, l
 		return 0, Error(&apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", v, first-1)).ErrStatus), nil
 	}
 	return v + 1, nil, nil
+}
+
+// ParseResourceVersion reads a resourceVersion parameter, refusing what
+// kube-apiserver's storage refuses, with its 400 and text.
+func ParseResourceVersion(s string) (uint64, error) {
+	v, err := storage.APIObjectVersioner{}.ParseResourceVersion(s)
+	if err != nil {
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
+	}
+	return v, nil
 }
