@@ -27,25 +27,32 @@ func NewPublisher(js jetstream.JetStream) *Publisher {
 type PublishOptions struct {
 	// MsgID makes the publish idempotent within the stream's duplicate
 	// window: a second publish with the same id is acknowledged with the
-	// first one's sequence and stores nothing. Required.
+	// first one's sequence and stores nothing. Writers that retry (ingest,
+	// the exporter) need it.
 	MsgID string
 	// ExpectLastSeq, when set, requires that the newest state on the event's
-	// subject has this sequence (0 with ExpectNew means none yet). It makes
-	// updates safe against lost updates, like etcd's compare-and-swap.
+	// subject has this sequence (0 means none yet). It makes updates safe
+	// against lost updates, like etcd's compare-and-swap, and it already
+	// keeps a resent publish from being stored twice: the copy finds its own
+	// first store on the subject and fails as a conflict.
 	ExpectLastSeq *uint64
 }
 
 // Publish stores r and returns its sequence (the new resourceVersion). A
 // duplicate publish returns the original sequence.
 func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (uint64, error) {
-	if o.MsgID == "" {
-		return 0, fmt.Errorf("publish %s: message id is required", Subject(r.Key))
+	if o.MsgID == "" && o.ExpectLastSeq == nil {
+		// Without either, a resent publish would store the state twice.
+		return 0, fmt.Errorf("publish %s: a message id or an expected last sequence is required", Subject(r.Key))
 	}
 	m, err := EncodeMsg(r)
 	if err != nil {
 		return 0, err
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.MsgID), jetstream.WithExpectStream(StreamName)}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(StreamName)}
+	if o.MsgID != "" {
+		opts = append(opts, jetstream.WithMsgID(o.MsgID))
+	}
 	if o.ExpectLastSeq != nil {
 		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*o.ExpectLastSeq))
 	}

@@ -228,13 +228,13 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		}
 		return r.v.fromCore(ev), nil
 	}
-	seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, "create/"+string(ev.UID), 0)
+	seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, 0)
 	if errors.Is(err, eventlog.ErrConflict) {
 		expect, err := r.createExpectation(ctx, sc, ev)
 		if err != nil {
 			return nil, err
 		}
-		seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, "create/"+string(ev.UID), expect)
+		seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, expect)
 		if errors.Is(err, eventlog.ErrConflict) {
 			return nil, apierrors.NewAlreadyExists(r.gr, ev.Name)
 		}
@@ -293,7 +293,7 @@ func (r *REST) writeScope(ctx context.Context, ev *corev1.Event) (scope.Scope, e
 // expect (0: no state in the log); prev is the state an update replaces,
 // when watches need it (see eventlog.Record.Prev). The stored object never
 // carries a resourceVersion: its sequence is its resourceVersion.
-func (r *REST) publish(ctx context.Context, sc scope.Scope, op eventlog.Op, ev, prev *corev1.Event, msgID string, expect uint64) (uint64, error) {
+func (r *REST) publish(ctx context.Context, sc scope.Scope, op eventlog.Op, ev, prev *corev1.Event, expect uint64) (uint64, error) {
 	rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev, Prev: prev}
 	if r.opts.Admission != nil && op != eventlog.OpDelete {
 		// Deletes are never refused: they are how a tenant cleans up.
@@ -301,11 +301,11 @@ func (r *REST) publish(ctx context.Context, sc scope.Scope, op eventlog.Op, ev, 
 		if err != nil {
 			return 0, err
 		}
-		seq, err := r.log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: msgID, ExpectLastSeq: &expect})
+		seq, err := r.log.Publish(ctx, rec, eventlog.PublishOptions{ExpectLastSeq: &expect})
 		done(seq, err)
 		return r.published(seq, err)
 	}
-	seq, err := r.log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: msgID, ExpectLastSeq: &expect})
+	seq, err := r.log.Publish(ctx, rec, eventlog.PublishOptions{ExpectLastSeq: &expect})
 	return r.published(seq, err)
 }
 
@@ -375,7 +375,7 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		if selectionMayChange(cur.Event, ev) {
 			prev = cur.Event
 		}
-		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, prev, fmt.Sprintf("update/%s/%d", cur.Event.UID, cur.Seq), expect)
+		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, prev, expect)
 		if errors.Is(err, eventlog.ErrConflict) {
 			// Someone else wrote first: re-read and re-apply, as
 			// GuaranteedUpdate does, for as long as the request lasts. A
@@ -471,7 +471,7 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 			}
 		}
 		if !isDryRun(options.DryRun) {
-			_, err = r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, fmt.Sprintf("delete/%s/%d", cur.Event.UID, cur.Seq), expect)
+			_, err = r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, expect)
 			if errors.Is(err, eventlog.ErrConflict) && ctx.Err() == nil {
 				continue // a concurrent write: re-check the preconditions on the new state
 			}
