@@ -80,7 +80,11 @@ func BenchmarkList(b *testing.B) {
 func preload(b *testing.B, s *server, n int) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	clients, err := newClients(s, 32, contentType(b))
+	clients, err := newCreators(s, 32, contentType(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := newClient(s, contentType(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +98,7 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 	// integers on both servers; eventpipe answers lists at its writer's
 	// watermark).
 	ev, _ := newEventFactory().next()
-	marker, err := clients[0].CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	marker, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +106,7 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 	b.Logf("%s: preloaded %d events in %s (%.0f/s)", s.name, n, done.Sub(start).Round(time.Millisecond), float64(n)/done.Sub(start).Seconds())
 	want, _ := strconv.ParseUint(marker.ResourceVersion, 10, 64)
 	for {
-		l, err := clients[0].CoreV1().Events("").List(ctx, metav1.ListOptions{Limit: 1})
+		l, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -115,7 +119,7 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 		time.Sleep(5 * time.Millisecond)
 	}
 	visible := time.Since(done)
-	full, err := clients[0].CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	full, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,11 +127,11 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 		b.Fatalf("%s: a list of all namespaces holds %d events, want %d", s.name, len(full.Items), n+1)
 	}
 	// The marker must not count in the lists measured.
-	if err := clients[0].CoreV1().Events(ev.Namespace).Delete(ctx, ev.Name, metav1.DeleteOptions{}); err != nil {
+	if err := cs.CoreV1().Events(ev.Namespace).Delete(ctx, ev.Name, metav1.DeleteOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	for {
-		l, err := clients[0].CoreV1().Events(ev.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ev.Name})
+		l, err := cs.CoreV1().Events(ev.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ev.Name})
 		if err != nil {
 			b.Fatal(err)
 		}

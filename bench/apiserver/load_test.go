@@ -9,9 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 var contentTypeFlag = flag.String("apibench.content-type", "protobuf",
@@ -41,7 +38,7 @@ type createRun struct {
 // other as fast as the server answers, until deadline (when not zero) or
 // until total events have been attempted (when total > 0). It returns once
 // every worker has finished its last request.
-func createLoad(ctx context.Context, clients []*kubernetes.Clientset, f *eventFactory, deadline time.Time, total int64) *createRun {
+func createLoad(ctx context.Context, clients []creator, f *eventFactory, deadline time.Time, total int64) *createRun {
 	r := &createRun{}
 	var claimed atomic.Int64
 	var wg sync.WaitGroup
@@ -66,7 +63,7 @@ func createLoad(ctx context.Context, clients []*kubernetes.Clientset, f *eventFa
 				ev, _ := f.next()
 				stamp(ev)
 				t := time.Now()
-				_, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+				err := cs.create(ctx, ev)
 				lat = append(lat, time.Since(t))
 				if err != nil {
 					if r.errs.Add(1) == 1 {

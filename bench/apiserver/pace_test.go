@@ -1,17 +1,13 @@
 package apiserverbench
 
-import (
-	"time"
-
-	"k8s.io/client-go/kubernetes"
-)
+import "time"
 
 // pace hands out rate jobs a second for d, each to whichever of the
 // workers (one per client) is free, and returns once every job handed out
 // is done: how many were handed out, the most any job started behind its
 // time, and the time from the first job to the end of the last. Jobs stop
 // being handed out at d even if the workers fell behind the pace.
-func pace(clients []*kubernetes.Clientset, rate int, d time.Duration, do func(cs *kubernetes.Clientset)) (sent int, maxLag, elapsed time.Duration) {
+func pace[C any](clients []C, rate int, d time.Duration, do func(c C)) (sent int, maxLag, elapsed time.Duration) {
 	jobs := make(chan struct{})
 	done := make(chan struct{})
 	for _, cs := range clients {

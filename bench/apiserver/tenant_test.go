@@ -63,7 +63,7 @@ func BenchmarkTenantCreateCost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			clients, err := newClients(&server{name: who, config: rc, env: env}, workers, contentType(b))
+			clients, err := newCreators(&server{name: who, config: rc, env: env}, workers, contentType(b))
 			if err != nil {
 				b.Fatal(err)
 			}
