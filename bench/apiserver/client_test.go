@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,12 +35,29 @@ func newClient(s *server, contentType string) (*kubernetes.Clientset, error) {
 	if contentType == contentProtobuf {
 		rc.AcceptContentTypes = contentProtobuf + "," + contentJSON
 	}
+	ownConnection(rc)
+	return kubernetes.NewForConfig(rc)
+}
+
+// ownConnection gives rc the benchmark's user agent and a Dial of its own,
+// which keeps client-go from sharing its cached transport, and with it one
+// HTTP/2 connection, between clients.
+func ownConnection(rc *rest.Config) {
 	rc.UserAgent = "eventpipe-apibench"
-	// A Dial of its own keeps client-go from sharing the cached transport,
-	// and with it one HTTP/2 connection, between clients.
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	rc.Dial = d.DialContext
-	return kubernetes.NewForConfig(rc)
+}
+
+// rawClient returns an HTTP client of s on a connection of its own, through
+// client-go's transport (TLS, credentials, user agent), and s's base URL.
+func rawClient(s *server) (*http.Client, string, error) {
+	rc := rest.CopyConfig(s.config)
+	ownConnection(rc)
+	rt, err := rest.TransportFor(rc)
+	if err != nil {
+		return nil, "", err
+	}
+	return &http.Client{Transport: rt}, strings.TrimSuffix(rc.Host, "/"), nil
 }
 
 // newClients returns n clients of s, each with its own connection.

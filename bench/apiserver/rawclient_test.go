@@ -5,17 +5,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
-	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 )
 
 // creator sends one create of ev and waits for the answer.
@@ -47,11 +43,7 @@ type rawCreator struct {
 }
 
 func newRawCreator(s *server, contentType string) (*rawCreator, error) {
-	rc := rest.CopyConfig(s.config)
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	rc.Dial = d.DialContext
-	rc.UserAgent = "eventpipe-apibench"
-	rt, err := rest.TransportFor(rc)
+	hc, base, err := rawClient(s)
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +52,8 @@ func newRawCreator(s *server, contentType string) (*rawCreator, error) {
 		return nil, fmt.Errorf("no serializer for %s", contentType)
 	}
 	return &rawCreator{
-		hc:   &http.Client{Transport: rt},
-		base: strings.TrimSuffix(rc.Host, "/"),
+		hc:   hc,
+		base: base,
 		ct:   contentType,
 		enc:  scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion),
 	}, nil

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 )
 
 var watchClient = flag.String("apibench.watch-client", "raw",
@@ -64,11 +62,7 @@ type rawStream struct {
 }
 
 func openRawWatch(ctx context.Context, s *server, ct, ns, rv string) (*rawStream, error) {
-	rc := rest.CopyConfig(s.config)
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	rc.Dial = d.DialContext
-	rc.UserAgent = "eventpipe-apibench"
-	rt, err := rest.TransportFor(rc)
+	hc, base, err := rawClient(s)
 	if err != nil {
 		return nil, err
 	}
@@ -78,13 +72,13 @@ func openRawWatch(ctx context.Context, s *server, ct, ns, rv string) (*rawStream
 	}
 	q := url.Values{"watch": {"true"}, "resourceVersion": {rv}}
 	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(rc.Host, "/")+path+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path+"?"+q.Encode(), nil)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	req.Header.Set("Accept", ct)
-	resp, err := (&http.Client{Transport: rt}).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()
 		return nil, err
