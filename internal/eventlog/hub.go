@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Feed is an ordered feed of states for one watch: a StreamTail with a
@@ -52,6 +54,18 @@ var errHubIdle = errors.New("shared watch tail stopped: no watches")
 // 16,384).
 const HubSize = 1 << 13
 
+// hubDecoded is how many of the ring's newest states the hub keeps decoded,
+// with the encodings its watches share (see Record.Shared). Older ones keep
+// only their message (subject, body, headers): a watch that starts that far
+// behind decodes them again for itself. A decoded state with its encodings
+// takes about 5 KB of the heap and hundreds of pointers for the garbage
+// collector to trace; a message about 1 KB and three. Watches that keep up,
+// and informers that watch from a list's resourceVersion, read the newest
+// states, so this keeps most of what the ring costs out of the API server's
+// live heap, which sets both its resident memory and how long each
+// collection's mark phase (when the slowest deliveries happen) lasts.
+const hubDecoded = 1 << 10
+
 // Hub is one tail of the whole EVENTS stream shared by every watch of an
 // API server: each state is read from JetStream and decoded once, kept in a
 // ring of the newest HubSize states, and handed to each watch whose subjects
@@ -65,11 +79,13 @@ const HubSize = 1 << 13
 // after hubIdle without any, so that a server nobody watches does not read
 // and decode every state of the stream.
 type Hub struct {
-	r   *Reader
+	r   *StreamReader[*hubMsg]
 	log *slog.Logger
 	ctx context.Context // the server's: the hub stops with it
 	// idleAfter and idleCheck are hubIdle and hubIdleCheck (tests shorten them).
 	idleAfter, idleCheck time.Duration
+	// decoded is hubDecoded (tests make it smaller).
+	decoded uint64
 
 	mu      sync.Mutex
 	gen     uint64 // counts the hub's tails: a restart starts a new ring
@@ -87,10 +103,37 @@ type Hub struct {
 
 // hubEntry is one state in the ring. seq and subject repeat rec's, so
 // that the watches scanning the ring need not follow rec to skip a state.
+// rec is nil once the state is older than the hub's newest decoded ones;
+// msg is kept to decode it again.
 type hubEntry struct {
 	seq     uint64
 	subject string
 	rec     *Record
+	msg     *hubMsg
+}
+
+// hubMsg is a stream message as the hub keeps it: the headers it came with
+// until the hub has decoded it, then only what decoding it again needs.
+type hubMsg struct {
+	subject string
+	hdr     nats.Header
+	op      Op
+	prev    string
+	data    []byte
+	seq     uint64
+}
+
+func keepMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*hubMsg, error) {
+	return &hubMsg{subject: subject, hdr: hdr, data: data, seq: seq}, nil
+}
+
+// record returns e's state: the hub's shared record, or one decoded now for
+// the caller alone.
+func (e hubEntry) record() (*Record, error) {
+	if e.rec != nil {
+		return e.rec, nil
+	}
+	return decodeState(e.msg.subject, e.msg.op, e.msg.data, e.msg.prev, e.msg.seq)
 }
 
 // NewHub returns a hub on r's stream that reads, from the stream's end,
@@ -102,8 +145,11 @@ func NewHub(ctx context.Context, r *Reader, log *slog.Logger) *Hub {
 }
 
 func newHub(ctx context.Context, r *Reader, log *slog.Logger, size int) *Hub {
-	return &Hub{r: r, log: log, ctx: ctx, ring: make([]hubEntry, size), wake: make(chan struct{}),
-		idleAfter: hubIdle, idleCheck: hubIdleCheck}
+	// The hub's own reader of the same stream keeps each message as it
+	// came; append decodes it.
+	raw := &StreamReader[*hubMsg]{js: r.js, stream: r.stream, name: r.name, decode: keepMsg}
+	return &Hub{r: raw, log: log, ctx: ctx, ring: make([]hubEntry, size), wake: make(chan struct{}),
+		idleAfter: hubIdle, idleCheck: hubIdleCheck, decoded: hubDecoded}
 }
 
 // hubIdle is how long a hub keeps reading without watches; hubIdleCheck
@@ -134,7 +180,7 @@ func (h *Hub) run() {
 		// from the start.
 		first, last, err := h.r.Bounds(ctx)
 		from := max(first, last+1-min(last, uint64(len(h.ring))))
-		var tail *Tail
+		var tail *StreamTail[*hubMsg]
 		if err == nil {
 			tail, err = h.r.Tail(ctx, SubjectPrefix+".>", from)
 		}
@@ -175,7 +221,7 @@ func (h *Hub) run() {
 
 // consume appends tail's states until it ends, or until the hub has been
 // without watches for hubIdle, when it stops the tail and reports true.
-func (h *Hub) consume(tail *Tail) (idle bool) {
+func (h *Hub) consume(tail *StreamTail[*hubMsg]) (idle bool) {
 	t := time.NewTicker(h.idleCheck)
 	defer t.Stop()
 	// Watches are woken at most every hubWakeEvery: pending says a wake is
@@ -187,14 +233,19 @@ func (h *Hub) consume(tail *Tail) (idle bool) {
 	pending := false
 	for {
 		select {
-		case rec, ok := <-tail.C:
+		case m, ok := <-tail.C:
 			if !ok {
 				if pending {
 					h.wakeTails()
 				}
 				return false
 			}
-			h.append(rec)
+			rec, err := DecodeMsg(m.subject, m.hdr, m.data, m.seq)
+			if err != nil {
+				continue // not a valid state: the writer dead-letters it
+			}
+			m.op, m.prev, m.hdr = rec.Op, m.hdr.Get(HeaderPrev), nil
+			h.append(rec, m)
 			if pending {
 				continue
 			}
@@ -221,18 +272,22 @@ func (h *Hub) consume(tail *Tail) (idle bool) {
 	}
 }
 
-func (h *Hub) append(rec *Record) {
-	subject := Subject(rec.Key)
+func (h *Hub) append(rec *Record, m *hubMsg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	i := h.total % uint64(len(h.ring))
-	if h.total >= uint64(len(h.ring)) {
+	n := uint64(len(h.ring))
+	i := h.total % n
+	if h.total >= n {
 		h.floor = h.ring[i].seq + 1 // the overwritten state is no longer served
 	}
 	rec.shared = &sharedValues{}
-	h.ring[i] = hubEntry{seq: rec.Seq, subject: subject, rec: rec}
+	h.ring[i] = hubEntry{seq: rec.Seq, subject: m.subject, rec: rec, msg: m}
 	h.total++
 	h.last = rec.Seq
+	if d := min(h.decoded, n); h.total > d {
+		// Watches holding the record keep it; new readers decode again.
+		h.ring[(h.total-1-d)%n].rec = nil
+	}
 }
 
 // hubWakeEvery is how often, at most, the hub wakes its watches. A state
@@ -366,9 +421,15 @@ func (t *HubTail) run(ctx context.Context) {
 		for _, e := range batch {
 			if e.seq >= t.from && subjectMatches(t.filter, e.subject) {
 				// The same record for every watch: read-only, with what the
-				// watches derive from it shared (Record.Shared).
+				// watches derive from it shared (Record.Shared); or, for a
+				// watch this far behind, its own.
+				rec, err := e.record()
+				if err != nil {
+					t.err = err // decoded once already: not expected
+					return
+				}
 				select {
-				case t.c <- e.rec:
+				case t.c <- rec:
 					t.sent.Store(e.seq)
 				case <-t.done:
 					return

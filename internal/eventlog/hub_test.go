@@ -181,7 +181,7 @@ func TestHubRing(t *testing.T) {
 // read yet (the hub trails the stream); what the hub reads before that
 // sequence is not handed on.
 func TestHubTailAheadOfHub(t *testing.T) {
-	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), started: true, running: true, floor: 1, gen: 1}
+	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), started: true, running: true, floor: 1, gen: 1, decoded: 16}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tail, ok := h.Tail(ctx, FilterSubject(nil, nil), 3)
@@ -189,8 +189,12 @@ func TestHubTailAheadOfHub(t *testing.T) {
 	defer tail.Stop()
 	for seq := uint64(1); seq <= 5; seq++ {
 		name := fmt.Sprintf("e.%d", seq)
-		h.append(&Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
-			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}})
+		rec := &Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
+			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}}
+		m, err := EncodeMsg(rec)
+		require.NoError(t, err)
+		h.append(rec, &hubMsg{subject: m.Subject, op: rec.Op, data: m.Data, seq: seq})
+		h.wakeTails()
 	}
 	require.Equal(t, []uint64{3, 4, 5}, take(t, tail, 3))
 	// The tail records what it looked at just after handing a state on.
@@ -238,4 +242,68 @@ func TestHubReadsOnlyWithWatches(t *testing.T) {
 		_, ok := h.Tail(ctx, FilterSubject(nil, nil), 1)
 		return ok
 	}, 10*time.Second, 10*time.Millisecond, "and starts again for the next watch")
+}
+
+// TestHubDecodesOldStatesAgain: the hub keeps only its newest states
+// decoded and shared; a watch from further back gets the older ones decoded
+// again, whole (sequence, resourceVersion, operation and Prev), and the
+// newest ones shared.
+func TestHubDecodesOldStatesAgain(t *testing.T) {
+	f := newHubFixture(t, 16)
+	f.hub.mu.Lock()
+	f.hub.decoded = 4
+	f.hub.mu.Unlock()
+	ctx := context.Background()
+
+	// A create, an update of it that carries the state it replaced, then
+	// more creates, so that the update is among the older states.
+	seqs := []uint64{f.put("a")}
+	name := fmt.Sprintf("e.%d", f.n)
+	prev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name}, Reason: "Before"}
+	upd := &Record{Key: Key{Scope: scope.Platform, Namespace: "a", Name: name}, Op: OpUpdate, Prev: prev,
+		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name}, Reason: "After"}}
+	useq, err := f.pub.Publish(ctx, upd, PublishOptions{ExpectLastSeq: &seqs[0]})
+	require.NoError(t, err)
+	seqs = append(seqs, useq)
+	for range 7 {
+		seqs = append(seqs, f.put("a"))
+	}
+	end := seqs[len(seqs)-1]
+	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= end }, 10*time.Second, 10*time.Millisecond)
+
+	f.hub.mu.Lock()
+	var decoded int
+	for _, e := range f.hub.ring {
+		if e.rec != nil {
+			decoded++
+		}
+	}
+	f.hub.mu.Unlock()
+	require.Equal(t, 4, decoded, "only the newest states stay decoded")
+
+	tail, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), seqs[0])
+	require.True(t, ok)
+	defer tail.Stop()
+	var got []*Record
+	for len(got) < len(seqs) {
+		select {
+		case rec := <-tail.States():
+			got = append(got, rec)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("got %d of %d states", len(got), len(seqs))
+		}
+	}
+	for i, rec := range got {
+		require.Equal(t, seqs[i], rec.Seq)
+		require.Equal(t, fmt.Sprint(seqs[i]), rec.Event.ResourceVersion)
+		shared := rec.Shared("probe", func(shared bool) any { return shared }).(bool)
+		require.Equal(t, i >= len(seqs)-4, shared, "state %d of %d", i+1, len(seqs))
+	}
+	old := got[1] // decoded again for this watch
+	require.Equal(t, OpUpdate, old.Op)
+	require.Equal(t, "After", old.Event.Reason)
+	require.NotNil(t, old.Prev)
+	require.Equal(t, "Before", old.Prev.Reason)
+	require.Equal(t, Key{Scope: scope.Platform, Namespace: "a", Name: name}, old.Key)
+	require.Equal(t, OpCreate, got[0].Op)
 }

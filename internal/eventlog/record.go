@@ -138,16 +138,22 @@ func marshalState(ev *corev1.Event) ([]byte, error) {
 // and sequence. Any error means the message is not a valid event state and
 // belongs in the dead-letter stream.
 func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Record, error) {
-	key, err := ParseSubject(subject)
-	if err != nil {
-		return nil, err
-	}
 	op, err := ParseOp(hdr.Get(HeaderOp))
 	if err != nil {
 		return nil, fmt.Errorf("header %s: %w", HeaderOp, err)
 	}
 	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
 		return nil, fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
+	}
+	return decodeState(subject, op, data, hdr.Get(HeaderPrev), seq)
+}
+
+// decodeState is DecodeMsg once the headers are read: prev is the
+// HeaderPrev value ("" for none).
+func decodeState(subject string, op Op, data []byte, prev string, seq uint64) (*Record, error) {
+	key, err := ParseSubject(subject)
+	if err != nil {
+		return nil, err
 	}
 	ev := &corev1.Event{}
 	if err := ev.Unmarshal(data); err != nil {
@@ -160,8 +166,8 @@ func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Recor
 		ev.ResourceVersion = fmt.Sprint(seq)
 	}
 	rec := &Record{Key: key, Op: op, Event: ev, Seq: seq}
-	if h := hdr.Get(HeaderPrev); h != "" {
-		raw, err := base64.StdEncoding.DecodeString(h)
+	if prev != "" {
+		raw, err := base64.StdEncoding.DecodeString(prev)
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", HeaderPrev, err)
 		}
