@@ -49,9 +49,8 @@ var errHubIdle = errors.New("shared watch tail stopped: no watches")
 // start a little behind the stream's end, as informers do (they watch from
 // the resourceVersion of their list, which trails the stream by the
 // writer's batch wait). 8,192 states are 8 seconds at 1,000 a second, and
-// about a second at the highest create rate measured; with their shared
-// encodings they are most of an API server's live heap (about 55 MB at
-// 16,384).
+// about a second at the highest create rate measured. Only the newest
+// hubDecoded of them are kept decoded; the others take about 1 KB each.
 const HubSize = 1 << 13
 
 // hubDecoded is how many of the ring's newest states the hub keeps decoded,
