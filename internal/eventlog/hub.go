@@ -283,8 +283,9 @@ func (h *Hub) append(rec *Record, m *hubMsg) {
 	h.ring[i] = hubEntry{seq: rec.Seq, subject: m.subject, rec: rec, msg: m}
 	h.total++
 	h.last = rec.Seq
-	if d := min(h.decoded, n); h.total > d {
-		// Watches holding the record keep it; new readers decode again.
+	if d := h.decoded; d < n && h.total > d {
+		// The state d behind the newest leaves the decoded part. Watches
+		// holding its record keep it; new readers decode it again.
 		h.ring[(h.total-1-d)%n].rec = nil
 	}
 }

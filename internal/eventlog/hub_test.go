@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -306,4 +307,31 @@ func TestHubDecodesOldStatesAgain(t *testing.T) {
 	require.Equal(t, "Before", old.Prev.Reason)
 	require.Equal(t, Key{Scope: scope.Platform, Namespace: "a", Name: name}, old.Key)
 	require.Equal(t, OpCreate, got[0].Op)
+}
+
+// TestHubKeepsNewestDecoded: whatever the ring's size against hubDecoded,
+// exactly the newest min(decoded, size) states in the ring keep their
+// decoded record.
+func TestHubKeepsNewestDecoded(t *testing.T) {
+	for _, c := range []struct{ size, decoded int }{{8, 3}, {8, 8}, {8, 20}} {
+		h := &Hub{ring: make([]hubEntry, c.size), wake: make(chan struct{}), decoded: uint64(c.decoded)}
+		for seq := uint64(1); seq <= 20; seq++ {
+			name := fmt.Sprintf("e.%d", seq)
+			rec := &Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
+				Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}}
+			h.append(rec, &hubMsg{subject: Subject(rec.Key), op: OpCreate, seq: seq})
+		}
+		var decoded []uint64
+		for _, e := range h.ring {
+			if e.rec != nil {
+				decoded = append(decoded, e.seq)
+			}
+		}
+		slices.Sort(decoded)
+		var want []uint64
+		for seq := uint64(20 - min(c.size, c.decoded) + 1); seq <= 20; seq++ {
+			want = append(want, seq)
+		}
+		require.Equal(t, want, decoded, "ring %d, decoded %d", c.size, c.decoded)
+	}
 }
