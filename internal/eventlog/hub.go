@@ -55,10 +55,10 @@ const HubSize = 1 << 13
 
 // hubDecoded is how many of the ring's newest states the hub keeps decoded,
 // with the encodings its watches share (see Record.Shared). Older ones keep
-// only their message (subject, body, headers): a watch that starts that far
-// behind decodes them again for itself. A decoded state with its encodings
-// takes about 5 KB of the heap and hundreds of pointers for the garbage
-// collector to trace; a message about 1 KB and three. Watches that keep up,
+// only their message (subject, body, operation and Prev): a watch that
+// starts that far behind decodes them again for itself. A decoded state with
+// its encodings takes about 5 KB of the heap and hundreds of pointers for
+// the garbage collector to trace; a message about 1 KB and a few. Watches that keep up,
 // and informers that watch from a list's resourceVersion, read the newest
 // states, so this keeps most of what the ring costs out of the API server's
 // live heap, which sets both its resident memory and how long each
