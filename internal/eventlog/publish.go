@@ -16,6 +16,7 @@ var ErrConflict = errors.New("event was modified concurrently")
 // concurrent use.
 type Publisher struct {
 	js jetstream.JetStream
+	g  groupCommit
 }
 
 // NewPublisher returns a publisher on js. Call Ensure first.
@@ -56,7 +57,7 @@ func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (u
 	if o.ExpectLastSeq != nil {
 		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*o.ExpectLastSeq))
 	}
-	ack, err := p.js.PublishMsg(ctx, m, opts...)
+	ack, err := p.g.publish(ctx, p.js, m, opts)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||

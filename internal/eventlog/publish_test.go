@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -46,4 +48,75 @@ func TestPublishStoresAResentStateOnce(t *testing.T) {
 	si, err := info.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), si.State.Msgs, "one message per distinct state")
+}
+
+// TestGroupCommitKeepsEachPublishsOwnOutcome: publishes made at the same
+// time go out in batches, but each keeps its own checks and its own answer:
+// distinct new events all get stored, each under a sequence of its own, and
+// of many creates of one new event exactly one wins and the rest conflict.
+func TestGroupCommitKeepsEachPublishsOwnOutcome(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx := context.Background()
+	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
+	pub := NewPublisher(ns.JS)
+	rec := func(name string) *Record {
+		return &Record{Key: Key{Scope: scope.Platform, Namespace: "web", Name: name}, Op: OpCreate,
+			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: name}}}
+	}
+	publishAll := func(names []string) ([]uint64, []error) {
+		seqs, errs := make([]uint64, len(names)), make([]error, len(names))
+		var wg sync.WaitGroup
+		for i, name := range names {
+			wg.Go(func() {
+				none := uint64(0)
+				seqs[i], errs[i] = pub.Publish(ctx, rec(name), PublishOptions{ExpectLastSeq: &none})
+			})
+		}
+		wg.Wait()
+		return seqs, errs
+	}
+
+	var names []string
+	for i := range 300 {
+		names = append(names, fmt.Sprintf("e.%d", i))
+	}
+	seqs, errs := publishAll(names)
+	seen := map[uint64]bool{}
+	for i := range names {
+		require.NoError(t, errs[i], names[i])
+		require.False(t, seen[seqs[i]], "sequence %d given twice", seqs[i])
+		seen[seqs[i]] = true
+	}
+
+	same := make([]string, 40)
+	for i := range same {
+		same[i] = "contended"
+	}
+	_, errs = publishAll(same)
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		require.ErrorIs(t, err, ErrConflict)
+	}
+	require.Equal(t, 1, won)
+
+	stream, err := ns.JS.Stream(ctx, StreamName)
+	require.NoError(t, err)
+	si, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(301), si.State.Msgs)
+
+	// A caller that has given up is answered at once, and its state is not
+	// sent.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	none := uint64(0)
+	_, err = pub.Publish(done, rec("given-up"), PublishOptions{ExpectLastSeq: &none})
+	require.ErrorIs(t, err, context.Canceled)
+	si, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(301), si.State.Msgs)
 }
