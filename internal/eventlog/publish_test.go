@@ -3,8 +3,11 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -119,4 +122,51 @@ func TestGroupCommitKeepsEachPublishsOwnOutcome(t *testing.T) {
 	si, err = stream.Info(ctx)
 	require.NoError(t, err)
 	require.Equal(t, uint64(301), si.State.Msgs)
+}
+
+// TestPublishRidesOutAnOutage: while the JetStream server is down, each
+// publish gives up with its caller's context instead of hanging, and the
+// same publisher stores again once the server is back (the batches do not
+// stay stuck behind the ones that went out during the outage).
+func TestPublishRidesOutAnOutage(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx := context.Background()
+	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
+	pub := NewPublisher(ns.JS)
+	var n atomic.Int64
+	publish := func(ctx context.Context) error {
+		name := fmt.Sprintf("e.%d", n.Add(1))
+		none := uint64(0)
+		_, err := pub.Publish(ctx, &Record{Key: Key{Scope: scope.Platform, Namespace: "web", Name: name}, Op: OpCreate,
+			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: name}}}, PublishOptions{ExpectLastSeq: &none})
+		return err
+	}
+	require.NoError(t, publish(ctx))
+
+	port := ns.Addr().(*net.TCPAddr).Port
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	errs := make(chan error, 20)
+	for range 20 {
+		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		go func() {
+			defer cancel()
+			errs <- publish(pctx)
+		}()
+	}
+	for range 20 {
+		select {
+		case err := <-errs:
+			require.Error(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a publish did not give up with its context while the server was down")
+		}
+	}
+
+	natstest.Restart(t, ns.Dir, port)
+	require.Eventually(t, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return publish(pctx) == nil
+	}, 30*time.Second, 100*time.Millisecond, "the publisher stores again once the server is back")
 }
