@@ -40,7 +40,7 @@ type PublishOptions struct {
 }
 
 // Publish stores r and returns its sequence (the new resourceVersion). A
-// duplicate publish returns the original sequence.
+// duplicate publish with the same MsgID returns the original sequence.
 func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (uint64, error) {
 	if o.MsgID == "" && o.ExpectLastSeq == nil {
 		// Without either, a resent publish would store the state twice.

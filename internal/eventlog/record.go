@@ -138,18 +138,27 @@ func marshalState(ev *corev1.Event) ([]byte, error) {
 // and sequence. Any error means the message is not a valid event state and
 // belongs in the dead-letter stream.
 func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Record, error) {
-	op, err := ParseOp(hdr.Get(HeaderOp))
+	op, prev, err := readHeaders(hdr)
 	if err != nil {
-		return nil, fmt.Errorf("header %s: %w", HeaderOp, err)
+		return nil, err
 	}
-	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
-		return nil, fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
-	}
-	return decodeState(subject, op, data, hdr.Get(HeaderPrev), seq)
+	return decodeState(subject, op, data, prev, seq)
 }
 
-// decodeState is DecodeMsg once the headers are read: prev is the
-// HeaderPrev value ("" for none).
+// readHeaders reads a state's operation and its HeaderPrev value ("" for
+// none), and checks its codec.
+func readHeaders(hdr nats.Header) (Op, string, error) {
+	op, err := ParseOp(hdr.Get(HeaderOp))
+	if err != nil {
+		return 0, "", fmt.Errorf("header %s: %w", HeaderOp, err)
+	}
+	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
+		return 0, "", fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
+	}
+	return op, hdr.Get(HeaderPrev), nil
+}
+
+// decodeState is DecodeMsg once the headers are read.
 func decodeState(subject string, op Op, data []byte, prev string, seq uint64) (*Record, error) {
 	key, err := ParseSubject(subject)
 	if err != nil {
