@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -27,11 +26,8 @@ import (
 func BenchmarkStreamCost(b *testing.B) {
 	for _, withID := range []bool{true, false} {
 		b.Run(fmt.Sprint("id=", withID), func(b *testing.B) {
-			ns := natstest.ForTest(b)
+			ns := eventsStream(b)
 			ctx := context.Background()
-			if err := Ensure(ctx, ns.JS, DefaultConfig()); err != nil {
-				b.Fatal(err)
-			}
 			body := make([]byte, 1000) // an event state in protobuf is 0.6-1.2 KB
 			msgs := make([]*nats.Msg, b.N)
 			for i := range msgs {
@@ -132,10 +128,7 @@ func BenchmarkStreamMemory(b *testing.B) {
 		ids      bool
 	}{{"subject=distinct/ids=false", true, false}, {"subject=distinct/ids=true", true, true}, {"subject=shared/ids=false", false, false}} {
 		b.Run(c.name, func(b *testing.B) {
-			ns := natstest.ForTest(b)
-			if err := Ensure(context.Background(), ns.JS, DefaultConfig()); err != nil {
-				b.Fatal(err)
-			}
+			ns := eventsStream(b)
 			body := make([]byte, 1000)
 			runtime.GC()
 			var m0, m1 runtime.MemStats

@@ -43,10 +43,9 @@ type hubFixture struct {
 
 func newHubFixture(t *testing.T, size int) *hubFixture {
 	t.Helper()
-	ns := natstest.ForTest(t)
+	ns := eventsStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
 	r, err := NewReader(ctx, ns.JS)
 	require.NoError(t, err)
 	f := &hubFixture{t: t, pub: NewPublisher(ns.JS), hub: newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
@@ -65,8 +64,7 @@ func (f *hubFixture) put(ns string) uint64 {
 	f.t.Helper()
 	f.n++
 	name := fmt.Sprintf("e.%d", f.n)
-	seq, err := f.pub.Publish(context.Background(), &Record{Key: Key{Scope: scope.Platform, Namespace: ns, Name: name}, Op: OpCreate,
-		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}, PublishOptions{MsgID: name})
+	seq, err := f.pub.Publish(context.Background(), createOf(ns, name), PublishOptions{MsgID: name})
 	require.NoError(f.t, err)
 	return seq
 }
@@ -189,12 +187,7 @@ func TestHubTailAheadOfHub(t *testing.T) {
 	require.True(t, ok)
 	defer tail.Stop()
 	for seq := uint64(1); seq <= 5; seq++ {
-		name := fmt.Sprintf("e.%d", seq)
-		rec := &Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
-			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}}
-		m, err := EncodeMsg(rec)
-		require.NoError(t, err)
-		h.append(rec, &hubMsg{subject: m.Subject, op: rec.Op, data: m.Data, seq: seq})
+		appendCreate(t, h, seq)
 		h.wakeTails()
 	}
 	require.Equal(t, []uint64{3, 4, 5}, take(t, tail, 3))
@@ -316,10 +309,7 @@ func TestHubKeepsNewestDecoded(t *testing.T) {
 	for _, c := range []struct{ size, decoded int }{{8, 3}, {8, 8}, {8, 20}} {
 		h := &Hub{ring: make([]hubEntry, c.size), wake: make(chan struct{}), decoded: uint64(c.decoded)}
 		for seq := uint64(1); seq <= 20; seq++ {
-			name := fmt.Sprintf("e.%d", seq)
-			rec := &Record{Key: Key{Scope: scope.Platform, Namespace: "ns", Name: name}, Op: OpCreate, Seq: seq,
-				Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}}
-			h.append(rec, &hubMsg{subject: Subject(rec.Key), op: OpCreate, seq: seq})
+			appendCreate(t, h, seq)
 		}
 		var decoded []uint64
 		for _, e := range h.ring {

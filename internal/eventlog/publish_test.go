@@ -10,25 +10,18 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
-	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
 // TestPublishStoresAResentStateOnce: each of the two guards a publisher may
 // use, a message id or an expected last sequence, keeps a second copy of the
 // same publish out of the stream; without either, Publish refuses.
 func TestPublishStoresAResentStateOnce(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventsStream(t)
 	ctx := context.Background()
-	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
 	pub := NewPublisher(ns.JS)
-	rec := func(name string) *Record {
-		return &Record{Key: Key{Scope: scope.Platform, Namespace: "web", Name: name}, Op: OpCreate,
-			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: name}}}
-	}
+	rec := func(name string) *Record { return createOf("web", name) }
 
 	first, err := pub.Publish(ctx, rec("by-id"), PublishOptions{MsgID: "by-id/1"})
 	require.NoError(t, err)
@@ -46,11 +39,7 @@ func TestPublishStoresAResentStateOnce(t *testing.T) {
 	_, err = pub.Publish(ctx, rec("unguarded"), PublishOptions{})
 	require.ErrorContains(t, err, "a message id or an expected last sequence is required")
 
-	info, err := ns.JS.Stream(ctx, StreamName)
-	require.NoError(t, err)
-	si, err := info.Info(ctx)
-	require.NoError(t, err)
-	require.Equal(t, uint64(2), si.State.Msgs, "one message per distinct state")
+	require.Equal(t, uint64(2), storedStates(t, ns), "one message per distinct state")
 }
 
 // TestGroupCommitKeepsEachPublishsOwnOutcome: publishes made at the same
@@ -58,14 +47,10 @@ func TestPublishStoresAResentStateOnce(t *testing.T) {
 // distinct new events all get stored, each under a sequence of its own, and
 // of many creates of one new event exactly one wins and the rest conflict.
 func TestGroupCommitKeepsEachPublishsOwnOutcome(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventsStream(t)
 	ctx := context.Background()
-	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
 	pub := NewPublisher(ns.JS)
-	rec := func(name string) *Record {
-		return &Record{Key: Key{Scope: scope.Platform, Namespace: "web", Name: name}, Op: OpCreate,
-			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: name}}}
-	}
+	rec := func(name string) *Record { return createOf("web", name) }
 	publishAll := func(names []string) ([]uint64, []error) {
 		seqs, errs := make([]uint64, len(names)), make([]error, len(names))
 		var wg sync.WaitGroup
@@ -106,22 +91,16 @@ func TestGroupCommitKeepsEachPublishsOwnOutcome(t *testing.T) {
 	}
 	require.Equal(t, 1, won)
 
-	stream, err := ns.JS.Stream(ctx, StreamName)
-	require.NoError(t, err)
-	si, err := stream.Info(ctx)
-	require.NoError(t, err)
-	require.Equal(t, uint64(301), si.State.Msgs)
+	require.Equal(t, uint64(301), storedStates(t, ns))
 
 	// A caller that has given up is answered at once, and its state is not
 	// sent.
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	none := uint64(0)
-	_, err = pub.Publish(done, rec("given-up"), PublishOptions{ExpectLastSeq: &none})
+	_, err := pub.Publish(done, rec("given-up"), PublishOptions{ExpectLastSeq: &none})
 	require.ErrorIs(t, err, context.Canceled)
-	si, err = stream.Info(ctx)
-	require.NoError(t, err)
-	require.Equal(t, uint64(301), si.State.Msgs)
+	require.Equal(t, uint64(301), storedStates(t, ns))
 }
 
 // TestPublishRidesOutAnOutage: while the JetStream server is down, each
@@ -129,16 +108,13 @@ func TestGroupCommitKeepsEachPublishsOwnOutcome(t *testing.T) {
 // same publisher stores again once the server is back (the batches do not
 // stay stuck behind the ones that went out during the outage).
 func TestPublishRidesOutAnOutage(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventsStream(t)
 	ctx := context.Background()
-	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
 	pub := NewPublisher(ns.JS)
 	var n atomic.Int64
 	publish := func(ctx context.Context) error {
-		name := fmt.Sprintf("e.%d", n.Add(1))
 		none := uint64(0)
-		_, err := pub.Publish(ctx, &Record{Key: Key{Scope: scope.Platform, Namespace: "web", Name: name}, Op: OpCreate,
-			Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: name}}}, PublishOptions{ExpectLastSeq: &none})
+		_, err := pub.Publish(ctx, createOf("web", fmt.Sprintf("e.%d", n.Add(1))), PublishOptions{ExpectLastSeq: &none})
 		return err
 	}
 	require.NoError(t, publish(ctx))
