@@ -24,8 +24,8 @@ var (
 // kubelets would), on each server in turn. The workers send what client-go
 // sends, but by default read the answer without decoding it
 // (-apibench.create-client): kubelets run on other machines, while here
-// the load client shares two cores with the server under test. Each run is a warm-up of
-// -apibench.create-warmup, then a measured window of
+// the load client shares two cores with the server under test. Each run is
+// a warm-up of -apibench.create-warmup, then a measured window of
 // -apibench.create-duration. Use -benchtime 1x: one run is one measurement
 // (ns/op is suppressed).
 func BenchmarkCreate(b *testing.B) {

@@ -50,6 +50,15 @@ func TestWatchEventParts(t *testing.T) {
 			ev.Name, "run-1", ev.Annotations[annSeq], ev.Annotations[annSent])
 	}
 
+	// The watchers share the garbage collector with an in-process server.
+	frame := protobufWatchFrame(t, "ADDED", ev)
+	if n := testing.AllocsPerRun(100, func() {
+		_, _, meta, _ := watchEventParts(frame)
+		_, _, _ = eventMeta(meta)
+	}); n != 0 {
+		t.Fatalf("reading an event allocates %v times, want 0", n)
+	}
+
 	_, kind, _, err = watchEventParts(protobufWatchFrame(t, "ERROR", &metav1.Status{Status: metav1.StatusFailure, Code: 410}))
 	if err != nil || string(kind) != "Status" {
 		t.Fatalf("error event: kind %q, err %v; want Status", kind, err)

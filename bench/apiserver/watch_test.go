@@ -333,7 +333,6 @@ func (c clientGoStream) receive(w *watcherState, run string, warm uint64, stoppi
 			w.errors = append(w.errors, fmt.Sprintf("unexpected %T", e.Object))
 			continue
 		}
-		a := ev.Annotations
-		w.note(e.Type, []byte(ev.Name), benchAnnotations{run: []byte(a[annRun]), seq: []byte(a[annSeq]), sent: []byte(a[annSent])}, now, run, warm)
+		w.note(e.Type, []byte(ev.Name), annotationsOf(ev.Annotations), now, run, warm)
 	}
 }
