@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,12 +38,7 @@ var apiServerHeap = flag.String("apibench.apiserver-heapprofile", "",
 // its process ID. The dev stack's own API server stays up, idle.
 func startAPIServerProcess(b *testing.B, env *devenv.Env, dataDir string, admin *rest.Config) (*rest.Config, int) {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := devtest.FreePort(b)
 	dir := b.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "apiserver.log"))
 	if err != nil {

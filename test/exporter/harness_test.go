@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,7 +107,7 @@ func startExporter(t *testing.T, name string, args ...string) *proc {
 
 func (p *proc) start() {
 	p.t.Helper()
-	port := freePort(p.t)
+	port := devtest.FreePort(p.t)
 	p.metrics = "http://127.0.0.1:" + strconv.Itoa(port)
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(p.t, err)
@@ -194,14 +193,6 @@ func (p *proc) metric(series string) float64 {
 		}
 	}
 	return -1
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // stateKey identifies one state of one source Event: what must be stored

@@ -85,7 +85,8 @@ func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 	return s
 }
 
-func FreePort(t *testing.T) int {
+// FreePort returns a loopback TCP port that nothing listens on now.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
