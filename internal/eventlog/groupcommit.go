@@ -17,7 +17,7 @@ import (
 // the batch shares is the connection's writes and reads, and the wake-ups
 // of the goroutines on both ends. A lone publish goes out at once. With 16
 // API workers creating events this took JetStream's part of a create from
-// 27–28 to 18–19 µs of CPU (bench/README.md, "Group commit").
+// 42–47 to 31–32 µs of CPU (bench/README.md, "Group commit").
 type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*pendingPub
