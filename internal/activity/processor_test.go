@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,13 +119,64 @@ func (p *pipeline) waitFor(want map[string]int32) {
 	}
 }
 
+// processed waits until the processor has recorded progress up to the
+// EVENTS sequence seq: every state up to it is handled (an Activity state
+// published, or nothing, for a delete) and its progress mark written.
+func (p *pipeline) processed(seq uint64) {
+	p.t.Helper()
+	ctx := context.Background()
+	kv, err := p.ns.JS.KeyValue(ctx, eventlog.StateBucket)
+	require.NoError(p.t, err)
+	require.EventuallyWithT(p.t, func(c *assert.CollectT) {
+		e, err := kv.Get(ctx, ProgressKey)
+		require.NoError(c, err, "progress mark")
+		done, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		require.NoError(c, err)
+		assert.GreaterOrEqual(c, done, seq, "the processor's progress")
+	}, 20*time.Second, 20*time.Millisecond, "the processor never got to EVENTS sequence %d", seq)
+}
+
+// indexed waits until idx has committed every ACTIVITIES state published so
+// far: after it, activities lists all of them.
+func (p *pipeline) indexed(idx *Indexer) {
+	p.t.Helper()
+	last := p.lastActivitySeq()
+	require.EventuallyWithT(p.t, func(c *assert.CollectT) {
+		assert.GreaterOrEqual(c, idx.Watermark().Load(), last, "the indexer's watermark")
+	}, 20*time.Second, 20*time.Millisecond, "the indexer never got to ACTIVITIES sequence %d", last)
+}
+
+// lastActivitySeq is the ACTIVITIES stream's last sequence.
+func (p *pipeline) lastActivitySeq() uint64 {
+	p.t.Helper()
+	st, err := p.ns.JS.Stream(context.Background(), StreamName)
+	require.NoError(p.t, err)
+	info, err := st.Info(context.Background())
+	require.NoError(p.t, err)
+	return info.State.LastSeq
+}
+
+// activitySource is the EVENTS sequence the newest ACTIVITIES state of an
+// event in alpha was built from.
+func (p *pipeline) activitySource(ns, name string) uint64 {
+	p.t.Helper()
+	st, err := p.ns.JS.Stream(context.Background(), StreamName)
+	require.NoError(p.t, err)
+	m, err := st.GetLastMsgForSubject(context.Background(), Subject(Key{Scope: alpha, Namespace: ns, Name: name}))
+	require.NoError(p.t, err)
+	seq, err := strconv.ParseUint(m.Header.Get(HeaderSourceSeq), 10, 64)
+	require.NoError(p.t, err)
+	return seq
+}
+
 func TestBurstMakesOneActivity(t *testing.T) {
 	p := newPipeline(t)
-	stop, _ := p.run(nil)
+	stop, idx := p.run(nil)
 	defer stop()
 	p.publish(eventlog.OpCreate, "prod", "api-5c9.1", 1)
+	var last uint64
 	for c := int32(2); c <= 50; c++ {
-		p.publish(eventlog.OpUpdate, "prod", "api-5c9.1", c)
+		last = p.publish(eventlog.OpUpdate, "prod", "api-5c9.1", c)
 	}
 	p.waitFor(map[string]int32{"prod/api-5c9.1": 50})
 	rows, err := p.store.ListActivities(context.Background(), chstore.ActivityQuery{Scope: &alpha})
@@ -135,10 +188,18 @@ func TestBurstMakesOneActivity(t *testing.T) {
 	require.Equal(t, "failed-mount", a.Spec.Origin.Rule)
 	require.Equal(t, "kubelet", a.Spec.Actor.Name)
 
-	// A delete keeps the Activity: the timeline keeps what happened.
-	p.publish(eventlog.OpDelete, "prod", "api-5c9.1", 50)
-	time.Sleep(300 * time.Millisecond)
-	p.waitFor(map[string]int32{"prod/api-5c9.1": 50})
+	require.Equal(t, last, p.activitySource("prod", "api-5c9.1"))
+
+	// A delete keeps the Activity: the timeline keeps what happened. Once
+	// the processor is past the delete, no Activity state came of it, and
+	// with everything indexed the list still shows the last live state.
+	states := p.lastActivitySeq()
+	del := p.publish(eventlog.OpDelete, "prod", "api-5c9.1", 50)
+	p.processed(del)
+	require.Equal(t, states, p.lastActivitySeq(), "a delete publishes no Activity state")
+	require.Equal(t, last, p.activitySource("prod", "api-5c9.1"), "the Activity still comes from the last update")
+	p.indexed(idx)
+	require.Equal(t, map[string]int32{"prod/api-5c9.1": 50}, p.activities())
 }
 
 // TestCrashRestartNeitherLosesNorDoubles stops the processor right after a
@@ -221,7 +282,7 @@ func TestPolicyChangeAppliesToNewEvents(t *testing.T) {
 
 func TestReindexRebuildsWithCurrentPolicies(t *testing.T) {
 	p := newPipeline(t)
-	stop, _ := p.run(nil)
+	stop, idx := p.run(nil)
 	defer stop()
 	ctx := context.Background()
 	r, err := eventlog.NewReader(ctx, p.ns.JS)
@@ -263,11 +324,15 @@ func TestReindexRebuildsWithCurrentPolicies(t *testing.T) {
 	p.waitFor(map[string]int32{"prod/a.1": 1, "prod/b.1": 2}) // still one each
 
 	// A newer live state than the stored one wins over reindexing.
-	p.publish(eventlog.OpUpdate, "prod", "a.1", 7)
+	live := p.publish(eventlog.OpUpdate, "prod", "a.1", 7)
 	p.waitFor(map[string]int32{"prod/a.1": 7, "prod/b.1": 2})
+	states := p.lastActivitySeq()
 	res, err = Reindex(ctx, p.ns.JS, p.store, p.engine.Set(), time.Now().Add(-time.Hour), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.Equal(t, ReindexResult{Events: 2, Published: 1, Skipped: 1}, res)
-	time.Sleep(300 * time.Millisecond)
-	p.waitFor(map[string]int32{"prod/a.1": 7, "prod/b.1": 2})
+	// Reindex returns once its one state is stored: b.1's, not a.1's.
+	require.Equal(t, states+1, p.lastActivitySeq(), "the reindex published one state")
+	require.Equal(t, live, p.activitySource("prod", "a.1"), "a.1's Activity still comes from the live update")
+	p.indexed(idx)
+	require.Equal(t, map[string]int32{"prod/a.1": 7, "prod/b.1": 2}, p.activities())
 }
