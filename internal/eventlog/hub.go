@@ -343,6 +343,70 @@ func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, b
 	return t, true
 }
 
+// Range returns, in order, the states on subjects matching filter (as
+// FilterSubject makes it) whose sequences are after after and at most upto,
+// waiting up to wait for the hub to read up to upto; ok is false when the
+// hub cannot serve it (not reading, states after after already overwritten,
+// or upto not reached in time). Consistent lists read the states the
+// writer has not committed yet this way. The records are the hub's own and
+// read-only, except those decoded again for this call. A hub that is not
+// reading starts, and a Range keeps it reading for hubIdle as a watch does.
+func (h *Hub) Range(ctx context.Context, filter string, after, upto uint64, wait time.Duration) ([]*Record, bool) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	h.mu.Lock()
+	if !h.started {
+		h.started = true
+		go h.run()
+	}
+	if h.tails == 0 {
+		h.idle = time.Now()
+	}
+	for h.running && h.last < upto {
+		wake, gen := h.wake, h.gen
+		h.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline.C:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
+		h.mu.Lock()
+		if h.gen != gen {
+			break // restarted: the checks below decide
+		}
+	}
+	if !h.running || h.last < upto || after+1 < h.floor {
+		h.mu.Unlock()
+		return nil, false
+	}
+	n := uint64(len(h.ring))
+	kept := min(h.total, n)
+	oldest := h.total - kept
+	k := sort.Search(int(kept), func(j int) bool { return h.ring[(oldest+uint64(j))%n].seq > after })
+	var entries []hubEntry
+	for p := oldest + uint64(k); p < h.total; p++ {
+		e := h.ring[p%n]
+		if e.seq > upto {
+			break
+		}
+		if subjectMatches(filter, e.subject) {
+			entries = append(entries, e)
+		}
+	}
+	h.mu.Unlock()
+	out := make([]*Record, 0, len(entries))
+	for _, e := range entries {
+		rec, err := e.record()
+		if err != nil {
+			continue // decoded once already; the writer dead-letters what is not a state
+		}
+		out = append(out, rec)
+	}
+	return out, true
+}
+
 // HubTail is one watch's feed from a Hub. The records it delivers are the
 // hub's own, the same for every watch: read-only (see Record.Shared).
 type HubTail struct {

@@ -75,16 +75,47 @@ func (r *StreamReader[T]) Latest(ctx context.Context, subject string) (T, error)
 // Messages that are not valid states are skipped. An error from f stops it
 // and is returned.
 func (r *StreamReader[T]) EachLatest(ctx context.Context, filter string, f func(T) error) error {
-	cons, err := r.js.CreateConsumer(ctx, r.name, jetstream.ConsumerConfig{
-		FilterSubject: filter,
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:     jetstream.AckNonePolicy,
-		// Ephemeral: the server removes it if this reader goes away.
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-	})
+	return r.each(ctx, jetstream.ConsumerConfig{FilterSubject: filter, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}, 0,
+		func(st T, _ uint64) (bool, error) { return false, f(st) })
+}
+
+// ErrRangeTooLong refuses a Range that would read more states than its
+// caller allows.
+var ErrRangeTooLong = errors.New("too many states to read from the log")
+
+// Range returns, in order, the states on subjects matching filter whose
+// sequences are after after and at most upto. It reads them straight from
+// JetStream (the Hub's ring is cheaper when it holds them), and refuses
+// with ErrRangeTooLong, before reading any, when more than maxStates
+// messages on those subjects follow after.
+func (r *StreamReader[T]) Range(ctx context.Context, filter string, after, upto uint64, maxStates uint64) ([]T, error) {
+	if upto <= after {
+		return nil, nil
+	}
+	var out []T
+	err := r.each(ctx, jetstream.ConsumerConfig{FilterSubject: filter, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1}, maxStates,
+		func(st T, seq uint64) (bool, error) {
+			if seq > upto {
+				return true, nil
+			}
+			out = append(out, st)
+			return seq == upto, nil
+		})
+	return out, err
+}
+
+// each delivers the messages an ephemeral consumer with cfg's filter and
+// delivery policy has pending when it is made, decoded, to f, until f says
+// stop or returns an error. With maxPending > 0 it refuses (ErrRangeTooLong)
+// to read more than that many.
+func (r *StreamReader[T]) each(ctx context.Context, cfg jetstream.ConsumerConfig, maxPending uint64, f func(st T, seq uint64) (stop bool, err error)) error {
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	// Ephemeral: the server removes it if this reader goes away.
+	cfg.InactiveThreshold = time.Minute
+	cfg.MemoryStorage = true
+	cons, err := r.js.CreateConsumer(ctx, r.name, cfg)
 	if err != nil {
-		return fmt.Errorf("read latest states on %s: %w", filter, err)
+		return fmt.Errorf("read states on %s: %w", cfg.FilterSubject, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -92,14 +123,21 @@ func (r *StreamReader[T]) EachLatest(ctx context.Context, filter string, f func(
 		_ = r.js.DeleteConsumer(dctx, r.name, cons.CachedInfo().Name)
 	}()
 	pending := cons.CachedInfo().NumPending
+	if maxPending > 0 && pending > maxPending {
+		return fmt.Errorf("read states on %s: %d pending, at most %d: %w", cfg.FilterSubject, pending, maxPending, ErrRangeTooLong)
+	}
 	for pending > 0 {
 		batch, err := cons.Fetch(int(min(pending, 1024)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return fmt.Errorf("read latest states on %s: %w", filter, err)
+			return fmt.Errorf("read states on %s: %w", cfg.FilterSubject, err)
 		}
 		n := uint64(0)
+		stop := false
 		for m := range batch.Messages() {
 			n++
+			if stop {
+				continue // drain the batch
+			}
 			md, err := m.Metadata()
 			if err != nil {
 				continue
@@ -108,15 +146,18 @@ func (r *StreamReader[T]) EachLatest(ctx context.Context, filter string, f func(
 			if err != nil {
 				continue
 			}
-			if err := f(st); err != nil {
+			if stop, err = f(st, md.Sequence.Stream); err != nil {
 				return err
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return fmt.Errorf("read latest states on %s: %w", filter, err)
+			return fmt.Errorf("read states on %s: %w", cfg.FilterSubject, err)
+		}
+		if stop {
+			return nil
 		}
 		if n == 0 {
-			return fmt.Errorf("read latest states on %s: %d states not delivered", filter, pending)
+			return fmt.Errorf("read states on %s: %d states not delivered", cfg.FilterSubject, pending)
 		}
 		pending -= min(n, pending)
 	}
