@@ -10,6 +10,7 @@ import (
 	"k8s.io/apiserver/pkg/apis/apiserver"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/request/union"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -122,7 +123,10 @@ func (o *Options) applyAuthentication(gc *genericapiserver.RecommendedConfig) er
 		// certificate and the user's identity in headers.
 		auths = append([]authenticator.Request{a}, auths...)
 	}
-	gc.Authentication.Authenticator = union.NewFailOnError(union.New(auths...), anonymousUnlessCredentials{})
+	// Every authenticated caller is in system:authenticated, as in
+	// kube-apiserver, whichever authenticator knew it (a static token's
+	// groups do not name it): that group may read discovery and OpenAPI.
+	gc.Authentication.Authenticator = union.NewFailOnError(group.NewAuthenticatedGroupAdder(union.New(auths...)), anonymousUnlessCredentials{})
 	return nil
 }
 
