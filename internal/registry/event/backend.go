@@ -19,6 +19,11 @@ type Log interface {
 	Bounds(ctx context.Context) (first, last uint64, err error)
 	// Tail delivers states on subjects matching filter, in order, from seq.
 	Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error)
+	// Range returns, in order, the states on subjects matching filter with
+	// sequences in (after, upto]: what a consistent read adds to the index.
+	// It fails with eventlog.ErrRangeTooLong rather than read more than a
+	// request should; the records it returns must not be modified.
+	Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error)
 }
 
 // Index is what the storage needs from ClickHouse.
@@ -57,6 +62,28 @@ func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64
 	return l.Reader.Tail(ctx, filter, from)
 }
 
+// Range reads from the shared hub when it holds the states (the common
+// case: the writer trails the log by its batch wait), else from JetStream.
+func (l LogReaderPublisher) Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error) {
+	if l.Hub != nil {
+		if recs, ok := l.Hub.Range(ctx, filter, after, upto, hubRangeWait); ok {
+			return recs, nil
+		}
+	}
+	return l.Reader.Range(ctx, filter, after, upto, maxRangeStates)
+}
+
+// hubRangeWait is how long a consistent read waits for the hub to read up
+// to the log's end before it reads the states from JetStream itself; the
+// hub, once reading, is normally within milliseconds of the end.
+const hubRangeWait = 500 * time.Millisecond
+
+// maxRangeStates bounds the states a consistent read takes from JetStream
+// when the hub does not hold them. More pending than that means the writer
+// is far behind (ClickHouse slow or down): the read then waits briefly for
+// the watermark and otherwise answers 504, never a stale list.
+const maxRangeStates = 50000
+
 var _ Log = LogReaderPublisher{}
 
 // logTimeout bounds one request's call to the log. While NATS is
@@ -79,6 +106,12 @@ func (b boundedLog) Latest(ctx context.Context, subject string) (*eventlog.Recor
 	ctx, cancel := context.WithTimeout(ctx, logTimeout)
 	defer cancel()
 	return b.Log.Latest(ctx, subject)
+}
+
+func (b boundedLog) Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	return b.Log.Range(ctx, filter, after, upto)
 }
 
 func (b boundedLog) Bounds(ctx context.Context) (first, last uint64, err error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -85,33 +87,59 @@ const expiredContinueMsg = "The provided continue parameter is too old to displa
 	"were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
 
 // listAt resolves a list's resourceVersion parameters to the sequence the
-// answer is given at.
+// answer is given at, as kube-apiserver resolves them against etcd:
+//
+//   - none: a consistent read, at the log's newest sequence when the request
+//     arrived, so it reflects every write acknowledged before it;
+//   - "0" (any): the writer's watermark, the cheapest answer, as
+//     kube-apiserver answers from its watch cache;
+//   - rv with NotOlderThan (or no match): the watermark when it has reached
+//     rv, else the log's newest sequence when that has, else a brief wait
+//     for the writer, as for a resourceVersion etcd has not reached;
+//   - rv with Exact: rv itself, while the log still holds what follows it.
 func (r *REST) listAt(ctx context.Context, opts *metainternalversion.ListOptions) (uint64, error) {
+	if opts.ResourceVersion == "" {
+		return r.head(ctx)
+	}
 	w := r.wm.Load()
-	if opts.ResourceVersion == "" || opts.ResourceVersion == "0" {
+	if opts.ResourceVersion == "0" {
 		return w, nil
 	}
 	rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 	if err != nil {
 		return 0, err
 	}
-	if rv > w {
+	exact := opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact
+	if rv <= w && !exact {
+		return w, nil
+	}
+	first, last, err := r.log.Bounds(ctx)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if rv > last {
 		if err := r.waitForRV(ctx, rv); err != nil {
 			return 0, err
 		}
-		w = r.wm.Load()
+		last = max(last, r.wm.Load())
 	}
-	if opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact {
-		first, _, err := r.log.Bounds(ctx)
-		if err != nil {
-			return 0, unavailable(err)
-		}
+	if exact {
 		if rv < first-1 {
 			return 0, apierrors.NewResourceExpired("The resourceVersion for the provided list is too old.")
 		}
 		return rv, nil
 	}
-	return w, nil
+	return last, nil
+}
+
+// head is the sequence a consistent read answers at: the newest the log
+// holds when asked (or the watermark, should that be ahead).
+func (r *REST) head(ctx context.Context) (uint64, error) {
+	_, last, err := r.log.Bounds(ctx)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return max(last, r.wm.Load()), nil
 }
 
 // waitForRV waits, briefly, for the watermark to reach rv.
@@ -124,6 +152,93 @@ func (r *REST) waitForRV(ctx context.Context, rv uint64) error {
 		return storage.NewTooLargeResourceVersionError(rv, r.wm.Load(), 0)
 	}
 	return nil
+}
+
+// snapshot is the view a list reads: the latest state of every event as of
+// sequence at. The index holds the states up to base (the writer's
+// watermark when it is behind at); the log's states after it, up to at,
+// replace what the index says of their events.
+type snapshot struct {
+	at, base uint64
+	// overlay is each event's newest state in (base, at], deletes included.
+	overlay map[eventlog.Key]*eventlog.Record
+	// live are overlay's states that are not deletes, in key order.
+	live []*eventlog.Record
+	// counted is how many of overlay's events had a live state at base
+	// (their first state after it is not a create): the index counts them.
+	counted int64
+}
+
+// snapshot reads what the log holds after the watermark, up to at, for
+// the events of sc in namespace ns (all when empty).
+func (r *REST) snapshot(ctx context.Context, sc *scope.Scope, ns string, at uint64) (*snapshot, error) {
+	s := &snapshot{at: at, base: min(at, r.wm.Load())}
+	if s.base == at {
+		return s, nil
+	}
+	var nsp *string
+	if ns != metav1.NamespaceAll {
+		nsp = &ns
+	}
+	recs, err := r.log.Range(ctx, eventlog.FilterSubject(sc, nsp), s.base, at)
+	if errors.Is(err, eventlog.ErrRangeTooLong) {
+		// The writer is far behind: more states than a request should
+		// read. Wait briefly for it; never answer stale.
+		if err := r.waitForCommit(ctx, at); err != nil {
+			return nil, err
+		}
+		s.base = at
+		return s, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	s.overlay = make(map[eventlog.Key]*eventlog.Record, len(recs))
+	for _, rec := range recs {
+		if _, seen := s.overlay[rec.Key]; !seen && rec.Op != eventlog.OpCreate {
+			s.counted++
+		}
+		s.overlay[rec.Key] = rec
+	}
+	for _, rec := range s.overlay {
+		if rec.Op != eventlog.OpDelete {
+			s.live = append(s.live, rec)
+		}
+	}
+	sort.Slice(s.live, func(i, j int) bool { return keyLess(s.live[i].Key, s.live[j].Key) })
+	return s, nil
+}
+
+// waitForCommit waits, briefly, for the writer to commit up to at, and
+// otherwise answers 504 with Retry-After.
+func (r *REST) waitForCommit(ctx context.Context, at uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, tooLargeRVWait)
+	defer cancel()
+	if err := r.wm.WaitFor(wctx, at); err != nil {
+		return apierrors.NewTimeoutError(fmt.Sprintf("the index is %d states behind the log; a consistent list cannot be served now",
+			at-min(at, r.wm.Load())), 1)
+	}
+	return nil
+}
+
+// keyLess orders keys as lists do: by namespace, name and scope (the
+// index's ORDER BY).
+func keyLess(a, b eventlog.Key) bool {
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	if a.Scope.Type != b.Scope.Type {
+		return a.Scope.Type < b.Scope.Type
+	}
+	return a.Scope.Name < b.Scope.Name
+}
+
+// cursorKey is the key a cursor stands at.
+func cursorKey(c *chstore.Cursor) eventlog.Key {
+	return eventlog.Key{Scope: c.Scope, Namespace: c.Namespace, Name: c.Name}
 }
 
 // query translates selectors into what the index can filter; label
@@ -166,8 +281,9 @@ func (q query) matches(ev *corev1.Event) bool {
 }
 
 // List implements rest.Lister: the latest state of every event whose last
-// observation is within the window, as of the writer's watermark (or the
-// resourceVersion asked for), ordered by namespace and name.
+// observation is within the window, as of the sequence its resourceVersion
+// parameters resolve to (see listAt), ordered by namespace, name and scope.
+// Every page of a list, continued by its token, reads the same snapshot.
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
 	if opts == nil {
 		opts = &metainternalversion.ListOptions{}
@@ -205,7 +321,11 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 		return nil, err
 	}
 	ns := genericapirequest.NamespaceValue(ctx)
-	items, next, err := r.listPage(ctx, sc, ns, newQuery(opts), at, after, opts.Limit)
+	snap, err := r.snapshot(ctx, sc, ns, at)
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := r.listPage(ctx, sc, ns, newQuery(opts), snap, after, opts.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +334,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 		offset += int64(len(items))
 		lm.Continue = encodeContinue(at, next, offset)
 		if selectsEverything(opts) {
-			if lm.RemainingItemCount, err = r.remaining(ctx, sc, ns, at, offset); err != nil {
+			if lm.RemainingItemCount, err = r.remaining(ctx, sc, ns, snap, offset); err != nil {
 				return nil, err
 			}
 		}
@@ -229,15 +349,25 @@ func selectsEverything(opts *metainternalversion.ListOptions) bool {
 }
 
 // remaining estimates a truncated list's remainingItemCount: the events of
-// the list at resourceVersion at less the offset items the pages so far
-// held. The window moves between pages, so it is an estimate, as the API
-// allows; it is at least 1, since more items are known to follow.
-func (r *REST) remaining(ctx context.Context, sc *scope.Scope, ns string, at uint64, offset int64) (*int64, error) {
-	n, err := r.index.CountLatest(ctx, r.latestFilter(sc, ns, at))
-	if err != nil {
-		return nil, unavailable(err)
+// the snapshot less the offset items the pages so far held. The window
+// moves between pages, so it is an estimate, as the API allows; it is at
+// least 1, since more items are known to follow.
+func (r *REST) remaining(ctx context.Context, sc *scope.Scope, ns string, snap *snapshot, offset int64) (*int64, error) {
+	var n uint64
+	if snap.base > 0 {
+		var err error
+		if n, err = r.index.CountLatest(ctx, r.latestFilter(sc, ns, snap.base)); err != nil {
+			return nil, unavailable(err)
+		}
 	}
-	rest := max(int64(n)-offset, 1)
+	since := r.latestFilter(sc, ns, snap.base).Since
+	total := int64(n) - snap.counted
+	for _, rec := range snap.live {
+		if r.inWindow(rec, since) {
+			total++
+		}
+	}
+	rest := max(total-offset, 1)
 	return &rest, nil
 }
 
@@ -252,46 +382,112 @@ func (r *REST) latestFilter(sc *scope.Scope, ns string, at uint64) chstore.Lates
 	return f
 }
 
-// listPage reads up to limit matching events (all when limit is 0) after
-// the cursor, and returns the last record read when more may follow.
-func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query, at uint64, after *chstore.Cursor, limit int64) ([]corev1.Event, *eventlog.Record, error) {
-	if at == 0 {
-		// Sequences start at 1: nothing is committed yet. (The index reads
-		// AtSeq 0 as "no bound", which would leak states above the list's
-		// resourceVersion.)
-		return nil, nil, nil
+// inWindow reports whether rec was last observed at or after since, as the
+// index decides it (whole seconds; see chstore.LastObserved).
+func (r *REST) inWindow(rec *eventlog.Record, since time.Time) bool {
+	return chstore.LastObserved(rec.Event, r.now()).Unix() >= since.Unix()
+}
+
+// listPage reads up to limit matching events of snap (all when limit is 0)
+// after the cursor, and returns the last record read when more may follow.
+// It merges two sorted sources: the index's latest states up to snap.base,
+// except those of events snap's overlay has a newer state of, and the
+// overlay's live states.
+func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query, snap *snapshot, after *chstore.Cursor, limit int64) ([]corev1.Event, *eventlog.Record, error) {
+	lf := r.latestFilter(sc, ns, snap.base)
+	var fromLog []*eventlog.Record
+	for _, rec := range snap.live {
+		if (after == nil || keyLess(cursorKey(after), rec.Key)) && r.inWindow(rec, lf.Since) && q.matches(rec.Event) {
+			fromLog = append(fromLog, rec)
+		}
 	}
-	lq := chstore.ListQuery{LatestFilter: r.latestFilter(sc, ns, at), Conds: q.conds, After: after}
+	idx := &indexPages{index: r.index, lq: chstore.ListQuery{LatestFilter: lf, Conds: q.conds, After: after}, done: snap.base == 0,
+		skip: func(rec *eventlog.Record) bool { return snap.overlay[rec.Key] != nil || !q.matches(rec.Event) }}
 	// Ask for one more than the page so we know whether another follows;
 	// in-memory filters may drop rows, so keep reading until the page fills.
-	chunk := 0
 	if limit > 0 {
-		chunk = int(limit) + 1
+		idx.chunk = int(limit) + 1
 	}
 	var out []corev1.Event
 	var lastOut *eventlog.Record
-	for {
-		lq.Limit = chunk
-		recs, err := r.index.List(ctx, lq)
-		if err != nil {
-			return nil, nil, unavailable(err)
+	// add appends rec to the page, or reports that the page is full: a
+	// match beyond it, so the next page starts after the last item returned
+	// (what lies between does not match).
+	add := func(rec *eventlog.Record, shared bool) bool {
+		if limit > 0 && int64(len(out)) == limit {
+			return true
 		}
-		for _, rec := range recs {
-			if !q.matches(rec.Event) {
-				continue
-			}
-			if limit > 0 && int64(len(out)) == limit {
-				// A match beyond the page: the next page starts after the
-				// last item returned (what lies between does not match).
+		ev := rec.Event
+		if shared {
+			ev = ev.DeepCopy() // the log's records are read-only
+		}
+		out = append(out, *ev)
+		lastOut = rec
+		return false
+	}
+	i := 0
+	for {
+		rec, err := idx.next(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec == nil {
+			break
+		}
+		for ; i < len(fromLog) && keyLess(fromLog[i].Key, rec.Key); i++ {
+			if add(fromLog[i], true) {
 				return out, lastOut, nil
 			}
-			out = append(out, *rec.Event)
-			lastOut = rec
 		}
-		if chunk == 0 || len(recs) < chunk {
-			return out, nil, nil
+		if add(rec, false) {
+			return out, lastOut, nil
 		}
-		last := recs[len(recs)-1]
-		lq.After = &chstore.Cursor{Namespace: last.Key.Namespace, Name: last.Key.Name, Scope: last.Key.Scope}
+	}
+	for ; i < len(fromLog); i++ {
+		if add(fromLog[i], true) {
+			return out, lastOut, nil
+		}
+	}
+	return out, nil, nil
+}
+
+// indexPages reads a list query's records from the index in key order, a
+// chunk at a time (all at once when chunk is 0), leaving out those skip
+// says to.
+type indexPages struct {
+	index Index
+	lq    chstore.ListQuery
+	chunk int
+	skip  func(*eventlog.Record) bool
+	buf   []*eventlog.Record
+	done  bool
+}
+
+// next returns the next record, or nil after the last.
+func (p *indexPages) next(ctx context.Context) (*eventlog.Record, error) {
+	for {
+		for len(p.buf) > 0 {
+			rec := p.buf[0]
+			p.buf = p.buf[1:]
+			if !p.skip(rec) {
+				return rec, nil
+			}
+		}
+		if p.done {
+			return nil, nil
+		}
+		p.lq.Limit = p.chunk
+		recs, err := p.index.List(ctx, p.lq)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if p.chunk == 0 || len(recs) < p.chunk {
+			p.done = true
+		}
+		if len(recs) > 0 {
+			last := recs[len(recs)-1]
+			p.lq.After = &chstore.Cursor{Namespace: last.Key.Namespace, Name: last.Key.Name, Scope: last.Key.Scope}
+		}
+		p.buf = recs
 	}
 }

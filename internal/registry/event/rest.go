@@ -230,8 +230,8 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	}
 	seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, 0)
 	if errors.Is(err, eventlog.ErrConflict) {
-		expect, err := r.createExpectation(ctx, sc, ev)
-		if err != nil {
+		var expect uint64
+		if expect, err = r.createExpectation(ctx, sc, ev); err != nil {
 			return nil, err
 		}
 		seq, err = r.publish(ctx, sc, eventlog.OpCreate, ev, nil, expect)

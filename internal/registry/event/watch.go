@@ -44,24 +44,19 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
 
 	var from uint64 // the first sequence the tail delivers
-	var snapshot []corev1.Event
+	var initialEvents []corev1.Event
 	var at uint64
 	if initial || legacyInitial {
-		at = r.wm.Load()
-		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
-			rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
-			if err != nil {
-				return nil, err
-			}
-			if rv > at {
-				if err := r.waitForRV(ctx, rv); err != nil {
-					return nil, err
-				}
-				at = r.wm.Load()
-			}
+		// The initial state is a list's: consistent without a
+		// resourceVersion, at the watermark for "0".
+		if at, err = r.listAt(ctx, opts); err != nil {
+			return nil, err
 		}
-		snapshot, _, err = r.listPage(ctx, sc, ns, q, at, nil, 0)
+		snap, err := r.snapshot(ctx, sc, ns, at)
 		if err != nil {
+			return nil, err
+		}
+		if initialEvents, _, err = r.listPage(ctx, sc, ns, q, snap, nil, 0); err != nil {
 			return nil, err
 		}
 		from = at + 1
@@ -77,9 +72,9 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		cancel()
 		return nil, unavailable(err)
 	}
-	objs := make([]runtime.Object, len(snapshot))
-	for i := range snapshot {
-		objs[i] = r.v.fromCore(&snapshot[i])
+	objs := make([]runtime.Object, len(initialEvents))
+	for i := range initialEvents {
+		objs[i] = r.v.fromCore(&initialEvents[i])
 	}
 	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*eventlog.Record]{
 		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
