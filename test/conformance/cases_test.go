@@ -16,6 +16,7 @@ func allCases() []tcase {
 	cs = append(cs, labelSelectorCases()...)
 	cs = append(cs, listCases()...)
 	cs = append(cs, watchCases()...)
+	cs = append(cs, consistentReadCases()...)
 	cs = append(cs, badInputCases()...)
 	cs = append(cs, eventsCases()...)
 	cs = append(cs, tableCases()...)
@@ -508,6 +509,87 @@ func listCases() []tcase {
 			post(evPath(""), evEvent("event-a")),
 			list(evAll, "fieldSelector", "metadata.namespace={{ns}}"),
 			list(evAll, "fieldSelector", "metadata.namespace={{ns}}").accepting(mediaProtobuf),
+		}},
+	}
+}
+
+// consistentReadCases write and read back at once, with no pause and no
+// retry: a read without a resourceVersion reflects every write acknowledged
+// before it (DESIGN.md invariant 4). Every list step in the suite is played
+// that way; these cases add the writes and reads the others do not cover.
+func consistentReadCases() []tcase {
+	return []tcase{
+		{name: "consistent/create-list-table", steps: []step{
+			post(corePath(""), coreEvent("event-a", set("type", "Warning"))),
+			post(corePath(""), coreEvent("event-b")),
+			list(corePath("")).accepting(mediaTable),
+			list(coreAll, "fieldSelector", "metadata.namespace={{ns}},type=Warning").accepting(mediaTable),
+			list(evPath(""), "fieldSelector", "regarding.name=web-1").accepting(mediaTable),
+		}},
+		{name: "consistent/create-list-selectors", steps: []step{
+			post(corePath(""), coreEvent("event-a", set("reason", "BackOff"), set("type", "Warning"), labels("app", "web"))),
+			post(corePath(""), coreEvent("event-b", set("reason", "BackOff"))),
+			post(corePath(""), coreEvent("event-c")),
+			list(corePath(""), "fieldSelector", "reason=BackOff"),
+			list(corePath(""), "fieldSelector", "involvedObject.name=web-1,type=Warning"),
+			list(corePath(""), "fieldSelector", "reason!=BackOff"),
+			list(corePath(""), "labelSelector", "app=web"),
+			list(evPath(""), "fieldSelector", "regarding.name=web-1"),
+			list(coreAll, "fieldSelector", "metadata.namespace={{ns}}"),
+		}},
+		{name: "consistent/patch-list", steps: []step{
+			post(corePath(""), coreEvent("event-a")),
+			post(corePath(""), coreEvent("event-b")),
+			list(corePath(""), "fieldSelector", "type=Warning"),
+			patch(corePath("/event-a"), mediaMergePatch, `{"type":"Warning","count":3}`),
+			list(corePath(""), "fieldSelector", "type=Warning"),
+			list(corePath("")),
+			patch(corePath("/event-a"), mediaMergePatch, `{"metadata":{"labels":{"app":"web"}}}`),
+			list(corePath(""), "labelSelector", "app=web"),
+			list(evPath("")),
+		}},
+		{name: "consistent/delete-list", steps: []step{
+			post(corePath(""), coreEvent("event-a")),
+			post(corePath(""), coreEvent("event-b")),
+			list(corePath("")),
+			del(corePath("/event-a")),
+			list(corePath("")),
+			post(corePath(""), coreEvent("event-a", set("reason", "Again"))),
+			list(corePath("")),
+		}},
+		{name: "consistent/deletecollection-list", steps: []step{
+			post(corePath(""), coreEvent("event-a", labels("app", "web"))),
+			post(corePath(""), coreEvent("event-b", labels("app", "web"))),
+			post(corePath(""), coreEvent("event-c")),
+			del(corePath(""), "labelSelector", "app=web"),
+			list(corePath("")),
+			list(evPath("")),
+		}},
+		{name: "consistent/watch-list-initial", steps: []step{
+			post(corePath(""), coreEvent("event-a")),
+			post(evPath(""), evEvent("event-b")),
+			watch(corePath(""), 3, "sendInitialEvents", "true", "allowWatchBookmarks", "true", "resourceVersionMatch", "NotOlderThan"),
+			patch(corePath("/event-a"), mediaMergePatch, `{"count":4}`),
+			watch(evPath(""), 3, "sendInitialEvents", "true", "allowWatchBookmarks", "true", "resourceVersionMatch", "NotOlderThan"),
+			watch(corePath(""), 2),
+		}},
+		// Pages keep the snapshot of the first one while writes go on: an
+		// event created (before or after the cursor) or deleted between
+		// pages changes nothing in the later ones.
+		{name: "consistent/pages-while-writing", steps: []step{
+			post(corePath(""), coreEvent("event-2")),
+			post(corePath(""), coreEvent("event-3")),
+			post(corePath(""), coreEvent("event-4")),
+			post(corePath(""), coreEvent("event-5")),
+			post(corePath(""), coreEvent("event-6")),
+			get(corePath(""), "limit", "2"),
+			post(corePath(""), coreEvent("event-1")),
+			post(corePath(""), coreEvent("event-7")),
+			get(corePath(""), "limit", "2", "continue", "{{continue}}"),
+			del(corePath("/event-6")),
+			patch(corePath("/event-5"), mediaMergePatch, `{"type":"Warning"}`),
+			get(corePath(""), "limit", "2", "continue", "{{continue}}"),
+			list(corePath("")),
 		}},
 	}
 }

@@ -123,13 +123,28 @@ func get(path string, query ...string) step {
 	return step{method: http.MethodGet, path: path, query: query}
 }
 
-// list is a GET that lists: it may trail eventpipe's writes.
+// list is a GET that lists. Reads are consistent (DESIGN.md invariant 4):
+// a list answers right after a write with that write in it, so it is played
+// once, with no retry, unless it asks for resourceVersion=0 ("any"), which
+// both servers may answer from a cache that trails the writes.
 func list(path string, query ...string) step {
-	return step{method: http.MethodGet, path: path, query: query, eventually: true}
+	return step{method: http.MethodGet, path: path, query: query, eventually: anyResourceVersion(query)}
 }
 
+// watch reads events watch events; its initial events are a list's.
 func watch(path string, events int, query ...string) step {
-	return step{method: http.MethodGet, path: path, query: append([]string{"watch", "true"}, query...), watch: events, eventually: true}
+	return step{method: http.MethodGet, path: path, query: append([]string{"watch", "true"}, query...), watch: events,
+		eventually: anyResourceVersion(query)}
+}
+
+// anyResourceVersion reports whether a query asks for resourceVersion=0.
+func anyResourceVersion(query []string) bool {
+	for i := 0; i+1 < len(query); i += 2 {
+		if query[i] == "resourceVersion" && query[i+1] == "0" {
+			return true
+		}
+	}
+	return false
 }
 
 func post(path, body string, query ...string) step {

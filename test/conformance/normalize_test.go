@@ -147,6 +147,10 @@ type normalizer struct {
 	// genPrefixes are generateName prefixes the case used: the five random
 	// characters the server appends differ between servers.
 	genPrefixes []string
+	// ageIdx are the age columns of the last Table seen with column
+	// definitions: a watch sends them with its first Table only, and the
+	// rows of later ones have ages too.
+	ageIdx *[]int
 }
 
 // serverSetMeta are the metadata fields whose values a server picks on its
@@ -261,6 +265,13 @@ func (n normalizer) table(m map[string]any) {
 	for i, c := range cols {
 		if cm, ok := c.(map[string]any); ok && ageColumns[fmt.Sprint(cm["name"])] {
 			ageIdx = append(ageIdx, i)
+		}
+	}
+	if n.ageIdx != nil {
+		if cols == nil {
+			ageIdx = *n.ageIdx
+		} else {
+			*n.ageIdx = ageIdx
 		}
 	}
 	rows, _ := m["rows"].([]any)

@@ -66,8 +66,8 @@ type step struct {
 	// protoBody sends body (JSON) encoded as protobuf.
 	protoBody bool
 	// eventually retries the step (a read) until both answers agree or
-	// eventuallyFor passes: lists and watches' initial events trail
-	// eventpipe's writes by the writer's batch.
+	// eventuallyFor passes: for reads at resourceVersion=0, which both
+	// servers may answer from what they have cached (see list).
 	eventually bool
 	// watch reads this many watch events.
 	watch int
@@ -221,7 +221,7 @@ func describe(st step) string {
 // run plays every step of c against both servers and returns the pairs of
 // answers. It stops at a transport error.
 func run(ctx context.Context, c tcase, ns string, kube, ep *server) ([]stepResult, error) {
-	norm := normalizer{genPrefixes: c.genPrefixes}
+	norm := normalizer{genPrefixes: c.genPrefixes, ageIdx: new([]int)}
 	k := &player{s: kube, vars: vars{"ns": ns}}
 	e := &player{s: ep, vars: vars{"ns": ns}}
 	var out []stepResult

@@ -37,13 +37,6 @@ func newEvent(ns, name, reason string) *corev1.Event {
 	}
 }
 
-// eventually lists until f accepts the list (lists trail writes by the
-// writer's batch).
-func eventually(t *testing.T, f func() bool) {
-	t.Helper()
-	require.Eventually(t, f, 20*time.Second, 50*time.Millisecond)
-}
-
 func TestEventsAPI(t *testing.T) {
 	cs, _ := startStack(t)
 	ctx := context.Background()
@@ -152,11 +145,12 @@ func TestEventsAPI(t *testing.T) {
 	t.Run("list, selectors and the other group", func(t *testing.T) {
 		_, err := events.Create(ctx, newEvent("prod", "web-1.bbbb", "BackOff"), metav1.CreateOptions{})
 		require.NoError(t, err)
-		eventually(t, func() bool {
-			l, err := events.List(ctx, metav1.ListOptions{FieldSelector: "reason=BackOff"})
-			return err == nil && len(l.Items) == 1 && l.Items[0].Name == "web-1.bbbb"
-		})
-		l, err := events.List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod,type=Normal", LabelSelector: "app=web"})
+		// Lists are consistent: the create is in the next list.
+		l, err := events.List(ctx, metav1.ListOptions{FieldSelector: "reason=BackOff"})
+		require.NoError(t, err)
+		require.Len(t, l.Items, 1)
+		require.Equal(t, "web-1.bbbb", l.Items[0].Name)
+		l, err = events.List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod,type=Normal", LabelSelector: "app=web"})
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, len(l.Items), 2)
 		_, err = events.List(ctx, metav1.ListOptions{FieldSelector: "nope=1"})
@@ -179,10 +173,9 @@ func TestEventsAPI(t *testing.T) {
 		require.True(t, apierrors.IsNotFound(err), "%v", err)
 		err = events.Delete(ctx, "web-1.bbbb", metav1.DeleteOptions{})
 		require.True(t, apierrors.IsNotFound(err), "%v", err)
-		eventually(t, func() bool {
-			l, err := events.List(ctx, metav1.ListOptions{FieldSelector: "reason=BackOff"})
-			return err == nil && len(l.Items) == 0
-		})
+		l, err := events.List(ctx, metav1.ListOptions{FieldSelector: "reason=BackOff"})
+		require.NoError(t, err)
+		require.Empty(t, l.Items, "the delete is in the next list")
 	})
 }
 
@@ -194,12 +187,9 @@ func TestListThenWatchLosesAndRepeatsNothing(t *testing.T) {
 		_, err := events.Create(ctx, newEvent("ns1", fmt.Sprintf("pre.%02d", i), "Pulled"), metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	eventually(t, func() bool {
-		l, err := events.List(ctx, metav1.ListOptions{})
-		return err == nil && len(l.Items) == 20
-	})
 	list, err := events.List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
+	require.Len(t, list.Items, 20, "a list holds every create acknowledged before it")
 
 	// Writes continue while we watch from the list's resourceVersion.
 	go func() {
