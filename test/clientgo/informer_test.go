@@ -367,7 +367,7 @@ func (w *writes) delete(name string) {
 	delete(w.want, w.ns+"/"+name)
 }
 
-func rvNum(t *testing.T, o metav1.Object) uint64 {
+func rvNum(t *testing.T, o interface{ GetResourceVersion() string }) uint64 {
 	t.Helper()
 	v, err := strconv.ParseUint(o.GetResourceVersion(), 10, 64)
 	require.NoError(t, err)
