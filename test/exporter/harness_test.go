@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -87,8 +88,13 @@ type proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	log     string
+	logFrom int64  // where the current process's lines start in log
 	metrics string // http://127.0.0.1:PORT
 }
+
+// readyTimeout bounds every wait for an exporter process to get somewhere:
+// starting, taking the lease, exporting.
+const readyTimeout = 60 * time.Second
 
 func startExporter(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
@@ -112,6 +118,9 @@ func (p *proc) start() {
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(p.t, err)
 	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(p.t, err)
+	p.logFrom = fi.Size()
 	args := append([]string{"export", "--metrics.addr", "127.0.0.1:" + strconv.Itoa(port), "--log-level", "info"}, p.args...)
 	p.cmd = exec.Command(eventpipeBinary(p.t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
@@ -155,44 +164,113 @@ func (p *proc) get(path string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
-// waitReady waits until /readyz answers 200 and the exporter exports
-// (leader gauge 1).
-func (p *proc) waitReady() {
+// waitFor polls cond every 100ms until it holds, and fails the test when
+// the process exits first or readyTimeout passes; what is how the failure
+// names the condition, why what cond last said about it.
+func (p *proc) waitFor(what string, cond func() (ok bool, why string)) {
 	p.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for {
 		if p.exited() {
-			p.t.Fatalf("exporter %s exited; see its log %s", p.name, p.log)
+			p.t.Fatalf("exporter %s exited before %s; see its log %s", p.name, what, p.log)
 		}
-		code, _, err := p.get("/readyz")
-		if err == nil && code == http.StatusOK && p.metric("eventpipe_exporter_leader") == 1 && p.metric("eventpipe_exporter_watch_connected") == 1 {
+		ok, why := cond()
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("exporter %s not ready and exporting after 60s", p.name)
+			p.t.Fatalf("exporter %s: not %s after %s: %s", p.name, what, readyTimeout, why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// waitReady waits until /readyz answers 200 and the exporter exports
+// (leader gauge 1) with its watch open.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	p.waitFor("ready and exporting", func() (bool, string) {
+		if code, body, err := p.get("/readyz"); err != nil || code != http.StatusOK {
+			return false, fmt.Sprintf("/readyz: %d %q %v", code, body, err)
+		}
+		leader, err := p.metricValue("eventpipe_exporter_leader")
+		if err != nil || leader != 1 {
+			return false, fmt.Sprintf("leader gauge %v (%v)", leader, err)
+		}
+		connected, err := p.metricValue("eventpipe_exporter_watch_connected")
+		return err == nil && connected == 1, fmt.Sprintf("watch_connected %v (%v)", connected, err)
+	})
+}
+
+// waitStandby waits until the process stands by: it has seen another
+// replica hold the lease (it logs "standing by"), /readyz answers 200 and
+// its metrics endpoint serves the leader gauge. Before that a standby has
+// no metrics to read.
+func (p *proc) waitStandby() {
+	p.t.Helper()
+	p.waitFor("standing by", func() (bool, string) {
+		if !p.logged(`msg="standing by"`) {
+			return false, "it has not logged standing by"
+		}
+		if code, body, err := p.get("/readyz"); err != nil || code != http.StatusOK {
+			return false, fmt.Sprintf("/readyz: %d %q %v", code, body, err)
+		}
+		_, err := p.metricValue("eventpipe_exporter_leader")
+		return err == nil, fmt.Sprintf("leader gauge: %v", err)
+	})
+}
+
+// logged reports whether the current process has written a log line
+// containing s.
+func (p *proc) logged(s string) bool {
+	b, err := os.ReadFile(p.log)
+	if err != nil || int64(len(b)) < p.logFrom {
+		return false
+	}
+	return strings.Contains(string(b[p.logFrom:]), s)
+}
+
 // metric returns the value of a metric line (name with labels, exactly as
-// exposed), or -1 when absent.
+// exposed), or -1 when it is absent or the endpoint does not answer: for
+// polling.
 func (p *proc) metric(series string) float64 {
-	_, body, err := p.get("/metrics")
+	v, err := p.metricValue(series)
 	if err != nil {
 		return -1
 	}
+	return v
+}
+
+// mustMetric returns the value of a metric line, and fails the test when
+// the endpoint does not answer or does not have the series.
+func (p *proc) mustMetric(series string) float64 {
+	p.t.Helper()
+	v, err := p.metricValue(series)
+	require.NoError(p.t, err)
+	return v
+}
+
+// metricValue returns the value of a metric line (name with labels,
+// exactly as exposed); an error when the endpoint does not answer or the
+// series is absent.
+func (p *proc) metricValue(series string) (float64, error) {
+	code, body, err := p.get("/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("exporter %s: /metrics: %w", p.name, err)
+	}
+	if code != http.StatusOK {
+		return 0, fmt.Errorf("exporter %s: /metrics answered %d", p.name, code)
+	}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err == nil {
-				return v
-			}
+		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
 	}
-	return -1
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("exporter %s: /metrics: %w", p.name, err)
+	}
+	return 0, fmt.Errorf("exporter %s: no series %s in /metrics", p.name, series)
 }
 
 // stateKey identifies one state of one source Event: what must be stored
