@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -131,6 +132,16 @@ func (g *gen) run(interval time.Duration) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// How long the kill and failover scenarios let things run, in states
+// rather than time, so that a slow machine changes nothing: an exporter is
+// killed once it has published exportedPerRun states of its own (a few of
+// gen's rounds), and restarted once the source has changed by
+// changedWhileDown states.
+const (
+	exportedPerRun   = 100
+	changedWhileDown = 25
+)
+
 type scenario struct {
 	kube    *kubetest.Cluster
 	env     *devenv.Env
@@ -186,9 +197,15 @@ func TestExporter(t *testing.T) {
 		code, body, err := p.get("/healthz")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, body)
-		require.Greater(t, p.metric("eventpipe_exporter_events_published_total"), 0.0)
+		require.Greater(t, p.mustMetric("eventpipe_exporter_events_published_total"), 0.0)
+		// The resume point is written every 200ms once the last state is
+		// acknowledged.
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			age, err := p.metricValue("eventpipe_exporter_checkpoint_age_seconds")
+			require.NoError(c, err)
+			assert.Equal(c, 0.0, age)
+		}, readyTimeout, 100*time.Millisecond, "everything read is checkpointed once quiet")
 		require.GreaterOrEqual(t, p.metric("eventpipe_exporter_lag_seconds"), 0.0)
-		require.Equal(t, 0.0, p.metric("eventpipe_exporter_checkpoint_age_seconds"), "everything read is checkpointed once quiet")
 	})
 
 	t.Run("kill -9 and restart while events keep coming", func(t *testing.T) {
@@ -200,13 +217,16 @@ func TestExporter(t *testing.T) {
 		g.deletes = true
 		stop := g.run(100 * time.Millisecond)
 		for range 3 {
-			time.Sleep(1500 * time.Millisecond)
+			// Killed while exporting: it has handed states of its own
+			// on, and more keep coming.
+			p.waitPublished(exportedPerRun)
 			p.kill()
-			time.Sleep(500 * time.Millisecond)
+			// The source changes while no exporter runs.
+			o.waitStates(t, o.count()+changedWhileDown)
 			p.start()
 			p.waitReady()
 		}
-		time.Sleep(time.Second)
+		p.waitPublished(exportedPerRun)
 		stop()
 		checkExported(t, env, o, s.sc, s.cluster, true)
 	})
@@ -227,7 +247,7 @@ func TestExporter(t *testing.T) {
 			}
 			return *l.Spec.HolderIdentity
 		}
-		require.Eventually(t, func() bool { return leader() != "" }, 30*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool { return leader() != "" }, readyTimeout, 100*time.Millisecond)
 		first := leader()
 		replicas[first].waitReady()
 		standby := map[string]string{"a": "b", "b": "a"}[first]
@@ -242,11 +262,13 @@ func TestExporter(t *testing.T) {
 
 		g.deletes = true
 		stop := g.run(100 * time.Millisecond)
-		time.Sleep(2 * time.Second)
+		// The leader dies while it exports.
+		replicas[first].waitPublished(exportedPerRun)
 		replicas[first].kill()
-		require.Eventually(t, func() bool { return leader() == standby }, 30*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool { return leader() == standby }, readyTimeout, 100*time.Millisecond)
 		replicas[standby].waitReady()
-		time.Sleep(2 * time.Second)
+		// The new leader exports what keeps coming.
+		replicas[standby].waitPublished(exportedPerRun)
 		stop()
 		checkExported(t, env, o, s.sc, s.cluster, true)
 	})
@@ -263,7 +285,13 @@ func TestExporter(t *testing.T) {
 		o.quiet(t)
 		require.Equal(t, 1, g.deletePulled(0))
 		checkExported(t, env, o, s.sc, s.cluster, true)
-		time.Sleep(time.Second) // the resume point is written (every 200ms)
+		// The resume point covers everything read (it is written every
+		// 200ms).
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			age, err := p.metricValue("eventpipe_exporter_checkpoint_age_seconds")
+			require.NoError(c, err)
+			assert.Equal(c, 0.0, age)
+		}, readyTimeout, 100*time.Millisecond, "the resume point is written")
 		p.kill()
 		// The resume point the restarted exporter will find.
 		kv, err := env.JS.KeyValue(context.Background(), eventlog.StateBucket)
@@ -288,7 +316,7 @@ func TestExporter(t *testing.T) {
 		require.Eventually(t, func() bool { return p.metric(`eventpipe_exporter_relists_total{reason="expired"}`) >= 1 }, 30*time.Second, 200*time.Millisecond,
 			"the exporter got 410 for its resume point and relisted")
 		checkExported(t, env, o, s.sc, s.cluster, false)
-		require.Equal(t, 1.0, p.metric(`eventpipe_exporter_events_seen_total{type="missing"}`),
+		require.Equal(t, 1.0, p.mustMetric(`eventpipe_exporter_events_seen_total{type="missing"}`),
 			"the relist found the one event deleted while the exporter was down")
 
 		// The event deleted while the exporter was down counts too: its
@@ -310,9 +338,15 @@ func TestExporter(t *testing.T) {
 		// the list's end): JetStream deduplicates those by message id, and
 		// checkExported above proves each state is stored once. What must
 		// not happen is a relist that republishes the unchanged events.
-		handed := p.metric("eventpipe_exporter_events_published_total") +
-			max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`))
-		require.GreaterOrEqual(t, handed, float64(changed), "every state changed since the resume point is handed on")
+		// A state is in the stream before the exporter has its
+		// acknowledgement and counts it.
+		var handed float64
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			published, err := p.metricValue("eventpipe_exporter_events_published_total")
+			require.NoError(c, err)
+			handed = published + max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`))
+			assert.GreaterOrEqual(c, handed, float64(changed))
+		}, readyTimeout, 100*time.Millisecond, "every state changed since the resume point is handed on")
 		require.LessOrEqual(t, handed, float64(changed+2),
 			"after the relist only what changed since the resume point is published (%d changed of %d events)", changed, len(after))
 	})

@@ -220,6 +220,17 @@ func (p *proc) waitStandby() {
 	})
 }
 
+// waitPublished waits until the current process has handed n states of its
+// own to JetStream (eventpipe_exporter_events_published_total, which starts
+// at 0 with every process).
+func (p *proc) waitPublished(n int) {
+	p.t.Helper()
+	p.waitFor(fmt.Sprintf("%d states published", n), func() (bool, string) {
+		v, err := p.metricValue("eventpipe_exporter_events_published_total")
+		return err == nil && v >= float64(n), fmt.Sprintf("published %v (%v)", v, err)
+	})
+}
+
 // logged reports whether the current process has written a log line
 // containing s.
 func (p *proc) logged(s string) bool {
@@ -348,6 +359,21 @@ func (o *oracle) quiet(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// count is how many states of the source the oracle has seen.
+func (o *oracle) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.states)
+}
+
+// waitStates waits until the oracle has seen at least n states: the source
+// changed that much.
+func (o *oracle) waitStates(t *testing.T, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return o.count() >= n }, readyTimeout, 50*time.Millisecond,
+		"the source never got to %d states", n)
 }
 
 func (o *oracle) snapshot() (states map[stateKey]bool, latest map[types.UID]*corev1.Event, deleted map[types.UID]bool, maxRV uint64) {

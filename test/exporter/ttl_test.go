@@ -58,7 +58,7 @@ func TestExporterSourceTTL(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return p.metric(`eventpipe_exporter_events_seen_total{type="expired"}`) >= 1
 	}, 30*time.Second, 200*time.Millisecond, "the exporter never saw the expiry")
-	require.Equal(t, 1.0, p.metric(`eventpipe_exporter_events_seen_total{type="deleted"}`), "the real delete is a delete")
+	require.Equal(t, 1.0, p.mustMetric(`eventpipe_exporter_events_seen_total{type="deleted"}`), "the real delete is a delete")
 
 	ops := map[string][]eventlog.Op{}
 	require.Eventually(t, func() bool {
