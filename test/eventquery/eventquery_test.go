@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,13 @@ func TestEventQuery(t *testing.T) {
 		require.Equal(t, names(want), resultNames(&got))
 		require.True(t, got.Status.EffectiveStartTime.Time.Equal(start))
 		require.True(t, got.Status.EffectiveEndTime.Time.Equal(end))
+		rv, err := strconv.ParseUint(got.Status.ResourceVersion, 10, 64)
+		require.NoError(t, err, "status.resourceVersion")
+		for _, ev := range got.Status.Results {
+			evRV, err := strconv.ParseUint(ev.ResourceVersion, 10, 64)
+			require.NoError(t, err)
+			require.LessOrEqual(t, evRV, rv, "no state newer than the answer's resourceVersion")
+		}
 		for _, ev := range got.Status.Results {
 			require.Equal(t, "Warning", ev.Type, "each event in its latest state")
 			require.Equal(t, "events.k8s.io/v1", ev.APIVersion)
@@ -200,6 +208,7 @@ func TestEventQuery(t *testing.T) {
 			var page v1alpha1.EventQuery
 			h.kubectlCreate(eventQuery(spec), &page)
 			require.True(t, page.Status.EffectiveStartTime.Equal(first.Status.EffectiveStartTime), "the window does not slide")
+			require.Equal(t, first.Status.ResourceVersion, page.Status.ResourceVersion, "every page answers at the first page's resourceVersion")
 			got = append(got, resultNames(&page)...)
 			cont = page.Status.Continue
 			pages++

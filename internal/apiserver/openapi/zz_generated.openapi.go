@@ -1120,6 +1120,13 @@ func schema_pkg_apis_activity_v1alpha1_EventFacetQueryStatus(ref common.Referenc
 							Ref:         ref(v1alpha1.HistogramResult{}.OpenAPIModelName()),
 						},
 					},
+					"resourceVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ResourceVersion is the log position the counts reflect: the writer's committed watermark when the query was answered (see EventQueryStatus.ResourceVersion).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 				},
 			},
 		},
@@ -1279,6 +1286,13 @@ func schema_pkg_apis_activity_v1alpha1_EventQueryStatus(ref common.ReferenceCall
 						SchemaProps: spec.SchemaProps{
 							Description: "EffectiveEndTime is the absolute (exclusive) end of the window.",
 							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"resourceVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ResourceVersion is the log position the answer reflects: every event state at or below it that the window selects, and none above. It is the writer's committed watermark when the first page was asked (every page of one query answers at it). History is read from the index alone, so a write of the last moments shows up here within the writer's batch wait; the Events API's lists show it at once.",
+							Type:        []string{"string"},
+							Format:      "",
 						},
 					},
 				},

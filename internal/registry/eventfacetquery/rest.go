@@ -6,6 +6,7 @@ package eventfacetquery
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,7 +140,8 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		return nil, apierrors.NewInvalid(kind, q.Name, errs)
 	}
 
-	hf := chstore.HistoryFilter{Scope: sc, Start: win.Start, End: win.End, AtSeq: r.d.Watermark.Load(), Selector: sel}
+	at := r.d.Watermark.Load()
+	hf := chstore.HistoryFilter{Scope: sc, Start: win.Start, End: win.End, AtSeq: at, Selector: sel}
 	if q.Spec.Namespace != "" {
 		ns := q.Spec.Namespace
 		hf.Namespace = &ns
@@ -157,6 +159,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		EffectiveStartTime: &metav1.Time{Time: win.Start},
 		EffectiveEndTime:   &metav1.Time{Time: win.End},
 		Total:              int64(res.Total),
+		ResourceVersion:    strconv.FormatUint(at, 10),
 		Histogram:          &v1alpha1.HistogramResult{BucketSize: timerange.FormatDuration(bucket)},
 	}
 	for _, f := range facets {

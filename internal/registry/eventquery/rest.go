@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	eventsv1 "k8s.io/api/events/v1"
@@ -170,6 +171,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	out.Status = v1alpha1.EventQueryStatus{
 		EffectiveStartTime: &metav1.Time{Time: cur.Window.Start},
 		EffectiveEndTime:   &metav1.Time{Time: cur.Window.End},
+		ResourceVersion:    strconv.FormatUint(cur.AtSeq, 10),
 	}
 	if len(recs) > limit {
 		recs = recs[:limit]

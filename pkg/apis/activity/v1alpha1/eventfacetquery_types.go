@@ -102,6 +102,11 @@ type EventFacetQueryStatus struct {
 	// Histogram counts the matching events per time bucket.
 	// +optional
 	Histogram *HistogramResult `json:"histogram,omitempty"`
+	// ResourceVersion is the log position the counts reflect: the writer's
+	// committed watermark when the query was answered (see
+	// EventQueryStatus.ResourceVersion).
+	// +optional
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // FacetResult is the values of one field.

@@ -99,4 +99,12 @@ type EventQueryStatus struct {
 	// EffectiveEndTime is the absolute (exclusive) end of the window.
 	// +optional
 	EffectiveEndTime *metav1.Time `json:"effectiveEndTime,omitempty"`
+	// ResourceVersion is the log position the answer reflects: every event
+	// state at or below it that the window selects, and none above. It is
+	// the writer's committed watermark when the first page was asked (every
+	// page of one query answers at it). History is read from the index
+	// alone, so a write of the last moments shows up here within the
+	// writer's batch wait; the Events API's lists show it at once.
+	// +optional
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
