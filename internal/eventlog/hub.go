@@ -73,10 +73,10 @@ const hubDecoded = 1 << 10
 // every namespace that was a third of the server's CPU. A watch from before
 // what the ring holds gets a tail of its own (Reader.Tail), as before.
 //
-// The hub reads only while it has watches: it starts at the first watch
-// asked of it (which, not yet served, gets a tail of its own) and stops
-// after hubIdle without any, so that a server nobody watches does not read
-// and decode every state of the stream.
+// The hub reads only while it is used, by watches or by consistent lists
+// (Range): it starts at the first use (which, not yet served, reads the log
+// on its own) and stops after hubIdle without any, so that a server nobody
+// watches or lists does not read and decode every state of the stream.
 type Hub struct {
 	r   *StreamReader[*hubMsg]
 	log *slog.Logger
