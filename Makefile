@@ -31,7 +31,9 @@ run: deps build
 
 ## test: the whole suite, against real ClickHouse and JetStream servers.
 test: deps deps-chdb tools
-	$(GO) test $(TEST_FLAGS) ./...
+	@echo "make test: go test $(TEST_FLAGS) ./... (builds with the race detector first; see docs/testing.md for what takes long)" >&2
+	@start=$$(date +%s); $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	echo "make test: go test took $$(( $$(date +%s) - start ))s" >&2; exit $$rc
 
 ## verify: formatting, vet, tidy modules, generated code up to date.
 verify: verify-codegen

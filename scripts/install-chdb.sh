@@ -37,6 +37,7 @@ mkdir -p "$destdir" 2>/dev/null || die "cannot create $destdir (run as root or s
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/install-chdb.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
+start=$SECONDS
 log "downloading $PKG with npm pack (about 570 MB unpacked; this may take a while)"
 if ! (cd "$tmp" && npm pack --silent "$PKG" >npm-pack.out 2>npm-pack.err); then
 	cat "$tmp/npm-pack.err" >&2 || true
@@ -62,4 +63,4 @@ if command -v ldconfig >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
 	ldconfig || log "warning: ldconfig failed (chdb-go opens the library by path, so this is not fatal)"
 fi
 
-log "installed $DEST ($(du -h "$DEST" | cut -f1))"
+log "installed $DEST ($(du -h "$DEST" | cut -f1)) in $((SECONDS - start))s"

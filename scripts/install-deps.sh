@@ -15,7 +15,8 @@ if ((${#need[@]} == 0)); then
   exit 0
 fi
 
-echo "install-deps: installing ${need[*]} from Debian's packages" >&2
+start=$SECONDS
+echo "install-deps: installing ${need[*]} from Debian's packages (about a minute)" >&2
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then
   if command -v sudo >/dev/null 2>&1; then
@@ -36,4 +37,4 @@ command -v clickhouse-server >/dev/null 2>&1 || { echo "install-deps: clickhouse
 # Likewise the tests start their own etcd on free ports with a temporary data
 # directory; the package's etcd service (if systemd starts it) is not used.
 command -v etcd >/dev/null 2>&1 || { echo "install-deps: etcd still not on PATH after installing etcd-server" >&2; exit 1; }
-echo "install-deps: done" >&2
+echo "install-deps: done in $((SECONDS - start))s" >&2

@@ -83,8 +83,8 @@ type fixedWatermark uint64
 func (w fixedWatermark) Load() uint64                          { return uint64(w) }
 func (w fixedWatermark) WaitFor(context.Context, uint64) error { return nil }
 
-// noLog: the benchmark's reads never reach the log (no continue, no
-// resourceVersion), and it writes nothing.
+// noLog: the benchmark writes nothing, so the log holds nothing after the
+// watermark; a consistent list asks it only for its end (Bounds).
 type noLog struct{ event.Log }
 
 func (noLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil }
