@@ -2,12 +2,15 @@ package event
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kfields "k8s.io/apimachinery/pkg/fields"
@@ -161,4 +164,62 @@ func TestListMergesTheLogAfterTheWatermark(t *testing.T) {
 	wm.Advance(uint64(len(log.states)))
 	require.Equal(t, names(all), names(list(&metainternalversion.ListOptions{ResourceVersion: "13", ResourceVersionMatch: metav1.ResourceVersionMatchExact})),
 		"the same snapshot from the index alone, once committed")
+}
+
+// failingLog is a log whose reads fail: the end is unreadable (JetStream
+// down) or the states after the watermark are too many to read.
+type failingLog struct {
+	memLog
+	boundsErr, rangeErr error
+}
+
+func (l *failingLog) Bounds(ctx context.Context) (uint64, uint64, error) {
+	if l.boundsErr != nil {
+		return 0, 0, l.boundsErr
+	}
+	return l.memLog.Bounds(ctx)
+}
+
+func (l *failingLog) Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error) {
+	if l.rangeErr != nil {
+		return nil, l.rangeErr
+	}
+	return l.memLog.Range(ctx, filter, after, upto)
+}
+
+// A consistent list that cannot be served says so, with Retry-After: 503
+// when the log does not answer, 504 when the writer is too far behind to
+// merge; never a stale list. resourceVersion=0 still answers from the index.
+func TestConsistentListRefusesRatherThanAnswerStale(t *testing.T) {
+	log := &failingLog{}
+	for i := range 3 {
+		log.states = append(log.states, &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: "prod", Name: strconv.Itoa(i)},
+			Op: eventlog.OpCreate, Seq: uint64(i + 1), Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: strconv.Itoa(i),
+				CreationTimestamp: metav1.Now()}}})
+	}
+	wm := eventlog.NewWatermark()
+	wm.Advance(1)
+	r := NewREST(CoreV1, log, &memIndex{log: &log.memLog, wm: wm}, wm, PlatformScopes{}, nil, DefaultOptions())
+	ctx := genericapirequest.WithNamespace(context.Background(), "prod")
+
+	log.rangeErr = fmt.Errorf("read states: 90000 pending, at most 50000: %w", eventlog.ErrRangeTooLong)
+	_, err := r.List(ctx, &metainternalversion.ListOptions{})
+	require.True(t, apierrors.IsTimeout(err), "504: %v", err)
+	require.Contains(t, err.Error(), "a consistent list cannot be served now")
+	secs, ok := apierrors.SuggestsClientDelay(err)
+	require.True(t, ok && secs == 1, "Retry-After: 1")
+
+	log.rangeErr = errors.New("context deadline exceeded")
+	_, err = r.List(ctx, &metainternalversion.ListOptions{})
+	require.True(t, apierrors.IsServiceUnavailable(err), "503: %v", err)
+
+	log.rangeErr, log.boundsErr = nil, errors.New("nats: timeout")
+	_, err = r.List(ctx, &metainternalversion.ListOptions{})
+	require.True(t, apierrors.IsServiceUnavailable(err), "503: %v", err)
+	secs, ok = apierrors.SuggestsClientDelay(err)
+	require.True(t, ok && secs == 1, "Retry-After: 1")
+
+	obj, err := r.List(ctx, &metainternalversion.ListOptions{ResourceVersion: "0"})
+	require.NoError(t, err, "resourceVersion=0 reads the index alone")
+	require.Len(t, obj.(*corev1.EventList).Items, 1)
 }
