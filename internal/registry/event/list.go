@@ -93,26 +93,24 @@ const expiredContinueMsg = "The provided continue parameter is too old to displa
 //     arrived, so it reflects every write acknowledged before it;
 //   - "0" (any): the writer's watermark, the cheapest answer, as
 //     kube-apiserver answers from its watch cache;
-//   - rv with NotOlderThan (or no match): the watermark when it has reached
-//     rv, else the log's newest sequence when that has, else a brief wait
-//     for the writer, as for a resourceVersion etcd has not reached;
+//   - rv with NotOlderThan (or no match): the log's newest sequence, as for
+//     no resourceVersion (kube-apiserver's watch cache, which answers these,
+//     trails etcd by milliseconds), once the log has reached rv; a larger rv
+//     waits briefly for the writer, as for a resourceVersion etcd has not
+//     reached;
 //   - rv with Exact: rv itself, while the log still holds what follows it.
 func (r *REST) listAt(ctx context.Context, opts *metainternalversion.ListOptions) (uint64, error) {
 	if opts.ResourceVersion == "" {
 		return r.head(ctx)
 	}
-	w := r.wm.Load()
 	if opts.ResourceVersion == "0" {
-		return w, nil
+		return r.wm.Load(), nil
 	}
 	rv, err := tailwatch.ParseResourceVersion(opts.ResourceVersion)
 	if err != nil {
 		return 0, err
 	}
 	exact := opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact
-	if rv <= w && !exact {
-		return w, nil
-	}
 	first, last, err := r.log.Bounds(ctx)
 	if err != nil {
 		return 0, unavailable(err)
