@@ -157,7 +157,7 @@ func (r *REST) waitForRV(ctx context.Context, rv uint64) error {
 // watermark when it is behind at); the log's states after it, up to at,
 // replace what the index says of their events.
 type snapshot struct {
-	at, base uint64
+	base uint64
 	// overlay is each event's newest state in (base, at], deletes included.
 	overlay map[eventlog.Key]*eventlog.Record
 	// live are overlay's states that are not deletes, in key order.
@@ -170,7 +170,7 @@ type snapshot struct {
 // snapshot reads what the log holds after the watermark, up to at, for
 // the events of sc in namespace ns (all when empty).
 func (r *REST) snapshot(ctx context.Context, sc *scope.Scope, ns string, at uint64) (*snapshot, error) {
-	s := &snapshot{at: at, base: min(at, r.wm.Load())}
+	s := &snapshot{base: min(at, r.wm.Load())}
 	if s.base == at {
 		return s, nil
 	}
