@@ -154,11 +154,25 @@ spec:
 	require.NoError(t, err, "%s%s", out, errOut)
 	out, errOut, err = kubetest.Kubectl(t, host.Kubeconfig, "wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1alpha1.activity.miloapis.com")
 	require.NoError(t, err, "%s%s", out, errOut)
+	// kubectl validates what it creates against the host's OpenAPI, which
+	// the aggregator fetches from eventpipe some time after the APIService
+	// is Available; kubectl takes a different path before (no schema for
+	// the group at all) than after. Wait for the steady state.
+	require.Eventually(t, func() bool {
+		body, err := hostAdmin.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/activity.miloapis.com/v1alpha1").DoRaw(ctx)
+		return err == nil && strings.Contains(string(body), `"kind":"EventQuery"`)
+	}, 60*time.Second, 200*time.Millisecond, "the host serves eventpipe's OpenAPI")
 
-	// RBAC in the host: alice may query, bob may not.
+	// RBAC in the host: alice may query, bob may not. kubectl create with
+	// validation (its default) asks, for a kind that has no PATCH (as
+	// EventQuery, like kube's own TokenReview), whether it is a CRD, so a
+	// user who queries also needs to read CRDs (docs/tenancy.md).
 	_, err = hostAdmin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "eventquery-user"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"activity.miloapis.com"}, Resources: []string{"eventqueries"}, Verbs: []string{"create"}}},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"activity.miloapis.com"}, Resources: []string{"eventqueries"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get", "list"}},
+		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = hostAdmin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
