@@ -157,7 +157,11 @@ func TestDevModeIsReadyAndKeepsDataAcrossRestart(t *testing.T) {
 	p.stop(t, clickhousePID(t, dir))
 
 	// Restart without the generator: the same events are still there.
-	startDev(t, bin, dir, "--demo=false")
+	p = startDev(t, bin, dir, "--demo=false")
 	env = readEnv(t, dir)
 	require.GreaterOrEqual(t, countStates(t, env["EVENTPIPE_CLICKHOUSE_ADDR"]), before)
+	// Stopped as an operator stops it, so that its ClickHouse is gone before
+	// the data directory is removed (a kill leaves it writing there a while,
+	// and the directory's removal then fails on a busy machine).
+	p.stop(t, clickhousePID(t, dir))
 }
