@@ -334,7 +334,7 @@ func TestExporter(t *testing.T) {
 		require.Positive(t, changed)
 		// A state the killed exporter published after its last checkpoint
 		// is found in the stream and skipped instead.
-		// The count may exceed changed by a state handed on twice (a list
+		// The count may exceed changed by states handed on twice (a list
 		// restarted after its continue token expired, a watch event racing
 		// the list's end): JetStream deduplicates those by message id, and
 		// checkExported above proves each state is stored once. What must
@@ -348,7 +348,12 @@ func TestExporter(t *testing.T) {
 			handed = published + max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`))
 			assert.GreaterOrEqual(c, handed, float64(changed))
 		}, readyTimeout, 100*time.Millisecond, "every state changed since the resume point is handed on")
-		require.LessOrEqual(t, handed, float64(changed+2),
+		// How many go twice depends on timing (a busy machine gave 3); a
+		// relist that republished the unchanged events would add every one
+		// of them, so allow at most half as many.
+		unchanged := len(after) - changed
+		require.Greater(t, unchanged, 1, "the case needs unchanged events to tell a full republish apart")
+		require.LessOrEqual(t, handed, float64(changed+unchanged/2),
 			"after the relist only what changed since the resume point is published (%d changed of %d events)", changed, len(after))
 	})
 }
