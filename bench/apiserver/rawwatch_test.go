@@ -53,8 +53,8 @@ func openWatch(ctx context.Context, s *server, cs *kubernetes.Clientset, ct, ns,
 // rawStream reads a watch response as client-go would receive it, but
 // decodes of each event only what the benchmark needs (its type, name and
 // annotations), in the goroutine that reads the body: the watchers share
-// the machine with the server under test, and with client-go's decoder 100
-// watchers of 1,000 events a second took about 40 % of its CPU.
+// the machine with the server under test, and client-go's decoder in 100
+// watchers would take a large share of its CPU.
 type rawStream struct {
 	body   io.ReadCloser
 	cancel context.CancelFunc

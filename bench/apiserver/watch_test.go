@@ -41,7 +41,7 @@ var (
 // By default the watchers read the stream client-go asks for frame by
 // frame and decode only each event's type, name and annotations
 // (-apibench.watch-client=raw); with client-go's decoder, the 100 watchers
-// took about 40 % of the two cores the server runs on.
+// take a large share of the cores the server runs on.
 //
 // After the writer stops, the run waits (up to 15s) for every watcher to
 // have every event whose create succeeded, then counts missed and

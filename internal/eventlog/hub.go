@@ -48,29 +48,30 @@ var errHubIdle = errors.New("shared watch tail stopped: no watches")
 // HubSize is how many of the newest states a Hub keeps for watches that
 // start a little behind the stream's end, as informers do (they watch from
 // the resourceVersion of their list, which trails the stream by the
-// writer's batch wait). 8,192 states are 8 seconds at 1,000 a second, and
-// about a second at the highest create rate measured. Only the newest
-// hubDecoded of them are kept decoded; the others take about 1 KB each.
+// writer's batch wait). 8,192 states are 8 seconds at 1,000 a second.
+// Only the newest hubDecoded of them are kept decoded; the others keep only
+// their message.
 const HubSize = 1 << 13
 
 // hubDecoded is how many of the ring's newest states the hub keeps decoded,
 // with the encodings its watches share (see Record.Shared). Older ones keep
 // only their message (subject, body, operation and Prev): a watch that
 // starts that far behind decodes them again for itself. A decoded state with
-// its encodings takes about 5 KB of the heap and hundreds of pointers for
-// the garbage collector to trace; a message about 1 KB and a few. Watches that keep up,
-// and informers that watch from a list's resourceVersion, read the newest
-// states, so this keeps most of what the ring costs out of the API server's
-// live heap, which sets both its resident memory and how long each
-// collection's mark phase (when the slowest deliveries happen) lasts.
+// its encodings takes several times the heap of its message, and hundreds of
+// pointers for the garbage collector to trace where a message has a few.
+// Watches that keep up, and informers that watch from a list's
+// resourceVersion, read the newest states, so this keeps most of what the
+// ring costs out of the API server's live heap, which sets both its
+// resident memory and how long each collection's mark phase (when the
+// slowest deliveries happen) lasts.
 const hubDecoded = 1 << 10
 
 // Hub is one tail of the whole EVENTS stream shared by every watch of an
 // API server: each state is read from JetStream and decoded once, kept in a
 // ring of the newest HubSize states, and handed to each watch whose subjects
 // it is on. With per-watch tails every state crossed the NATS connection,
-// was decoded and was filtered once per watch; with a hundred watches of
-// every namespace that was a third of the server's CPU. A watch from before
+// was decoded and was filtered once per watch, which with many watches of
+// every namespace dominated the server's CPU. A watch from before
 // what the ring holds gets a tail of its own (Reader.Tail), as before.
 //
 // The hub reads only while it is used, by watches or by consistent lists
@@ -302,10 +303,9 @@ func (h *Hub) append(rec *Record, m *hubMsg) {
 // that comes within hubWakeEvery of the last wake waits for the next one, so
 // that under load each watch takes several states per wake: its handler
 // then encodes them back to back and flushes once, which makes one HTTP/2
-// frame and one write where there were several. With 100 watches of 1,000
-// states a second this took 15 to 22 % off the server's CPU and lowered
-// the p99 of delivery (bench/README.md, "Watch wake-ups"); a lone state
-// after a quiet spell is not held at all.
+// frame and one write where there were several, which saves CPU and, under
+// load, lowers the tail latency of delivery (bench/README.md, "Watch
+// wake-ups"); a lone state after a quiet spell is not held at all.
 const hubWakeEvery = 2 * time.Millisecond
 
 // wakeTails wakes every watch waiting for new states.

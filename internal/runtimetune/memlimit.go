@@ -17,9 +17,9 @@ import (
 const MemoryLimitAuto = "auto"
 
 // autoMargin is the least room MemoryLimitAuto leaves under the cgroup's
-// limit for memory the Go runtime does not count: the API server's resident
-// set was 45 to 56 MiB above its Go memory limit under the watch benchmark
-// (the binary's pages, mostly).
+// limit for memory the Go runtime does not count (the binary's pages,
+// mostly), by which the API server's resident set exceeds its Go memory
+// limit.
 const autoMargin = 64 << 20
 
 // cgroupRoot is where the process's cgroup files are; tests point it

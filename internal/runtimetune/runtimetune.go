@@ -2,16 +2,15 @@
 // requests, each served through k8s.io/apiserver's deep handler chain, and a
 // small live heap.
 //
-// Three settings, the first two measured on the create path (bench/README.md, "Runtime
-// settings"):
+// Three settings; what the first and the last are worth on the create path,
+// and what the GC target costs in memory, is in bench/README.md:
 //
 //   - The GC target. With Go's default (GOGC=100) the collector's background
-//     marking and assists took about 8 % of the CPU of a create; at 300 it is
-//     under 3 %. The price is memory: the heap grows to four times the live
-//     data between collections, and an API server with a hundred watches
-//     holds 100-150 MB live (the shared watch tail's ring), so its resident
-//     set reached 470-680 MiB (bench/README.md, "Memory"). GOGC in the
-//     environment wins.
+//     marking and assists are a noticeable part of the CPU of a create; at
+//     300 they are a small one. The price is memory: the heap grows to four
+//     times the live data between collections, and an API server with many
+//     watches holds the shared watch tail's ring live, so its resident set
+//     grows well beyond its live heap. GOGC in the environment wins.
 //
 //   - A soft memory limit (debug.SetMemoryLimit), which bounds that: near the
 //     limit the collector runs as often as it must, whatever the GC target.
@@ -23,7 +22,7 @@
 //     2 KiB). k8s.io/apiserver serves every request in three new goroutines
 //     (HTTP/2's handler, the timeout filter's, the finisher's), each of which
 //     runs 40 to 80 frames deep and so is copied as it grows, 2 → 4 → 8 → 16
-//     → 32 KiB: about 10 % of the CPU of a create went to copying stacks. The
+//     → 32 KiB, and copying those stacks showed in a create's CPU profile. The
 //     server's many idle goroutines (connections, timers, informers) keep the
 //     average near the minimum. A stack ballast, goroutines parked with deep
 //     stacks, lifts the average so that new goroutines start at the target

@@ -10,7 +10,7 @@ package clickhouse
 // chdb-purego package does (no cgo), but by this test rather than in a package
 // init: chdb-go panics at init when libchdb.so is absent, which would crash
 // every test in this package, the 18.16 ones included, on any machine
-// without the 541 MB library. Loading it here lets the test skip instead.
+// without the (large) library. Loading it here lets the test skip instead.
 
 import (
 	"encoding/hex"

@@ -153,10 +153,10 @@ var Migrations = []Migration{
 			//
 			// Granules of 1,024 rows, not ClickHouse's 8,192: with 1,000 tenants
 			// a tenant has a few hundred rows per day partition, and a query
-			// reads at least one granule per partition it touches, so a
-			// 60-day EventQuery read ~0.5 M rows for a ~20 k-row tenant. At
-			// 100 M events the whole-tenant query's p99 went from 327 to 233
-			// ms (bench/README.md). Tables created before keep 8,192.
+			// reads at least one granule per partition it touches, so with
+			// 8,192-row granules a 60-day EventQuery read many times the
+			// tenant's rows (bench/README.md, "EventQuery"). Tables created
+			// before keep 8,192.
 			return []string{
 				"CREATE DATABASE IF NOT EXISTS " + quoteIdent(db),
 				"CREATE TABLE IF NOT EXISTS " + quoteIdent(db) + ".events (\n" + strings.Join(cols, ",\n") + "\n)" +
