@@ -14,7 +14,8 @@ deps:
 	@scripts/install-deps.sh
 
 # The in-process ClickHouse 26.7 (libchdb.so, ~540 MB) that the store's
-# modern-server tests run the same SQL on; see DESIGN.md section 5.
+# modern-server tests run the same SQL on; see docs/architecture.md,
+# "ClickHouse versions".
 deps-chdb:
 	@scripts/install-chdb.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes peers that eventpipe's conformance, exporter and
-# aggregation tests run against (DESIGN.md section 4, "Test peers"):
+# aggregation tests run against (docs/architecture.md, "The real peers in
+# tests"):
 #
 #   .tools/bin/kube-apiserver   k8s.io/kubernetes/cmd/kube-apiserver
 #   .tools/bin/kubectl          tools/kube/cmd/kubectl (k8s.io/kubectl)

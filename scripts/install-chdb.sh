@@ -2,7 +2,7 @@
 # install-chdb.sh installs libchdb.so (ClickHouse 26.7 as an in-process
 # library) to /usr/local/lib, where github.com/chdb-io/chdb-go loads it.
 # The tests use it as the "modern ClickHouse" half of the two-version matrix
-# (see DESIGN.md §5); Debian's clickhouse-server 18.16 is the other half.
+# (see docs/architecture.md, "ClickHouse versions"); Debian's clickhouse-server 18.16 is the other half.
 #
 # Idempotent: does nothing when the library is already installed.
 #

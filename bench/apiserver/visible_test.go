@@ -21,8 +21,8 @@ var (
 )
 
 // BenchmarkVisibility measures how long after a create's answer a list
-// holds the event (DESIGN.md §7 invariant 4: a list reflects every write
-// acknowledged before it), while a paced writer creates
+// holds the event (invariant 4, docs/architecture.md#4-consistent-reads: a
+// list reflects every write acknowledged before it), while a paced writer creates
 // -apibench.visible-rate events a second over 20 namespaces. After one
 // create in -apibench.visible-every, the same worker lists the event's
 // namespace (by name, with a field selector) with no resourceVersion, as

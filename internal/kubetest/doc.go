@@ -1,6 +1,6 @@
 // Package kubetest runs the real Kubernetes peers that eventpipe's tests
 // compare against and read from: Debian's etcd, kube-apiserver v1.37 and
-// kubectl v1.37 (DESIGN.md section 4, "Test peers").
+// kubectl v1.37 (docs/architecture.md#the-real-peers-in-tests).
 //
 // kube-apiserver and kubectl are built from the module proxy into
 // <repo>/.tools/bin by scripts/build-test-tools.sh; etcd comes from Debian's

@@ -20,8 +20,8 @@ import (
 )
 
 // TestListAtWatermarkZeroHoldsNothingAbove: a list answers at some
-// resourceVersion X and holds exactly the states up to X (DESIGN.md
-// invariant 3), also while the watermark is still 0. That is the state of a
+// resourceVersion X and holds exactly the states up to X (invariant 3,
+// docs/architecture.md#3-list-watch-contract), also while the watermark is still 0. That is the state of a
 // fresh stream between the writer's first ClickHouse insert and its first
 // watermark move (writer.commit inserts, then sets the watermark), and of a
 // separate API server before its watermark follower has read the bucket.

@@ -515,7 +515,7 @@ func listCases() []tcase {
 
 // consistentReadCases write and read back at once, with no pause and no
 // retry: a read without a resourceVersion reflects every write acknowledged
-// before it (DESIGN.md invariant 4). Every list step in the suite is played
+// before it (invariant 4, docs/architecture.md#4-consistent-reads). Every list step in the suite is played
 // that way; these cases add the writes and reads the others do not cover.
 func consistentReadCases() []tcase {
 	return []tcase{

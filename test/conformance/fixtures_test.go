@@ -123,7 +123,8 @@ func get(path string, query ...string) step {
 	return step{method: http.MethodGet, path: path, query: query}
 }
 
-// list is a GET that lists. Reads are consistent (DESIGN.md invariant 4):
+// list is a GET that lists. Reads are consistent (invariant 4,
+// docs/architecture.md#4-consistent-reads):
 // a list answers right after a write with that write in it, so it is played
 // once, with no retry, unless it asks for resourceVersion=0 ("any"), which
 // both servers may answer from a cache that trails the writes.

@@ -28,7 +28,7 @@ type state struct {
 }
 
 // TestListWatchContractAt1000PerSecond is issue 3's watch contract under
-// load (DESIGN.md invariant 3): while 1,000 states a second are written
+// load (invariant 3, docs/architecture.md#3-list-watch-contract): while 1,000 states a second are written
 // (creates, updates, deletes over 5 namespaces), a list at resourceVersion X
 // holds exactly the states up to X, and a watch from X delivers every later
 // state exactly once, in order, with the right type; a watch resumed from

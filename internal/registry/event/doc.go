@@ -4,6 +4,7 @@
 // Writes go to the JetStream log and are acknowledged once stored there.
 // Reads by name come from the log (so a write is readable at once) and fall
 // back to ClickHouse for states the log has trimmed; lists come from
-// ClickHouse at the writer's committed watermark; watches tail the log in
-// order from a resourceVersion (a stream sequence).
+// ClickHouse up to the writer's committed watermark merged with the log
+// after it; watches tail the log in order from a resourceVersion (a stream
+// sequence).
 package event

@@ -4,7 +4,8 @@
 // The table keeps every state of every event (one row per JetStream message).
 // Readers ask for the latest state of each event at or below a sequence (the
 // writer's watermark), so duplicates from at-least-once delivery and older
-// states never reach a caller twice (DESIGN.md invariant 2).
+// states never reach a caller twice (invariant 2,
+// docs/architecture.md#2-exactly-once-view).
 //
 // The SQL keeps to what ClickHouse 18.16 runs. Newer servers get extras (skip
 // indexes, TTL) from migrations gated on the detected version; nothing depends

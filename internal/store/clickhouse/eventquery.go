@@ -36,7 +36,8 @@ const (
 	codeTimeoutExceededMisc = 209 // SOCKET_TIMEOUT: the server gave up sending
 )
 
-// Limits bound one history query on the server (DESIGN.md invariant 8).
+// Limits bound one history query on the server (invariant 8,
+// docs/architecture.md#8-bounded-cost).
 type Limits struct {
 	// MaxRowsToRead is ClickHouse's max_rows_to_read; 0 means no bound.
 	MaxRowsToRead uint64

@@ -1,7 +1,7 @@
 package clickhouse
 
 // TestModernClickHouse is the modern half of the two-version matrix
-// (DESIGN.md §5): the same migrations and read queries that store_test.go runs
+// (docs/architecture.md#clickhouse-versions): the same migrations and read queries that store_test.go runs
 // against Debian's clickhouse-server 18.16 over the native protocol run here
 // against ClickHouse 26.7, embedded in-process as libchdb.so
 // (scripts/install-chdb.sh installs it).
