@@ -63,19 +63,19 @@ bench-apiserver: deps tools
 	$(GO) test ./bench/apiserver -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m
 
 ## bench-eventquery: EventQuery, facets and native list latency over a generated
-## history (EVENTQUERY_BENCH_EVENTS, default 10M; see bench/eventquery/RESULTS.md).
+## history (EVENTQUERY_BENCH_EVENTS, default 10M; see bench/README.md).
 bench-eventquery: deps
 	$(GO) test ./bench/eventquery -run '^$$' -bench . -benchtime 1x -count 1 -timeout 120m -v
 
-## bench-exporter: `eventpipe export` from a real kube-apiserver into JetStream: list and watch events/s (see bench/exporter/RESULTS.md).
+## bench-exporter: `eventpipe export` from a real kube-apiserver into JetStream: list and watch events/s (see bench/README.md).
 bench-exporter: deps tools
 	$(GO) test ./bench/exporter -run '^$$' -bench . -benchtime 20000x -count 6 -timeout 60m
 
-## bench-webhook: NDJSON batches to /ingest/v1/events end to end into ClickHouse (see bench/webhook/RESULTS.md).
+## bench-webhook: NDJSON batches to /ingest/v1/events end to end into ClickHouse (see bench/README.md).
 bench-webhook: deps
 	$(GO) test ./bench/webhook -run '^$$' -bench BenchmarkWebhookIngest -benchtime 200000x -count 6 -timeout 60m
 
-## bench-activity: activity processor throughput, all built-in policies (see bench/activity/RESULTS.md).
+## bench-activity: activity processor throughput, all built-in policies (see bench/README.md).
 bench-activity:
 	$(GO) test ./bench/activity -run '^$$' -bench . -benchtime 200000x -count 6 -timeout 60m
 

@@ -1,6 +1,6 @@
 // Package eventquerybench measures EventQuery, EventFacetQuery and the
 // native Events list through the API server over a large generated history
-// (see RESULTS.md). The dataset is generated inside ClickHouse with
+// (see bench/README.md). The dataset is generated inside ClickHouse with
 // INSERT … SELECT from numbers() into the real events table.
 //
 //	EVENTQUERY_BENCH_EVENTS=100000000 EVENTQUERY_BENCH_DIR=/var/tmp/eqbench make bench-eventquery

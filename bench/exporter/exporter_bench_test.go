@@ -1,7 +1,7 @@
 // Package exporterbench measures `eventpipe export` against a real
 // kube-apiserver 1.37 + etcd: how fast it moves a source's Events into
 // JetStream, from a list (start, relist) and from a watch while the source
-// is written as fast as it accepts writes. See bench/exporter/RESULTS.md.
+// is written as fast as it accepts writes. See bench/README.md.
 package exporterbench
 
 import (

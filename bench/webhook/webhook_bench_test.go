@@ -1,7 +1,7 @@
 // Package webhookbench measures batched ingest through the webhook
 // receiver end to end: NDJSON batches POSTed to /ingest/v1/events on the
 // API server, into JetStream, through the writer into ClickHouse, all on
-// one machine (dev mode's layout). See bench/webhook/RESULTS.md.
+// one machine (dev mode's layout). See bench/README.md.
 package webhookbench
 
 import (

@@ -22,7 +22,7 @@ import (
 // does. With id=true every message carries a Nats-Msg-Id, as every eventpipe
 // publish does, so that retries store nothing twice; id=false shows what
 // the server's duplicate tracking costs. It is the floor under any batched
-// ingest rate on this machine (bench/README.md, "Ingest").
+// ingest rate on this machine (bench/README.md, "Floors of the parts").
 func BenchmarkStreamCost(b *testing.B) {
 	for _, withID := range []bool{true, false} {
 		b.Run(fmt.Sprint("id=", withID), func(b *testing.B) {
