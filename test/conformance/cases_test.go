@@ -109,7 +109,7 @@ source:
 			put(corePath("/web-1.a"), coreEvent("web-1.a", set("metadata.uid", "{{uid}}"), set("count", 2))),
 		}},
 		{name: "core/create-with-resourceVersion", knownDiff: "kube-apiserver refuses a create that sets metadata.resourceVersion " +
-			"with 500 InternalError; eventpipe refuses it with the same text as 400 BadRequest (DESIGN.md invariant 7: never a 5xx for bad input)",
+			"with 500 InternalError; eventpipe refuses it with the same text as 400 BadRequest (invariant 7 in docs/architecture.md: never a 5xx for bad input)",
 			steps: []step{
 				post(corePath(""), coreEvent("web-1.a", set("metadata.resourceVersion", "5"))),
 				get(corePath("/web-1.a")),
@@ -642,7 +642,7 @@ func watchCases() []tcase {
 		}},
 		{name: "core/watch-resourceVersion-not-a-number", knownDiff: "kube-apiserver answers a watch with a non-numeric " +
 			"resourceVersion with 500 InternalError (from its watch cache); eventpipe answers 400 BadRequest with the text kube gives " +
-			"the same mistake on a list (DESIGN.md invariant 7: never a 5xx for bad input)", steps: []step{
+			"the same mistake on a list (invariant 7 in docs/architecture.md: never a 5xx for bad input)", steps: []step{
 			get(corePath(""), "watch", "true", "resourceVersion", "abc"),
 		}},
 		// Updates that move an event into or out of a watch's selection:
