@@ -23,3 +23,15 @@ func TestPortsAreDistinctAndFree(t *testing.T) {
 		require.NoError(t, l.Close())
 	}
 }
+
+// The ports come from below the ephemeral range, where outgoing connections
+// cannot take them while a server restarts on one.
+func TestPortsAreBelowTheEphemeralRange(t *testing.T) {
+	ports, err := freeport.Ports(20)
+	require.NoError(t, err)
+	lo, _ := freeport.EphemeralStart()
+	for _, p := range ports {
+		require.Less(t, p, lo, "port %d", p)
+		require.GreaterOrEqual(t, p, 10000, "port %d", p)
+	}
+}

@@ -37,7 +37,7 @@ func startDev(t *testing.T) string {
 	require.NoError(t, err)
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { devtest.StopProcess(t, cmd) })
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)

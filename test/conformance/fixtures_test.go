@@ -119,8 +119,11 @@ var newStyleCore = []mod{
 
 // Steps.
 
+// get is a GET. One that asks for resourceVersion=0 ("any") may be answered
+// from a cache that trails the writes, as list explains, so it is retried
+// until both servers agree.
 func get(path string, query ...string) step {
-	return step{method: http.MethodGet, path: path, query: query}
+	return step{method: http.MethodGet, path: path, query: query, eventually: anyResourceVersion(query)}
 }
 
 // list is a GET that lists. Reads are consistent (invariant 4,

@@ -67,7 +67,7 @@ func startDev(t *testing.T, bin, dir string, args ...string) *devProcess {
 			}
 		}
 	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { devtest.StopProcess(t, cmd) })
 	select {
 	case <-p.ready:
 	case <-time.After(60 * time.Second):

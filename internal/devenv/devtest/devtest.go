@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,29 @@ func BuildEventpipe(dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/eventpipe: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// StopProcess stops an eventpipe process a test started as an operator's
+// Ctrl-C would (SIGINT), and waits for it to exit; after a minute it kills
+// it. Stopped that way, eventpipe stops the ClickHouse server it started
+// and waits for it, so nothing writes into the test's temporary directories
+// when they are removed (after SIGKILL, ClickHouse outlives its parent for
+// a moment).
+func StopProcess(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	if cmd.Process == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Errorf("%s did not stop within a minute of SIGINT; killing it", cmd.Path)
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // Stack is eventpipe's dev mode without the simulated cluster, run in this
