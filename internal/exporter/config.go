@@ -83,8 +83,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags adds the exporter's flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the exporter's flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig of the source cluster; empty: the in-cluster service account")
 	fs.StringVar(&c.Context, "context", c.Context, "kubeconfig context; empty: the current context")
 	fs.Float32Var(&c.QPS, "kube.qps", c.QPS, "client rate limit towards the source kube-apiserver, requests/s (watches count once; lists once per page)")
