@@ -26,7 +26,7 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 		Short: "Export a Kubernetes cluster's Events into the JetStream EVENTS stream",
 		Long: "Lists and watches Events (events.k8s.io/v1 when served, core/v1 otherwise) in a source cluster and\n" +
 			"publishes every state, idempotently, with the cluster's tenant scope and a source-cluster label.\n" +
-			"Resumes from a checkpoint in JetStream KV; with --leader-elect, one of several replicas exports.",
+			"Resumes from a checkpoint in JetStream KV; with --exporter.leader-elect, one of several replicas exports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validate(natsCfg.Validate(), streamCfg.Validate(), cfg.Validate(), validateAddr(metricsAddr)); err != nil {

@@ -35,7 +35,7 @@ func NewExporter(ctx context.Context, c *Conns, cfg exporter.Config, reg prometh
 	kc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("source cluster client (--kubeconfig %q): %w", cfg.Kubeconfig, err)
+		return nil, fmt.Errorf("source cluster client (--exporter.kubeconfig %q): %w", cfg.Kubeconfig, err)
 	}
 	kc.QPS, kc.Burst = cfg.QPS, cfg.Burst
 	kc.UserAgent = "eventpipe-exporter"
