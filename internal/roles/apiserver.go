@@ -53,7 +53,9 @@ type APIServer struct {
 // NewAPIServer builds the API server on c, whose store must be open. It
 // reads the committed watermark the writer publishes in the state bucket,
 // whether or not the writer runs in this process. reg receives the tiers'
-// metrics.
+// metrics: `eventpipe apiserver` passes Kubernetes' registry, which the
+// server itself serves on /metrics; dev mode, which may start several
+// servers in one process, passes its own.
 func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometheus.Registerer, log *slog.Logger) (*APIServer, error) {
 	if err := joinErrors(o.Validate()); err != nil {
 		return nil, err
