@@ -31,8 +31,8 @@ func DefaultConfig() Config {
 		BatchWait: 100 * time.Millisecond, AckWait: time.Minute, TrimInterval: 30 * time.Second, Stream: DefaultStreamConfig()}
 }
 
-// RegisterFlags adds the flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Consumer, "activity.consumer", c.Consumer, "name of the activity processor's durable consumer on EVENTS")
 	fs.StringVar(&c.IndexerConsumer, "activity.indexer-consumer", c.IndexerConsumer, "name of the activity indexer's durable consumer on ACTIVITIES")
 	fs.IntVar(&c.BatchSize, "activity.batch-size", c.BatchSize, "most event states evaluated (and activity states inserted) per batch")

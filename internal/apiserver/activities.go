@@ -1,8 +1,6 @@
 package apiserver
 
 import (
-	"k8s.io/apiserver/pkg/registry/rest"
-
 	"github.com/eventpipe/eventpipe/internal/activity"
 	registryactivity "github.com/eventpipe/eventpipe/internal/registry/activity"
 	"github.com/eventpipe/eventpipe/internal/registry/activitypolicy"
@@ -33,16 +31,3 @@ type ActivityBackends struct {
 }
 
 var _ activitypolicy.Store = (*activity.PolicyStore)(nil)
-
-func init() {
-	activityResources = append(activityResources, func(c CompletedConfig, storage map[string]rest.Storage) error {
-		b := c.backends.Activity
-		if b == nil {
-			return nil
-		}
-		storage["activities"] = registryactivity.NewREST(b.Log, b.Index, b.Watermark, c.scopes, c.events.Window)
-		storage["activitypolicies"] = activitypolicy.NewREST(b.Policies)
-		storage["policypreviews"] = policypreview.NewREST(b.Index, c.scopes)
-		return nil
-	})
-}

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"fmt"
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,23 +16,15 @@ import (
 // behind the server's whole filter chain: the same authentication and
 // authorization as the API, and the caller's scope stamps the events
 // through the same Scopes as the Events API's writes.
-func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) error {
-	if c.backends.Log == nil {
-		return nil // a server without a log (some tests) takes no writes
-	}
+func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) {
 	// IngestPath is the path the authorizer lets tenant callers post to;
 	// mounting there keeps the two in step.
 	cfg := webhook.DefaultConfig()
 	if c.backends.Tiers != nil {
 		cfg.Admission = c.backends.Tiers // rate limits and quota, per request
 	}
-	log, ok := c.backends.Log.(webhook.Log)
-	if !ok {
-		return fmt.Errorf("the event log %T cannot publish batches, which the webhook receiver needs", c.backends.Log)
-	}
-	gs.Handler.NonGoRestfulMux.Handle(IngestPath, webhook.New(log, c.scopes, cfg))
+	gs.Handler.NonGoRestfulMux.Handle(IngestPath, webhook.New(c.backends.Log, c.scopes, cfg))
 	gs.Handler.FullHandlerChain = requireCredentials(c.generic.Authentication.Authenticator, gs.Handler.FullHandlerChain)
-	return nil
 }
 
 // requireCredentials answers 401 to an ingest request that does not

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -19,8 +20,18 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/eventpipe/eventpipe/internal/apiserver/openapi"
+	registryactivity "github.com/eventpipe/eventpipe/internal/registry/activity"
+	"github.com/eventpipe/eventpipe/internal/registry/activitypolicy"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/registry/eventfacetquery"
+	"github.com/eventpipe/eventpipe/internal/registry/eventquery"
+	"github.com/eventpipe/eventpipe/internal/registry/policypreview"
+	"github.com/eventpipe/eventpipe/internal/registry/tenantusage"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/tiers/admission"
+	"github.com/eventpipe/eventpipe/internal/webhook"
+	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
 // KubernetesVersion is the kube-apiserver release whose Events API
@@ -45,7 +56,19 @@ type Options struct {
 	// Authorization by the host cluster's SubjectAccessReview.
 	AuthorizationKubeconfig string
 	AuthorizationCacheTTL   time.Duration
+
+	// CursorKey is the standard base64 of the key that signs EventQuery
+	// continue tokens; Complete takes it from CursorKeyEnv. Empty: a random
+	// key per process.
+	CursorKey string
 }
+
+// CursorKeyEnv holds the key (standard base64, at least 32 bytes decoded)
+// that signs EventQuery continue tokens. It is an environment variable,
+// like the ClickHouse password, because it is a secret. Unset: a random
+// key per process, which is fine for one replica; replicas behind one
+// Service must share a key, or a token issued by one fails on another.
+const CursorKeyEnv = "EVENTPIPE_EVENTQUERY_CURSOR_KEY"
 
 // NewOptions returns the documented defaults.
 func NewOptions() *Options {
@@ -84,6 +107,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"how far back (by last observation) list and watch on the Events API look; older events are for EventQuery")
 }
 
+// Complete fills in what the options take from the environment rather
+// than from flags: the cursor key, unless one is set already. Call it
+// before Validate.
+func (o *Options) Complete() {
+	if o.CursorKey == "" {
+		o.CursorKey = os.Getenv(CursorKeyEnv)
+	}
+}
+
 // Validate returns every problem with o.
 func (o *Options) Validate() []error {
 	errs := o.SecureServing.Validate()
@@ -106,20 +138,85 @@ func (o *Options) Validate() []error {
 	if len(o.PlatformGroups) == 0 {
 		errs = append(errs, errors.New("--platform-groups must name at least one group"))
 	}
+	if _, err := o.cursorKey(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
+// cursorKey decodes CursorKey; nil when none is set.
+func (o *Options) cursorKey() ([]byte, error) {
+	if o.CursorKey == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(o.CursorKey)
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("%s must be standard base64 of at least 32 bytes (e.g. from `head -c 32 /dev/urandom | base64`)", CursorKeyEnv)
+	}
+	return key, nil
+}
+
+// Tenants returns the resolver of callers to their scopes that the options
+// describe. The server builds its own from the same options; the tier
+// admission policy, built outside, uses one to tell platform callers apart.
+func (o *Options) Tenants() *tenancy.Resolver { return tenancy.NewResolver(o.PlatformGroups) }
+
 // Backends are the parts of the data flow the server reads and writes.
+// Log, Index and Watermark are required; Activity and Tiers are optional,
+// and New says what each adds.
 type Backends struct {
-	Log       event.Log
-	Index     event.Index
+	// Log is the EVENTS stream: the Events API reads, watches and writes
+	// it, and the webhook receiver publishes batches into it.
+	Log EventLog
+	// Index is the store of committed states: the Events API's lists and
+	// gets, and history queries (EventQuery, EventFacetQuery).
+	Index EventIndex
+	// Watermark is the writer's committed watermark.
 	Watermark event.Watermark
 	// Activity serves activity.miloapis.com's timeline resources; nil
-	// leaves them out (see activities.go).
+	// leaves them out.
 	Activity *ActivityBackends
 	// Tiers, when set, enforces each tenant's tier (rate limits, storage
-	// quota, query window).
-	Tiers *Tiers
+	// quota, query window) and serves tenantusages.
+	Tiers *admission.Policy
+}
+
+// EventLog is what the server needs from the EVENTS stream.
+type EventLog interface {
+	event.Log
+	webhook.Log
+}
+
+// EventIndex is what the server needs from the store of committed states;
+// the ClickHouse store provides it.
+type EventIndex interface {
+	event.Index
+	eventquery.Index
+	eventfacetquery.Index
+}
+
+var (
+	_ EventIndex             = (*chstore.Store)(nil)
+	_ event.Admission        = (*admission.Policy)(nil)
+	_ webhook.Admission      = (*admission.Policy)(nil)
+	_ eventquery.QueryWindow = (*admission.Policy)(nil)
+)
+
+func (b Backends) validate() error {
+	var errs []error
+	if b.Log == nil {
+		errs = append(errs, errors.New("no event log"))
+	}
+	if b.Index == nil {
+		errs = append(errs, errors.New("no index"))
+	}
+	if b.Watermark == nil {
+		errs = append(errs, errors.New("no watermark"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("API server backends: %w", err)
+	}
+	return nil
 }
 
 // Config is everything the server needs.
@@ -129,11 +226,30 @@ type Config struct {
 	Events   event.Options
 	// Tenants resolves each request's caller to its scope.
 	Tenants *tenancy.Resolver
+	// Queries tunes EventQuery and EventFacetQuery; Signer signs their
+	// continue tokens.
+	Queries eventquery.Options
+	Signer  *eventquery.Signer
 }
 
 // Config builds a Config from the options. It generates a self-signed
 // serving certificate when none is configured.
 func (o *Options) Config(b Backends) (*Config, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	qo := eventquery.DefaultOptions()
+	key, err := o.cursorKey()
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		qo.CursorKey = key
+	}
+	signer, err := eventquery.NewSigner(qo.CursorKey, qo.CursorTTL)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return nil, fmt.Errorf("create self-signed serving certificate: %w", err)
 	}
@@ -153,7 +269,7 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	if err := o.applyAuthentication(gc); err != nil {
 		return nil, err
 	}
-	tenants := tenancy.NewResolver(o.PlatformGroups)
+	tenants := o.Tenants()
 	if err := o.applyAuthorization(gc, tenants); err != nil {
 		return nil, err
 	}
@@ -161,10 +277,9 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	eo := event.DefaultOptions()
 	eo.Window = o.EventWindow
 	if b.Tiers != nil {
-		b.Tiers.tenants = tenants
 		eo.Admission = b.Tiers
 	}
-	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants}, nil
+	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants, Queries: qo, Signer: signer}, nil
 }
 
 const bearerTokenDescription = "Bearer Token authentication"
@@ -182,17 +297,16 @@ type CompletedConfig struct {
 	generic  genericapiserver.CompletedConfig
 	backends Backends
 	events   event.Options
+	queries  eventquery.Options
+	signer   *eventquery.Signer
 	// scopes limits every registry's reads and writes to the caller's scope.
 	scopes tenancy.Scopes
 }
 
-// Complete fills in defaults.
+// Complete fills in the generic server's defaults.
 func (c *Config) Complete() CompletedConfig {
-	tenants := c.Tenants
-	if tenants == nil {
-		tenants = tenancy.NewResolver([]string{"system:masters"})
-	}
-	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events, scopes: tenancy.Scopes{Resolver: tenants}}
+	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events,
+		queries: c.Queries, signer: c.Signer, scopes: tenancy.Scopes{Resolver: c.Tenants}}
 }
 
 // Server is the running API server.
@@ -200,7 +314,8 @@ type Server struct {
 	generic *genericapiserver.GenericAPIServer
 }
 
-// New builds the server and installs its API groups.
+// New builds the server: every resource it serves, by group, and the
+// webhook receiver.
 func (c CompletedConfig) New() (*Server, error) {
 	gs, err := c.generic.New("eventpipe-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
@@ -209,6 +324,7 @@ func (c CompletedConfig) New() (*Server, error) {
 	b := c.backends
 	table := event.NewTableConvertor()
 
+	// core/v1: Events, and the types events refer to (see referenced.go).
 	core := genericapiserver.NewDefaultAPIGroupInfo(corev1.GroupName, Scheme, ParameterCodec, Codecs)
 	core.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
 		"events": event.NewREST(event.CoreV1, b.Log, b.Index, b.Watermark, c.scopes, table, c.events),
@@ -219,6 +335,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err := gs.InstallLegacyAPIGroup(genericapiserver.DefaultLegacyAPIPrefix, &core); err != nil {
 		return nil, fmt.Errorf("install core/v1: %w", err)
 	}
+
+	// events.k8s.io/v1: the same records as core/v1 Events.
 	events := genericapiserver.NewDefaultAPIGroupInfo(eventsv1.GroupName, Scheme, ParameterCodec, Codecs)
 	events.VersionedResourcesStorageMap["v1"] = map[string]rest.Storage{
 		"events": event.NewREST(event.EventsV1, b.Log, b.Index, b.Watermark, c.scopes, table, c.events),
@@ -226,12 +344,38 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err := gs.InstallAPIGroup(&events); err != nil {
 		return nil, fmt.Errorf("install events.k8s.io/v1: %w", err)
 	}
-	if err := c.installActivityGroup(gs); err != nil {
-		return nil, err
+
+	// activity.miloapis.com/v1alpha1: history queries always; activities
+	// and their policies with the activity backends; each tenant's tier and
+	// usage with tiers.
+	var window eventquery.QueryWindow = eventquery.FixedQueryWindow{Window: eventquery.DefaultQueryWindow, Tier: "default"}
+	if b.Tiers != nil {
+		window = b.Tiers
 	}
-	if err := c.installIngest(gs); err != nil {
-		return nil, err
+	activity := map[string]rest.Storage{
+		"eventqueries": eventquery.NewREST(eventquery.Deps{
+			Index: b.Index, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Signer: c.signer, Limits: c.queries.Limits,
+		}),
+		"eventfacetqueries": eventfacetquery.NewREST(eventfacetquery.Deps{
+			Index: b.Index, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Limits: c.queries.Limits,
+		}),
 	}
+	if a := b.Activity; a != nil {
+		activity["activities"] = registryactivity.NewREST(a.Log, a.Index, a.Watermark, c.scopes, c.events.Window)
+		activity["activitypolicies"] = activitypolicy.NewREST(a.Policies)
+		activity["policypreviews"] = policypreview.NewREST(a.Index, c.scopes)
+	}
+	if t := b.Tiers; t != nil {
+		activity["tenantusages"] = tenantusage.NewREST(c.scopes, t.Quota, t.Resolver)
+	}
+	info := genericapiserver.NewDefaultAPIGroupInfo(activityv1alpha1.GroupName, Scheme, ParameterCodec, Codecs)
+	info.VersionedResourcesStorageMap[activityv1alpha1.SchemeGroupVersion.Version] = activity
+	if err := gs.InstallAPIGroup(&info); err != nil {
+		return nil, fmt.Errorf("install %s: %w", activityv1alpha1.SchemeGroupVersion, err)
+	}
+
+	// POST /ingest/v1/events (see ingest.go).
+	c.installIngest(gs)
 	return &Server{generic: gs}, nil
 }
 

@@ -2,13 +2,13 @@ package cli
 
 import (
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/roles"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -16,9 +16,8 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 	natsCfg := eventlog.DefaultClientConfig()
 	streamCfg := eventlog.DefaultConfig()
 	storeCfg := chstore.DefaultConfig()
-	cfg := activity.DefaultConfig()
+	o := roles.DefaultActivityProcessorOptions()
 	metricsAddr := ":9465"
-	installBuiltins := true
 	cmd := &cobra.Command{
 		Use:   "activity-processor",
 		Short: "Turn events into human-readable Activities (EVENTS -> ACTIVITIES -> ClickHouse)",
@@ -27,11 +26,7 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 			"which moves Activities into ClickHouse and publishes the activity watermark. Run exactly one.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs []error
-			if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
-				errs = append(errs, fmt.Errorf("--metrics.addr %q must be host:port or :port", metricsAddr))
-			}
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), cfg.Validate(), errs); err != nil {
+			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), o.Validate(), validateAddr(metricsAddr)); err != nil {
 				return err
 			}
 			log, err := g.logger()
@@ -39,33 +34,33 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			b, err := openBackends(ctx, "eventpipe-activity-processor", natsCfg, streamCfg, storeCfg, true)
+			c, err := roles.Connect(ctx, "eventpipe-activity-processor", natsCfg, streamCfg)
 			if err != nil {
 				return err
 			}
-			defer b.close()
-			nc, js, store := b.nc, b.js, b.store
+			defer c.Close()
+			if err := c.OpenStore(ctx, storeCfg); err != nil {
+				return err
+			}
 			reg := newRegistry()
-			p, err := activity.Start(ctx, js, store, cfg, installBuiltins, reg, log)
+			p, err := roles.NewActivityProcessor(ctx, c, o, reg, log)
 			if err != nil {
 				return err
 			}
-			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error { return natsReady(nc) })
+			srv, err := serveHTTP(ctx, metricsAddr, reg, c.NATSReady)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			// Either ending ends the command; the other stops with ctx.
-			return <-p.Done
+			return p.Run(ctx)
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.RegisterFlags(fs)
-	streamCfg.RegisterFlags(fs)
-	storeCfg.RegisterFlags(fs)
-	cfg.RegisterFlags(fs)
+	natsCfg.AddFlags(fs)
+	streamCfg.AddFlags(fs)
+	storeCfg.AddFlags(fs)
+	o.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
-	fs.BoolVar(&installBuiltins, "activity.install-builtins", installBuiltins, "create the built-in ActivityPolicies that do not exist yet (existing ones, edited or not, are left alone)")
 	return cmd
 }
 
@@ -127,8 +122,10 @@ func newActivitiesCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	fs := reindex.Flags()
-	natsCfg.RegisterFlags(fs)
-	storeCfg.RegisterFlags(fs)
+	natsCfg.AddFlags(fs)
+	storeCfg.AddFlags(fs)
+	// Reindexing reads the store as it is and never migrates it.
+	_ = fs.MarkHidden("clickhouse.migrate")
 	fs.Var((*dayDuration)(&since), "since", "rebuild events last observed within this long ago: a Go duration (36h) or days (7d)")
 	cmd.AddCommand(reindex)
 	return cmd

@@ -84,8 +84,8 @@ Ctrl-C stops everything; run the same command again to continue with the same da
 	fs.IntVar(&o.DemoBackfill, "demo.backfill", o.DemoBackfill, "event states of history written on first start (0 for none)")
 	fs.DurationVar(&o.DemoHistory, "demo.history", o.DemoHistory, "how far back the first start's history reaches")
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz (port 0 picks a free one)")
-	o.Stream.RegisterFlags(fs)
-	o.Writer.RegisterFlags(fs)
+	o.Stream.AddFlags(fs)
+	o.Writer.AddFlags(fs)
 	return cmd
 }
 

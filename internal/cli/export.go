@@ -10,11 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/exporter"
+	"github.com/eventpipe/eventpipe/internal/roles"
 )
 
 func newExportCmd(g *globalOptions) *cobra.Command {
@@ -27,14 +26,10 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 		Short: "Export a Kubernetes cluster's Events into the JetStream EVENTS stream",
 		Long: "Lists and watches Events (events.k8s.io/v1 when served, core/v1 otherwise) in a source cluster and\n" +
 			"publishes every state, idempotently, with the cluster's tenant scope and a source-cluster label.\n" +
-			"Resumes from a checkpoint in JetStream KV; with --leader-elect, one of several replicas exports.",
+			"Resumes from a checkpoint in JetStream KV; with --exporter.leader-elect, one of several replicas exports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs []error
-			if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
-				errs = append(errs, fmt.Errorf("--metrics.addr %q must be host:port or :port", metricsAddr))
-			}
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), cfg.Validate(), errs); err != nil {
+			if err := validate(natsCfg.Validate(), streamCfg.Validate(), cfg.Validate(), validateAddr(metricsAddr)); err != nil {
 				return err
 			}
 			log, err := g.logger()
@@ -42,49 +37,23 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			rules.ExplicitPath = cfg.Kubeconfig
-			if cfg.Kubeconfig == "" {
-				// In-cluster unless told otherwise; never a developer's
-				// ~/.kube/config by surprise.
-				rules = &clientcmd.ClientConfigLoadingRules{}
-			}
-			kc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-				&clientcmd.ConfigOverrides{CurrentContext: cfg.Context}).ClientConfig()
-			if err != nil {
-				return fmt.Errorf("source cluster client (--kubeconfig %q): %w", cfg.Kubeconfig, err)
-			}
-			kc.QPS, kc.Burst = cfg.QPS, cfg.Burst
-			kc.UserAgent = "eventpipe-exporter"
-			cs, err := kubernetes.NewForConfig(kc)
-			if err != nil {
-				return fmt.Errorf("source cluster client: %w", err)
-			}
-			natsCfg.Name = "eventpipe-exporter"
-			nc, js, err := natsCfg.Connect()
+			c, err := roles.Connect(ctx, "eventpipe-exporter", natsCfg, streamCfg)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			if err := eventlog.Ensure(ctx, js, streamCfg); err != nil {
-				return err
-			}
-			reader, err := eventlog.NewReader(ctx, js)
-			if err != nil {
-				return err
-			}
+			defer c.Close()
 			reg := newRegistry()
-			exp, err := exporter.New(ctx, cfg, cs, js, exportLog{Publisher: eventlog.NewPublisher(js), Reader: reader}, reg, log)
+			exp, err := roles.NewExporter(ctx, c, cfg, reg, log)
 			if err != nil {
 				return err
 			}
 			srv, err := serveHTTPChecks(ctx, metricsAddr, reg, func() error {
-				if err := natsReady(nc); err != nil {
+				if err := c.NATSReady(); err != nil {
 					return err
 				}
 				return exp.Healthy()
 			}, func() error {
-				if err := natsReady(nc); err != nil {
+				if err := c.NATSReady(); err != nil {
 					return err
 				}
 				return exp.Ready()
@@ -94,21 +63,15 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 			}
 			defer srv.Close()
 			log.Info("exporter serving metrics", "addr", srv.Addr)
-			return exp.RunElected(ctx)
+			return exp.Run(ctx)
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.RegisterFlags(fs)
-	streamCfg.RegisterFlags(fs)
-	cfg.RegisterFlags(fs)
+	natsCfg.AddFlags(fs)
+	streamCfg.AddFlags(fs)
+	cfg.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
 	return cmd
-}
-
-// exportLog joins the log's publisher and reader into exporter.Log.
-type exportLog struct {
-	*eventlog.Publisher
-	*eventlog.Reader
 }
 
 // serveHTTPChecks serves /metrics, /healthz and /readyz on addr until ctx

@@ -38,6 +38,8 @@ func newMigrateCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	store.RegisterFlags(cmd.Flags())
+	store.AddFlags(cmd.Flags())
+	// This command is the migration; the flag is for the server roles.
+	_ = cmd.Flags().MarkHidden("clickhouse.migrate")
 	return cmd
 }

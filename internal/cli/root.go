@@ -1,6 +1,8 @@
 // Package cli holds eventpipe's subcommands: one file per command, each
 // registering the flags of the components it runs and validating them all
-// before it starts anything.
+// before it starts anything. The roles themselves are built by package
+// roles, which dev mode calls too; a command adds what belongs to a process
+// of its own: connections, /metrics, /healthz and /readyz.
 package cli
 
 import (

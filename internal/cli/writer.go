@@ -5,30 +5,22 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"k8s.io/utils/clock"
 
-	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/roles"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
-	"github.com/eventpipe/eventpipe/internal/tiers/retention"
-	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
 func newWriterCmd(g *globalOptions) *cobra.Command {
 	natsCfg := eventlog.DefaultClientConfig()
 	streamCfg := eventlog.DefaultConfig()
 	storeCfg := chstore.DefaultConfig()
-	writerCfg := writer.DefaultConfig()
+	o := roles.DefaultWriterOptions()
 	metricsAddr := ":9464"
-	migrate := true
-	tiersOpts := apiserver.TiersOptions{Replicas: 1}
-	retentionCfg := retention.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "writer",
 		Short: "Move event states from the JetStream EVENTS stream into ClickHouse",
@@ -37,14 +29,7 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			"It also runs the retention worker, which deletes each tenant's events past its tier's retention.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var errs []error
-			if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
-				errs = append(errs, fmt.Errorf("--metrics.addr %q must be host:port or :port", metricsAddr))
-			}
-			if retentionCfg.Interval < time.Minute {
-				errs = append(errs, fmt.Errorf("--retention.interval must be at least 1m, got %s", retentionCfg.Interval))
-			}
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), writerCfg.Validate(), errs); err != nil {
+			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), o.Validate(), validateAddr(metricsAddr)); err != nil {
 				return err
 			}
 			log, err := g.logger()
@@ -52,24 +37,21 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			b, err := openBackends(ctx, "eventpipe-writer", natsCfg, streamCfg, storeCfg, migrate)
+			c, err := roles.Connect(ctx, "eventpipe-writer", natsCfg, streamCfg)
 			if err != nil {
 				return err
 			}
-			defer b.close()
-			nc, js, store := b.nc, b.js, b.store
+			defer c.Close()
+			if err := c.OpenStore(ctx, storeCfg); err != nil {
+				return err
+			}
 			reg := newRegistry()
-			w := writer.New(js, store, writerCfg, streamCfg, reg, log)
-			res, watcher, err := tiersOpts.LoadTiers(reg, log)
+			w, err := roles.NewWriter(c, o, reg, log)
 			if err != nil {
 				return err
 			}
-			if watcher != nil {
-				go watcher.Run(ctx)
-			}
-			go retention.New(store, res, retentionCfg, clock.RealClock{}, reg, log).Run(ctx)
 			srv, err := serveHTTP(ctx, metricsAddr, reg, func() error {
-				if err := natsReady(nc); err != nil {
+				if err := c.NATSReady(); err != nil {
 					return err
 				}
 				return w.Ready()
@@ -83,31 +65,26 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.RegisterFlags(fs)
-	streamCfg.RegisterFlags(fs)
-	storeCfg.RegisterFlags(fs)
-	writerCfg.RegisterFlags(fs)
+	natsCfg.AddFlags(fs)
+	streamCfg.AddFlags(fs)
+	storeCfg.AddFlags(fs)
+	o.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
-	fs.BoolVar(&migrate, "clickhouse.migrate", migrate, "apply pending schema migrations at start-up")
-	fs.StringVar(&tiersOpts.Config, "tiers.config", tiersOpts.Config,
-		"tiers file whose retentions the retention worker applies (docs/tiers.md); empty: the built-in tiers, every tenant on Free")
-	fs.DurationVar(&retentionCfg.Interval, "retention.interval", retentionCfg.Interval, "time between retention runs")
-	fs.BoolVar(&retentionCfg.DryRun, "retention.dry-run", retentionCfg.DryRun,
-		"log what retention would delete (rows per tenant, partitions) without deleting")
 	return cmd
+}
+
+// validateAddr checks --metrics.addr.
+func validateAddr(addr string) []error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return []error{fmt.Errorf("--metrics.addr %q must be host:port or :port", addr)}
+	}
+	return nil
 }
 
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-func natsReady(nc *nats.Conn) error {
-	if !nc.IsConnected() {
-		return fmt.Errorf("NATS connection is %s", nc.Status())
-	}
-	return nil
 }
 
 // serveHTTP serves /metrics, /healthz and /readyz on addr until ctx ends;

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,13 +23,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/roles"
 	"github.com/eventpipe/eventpipe/internal/scope"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
-	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
 type runningAPI struct {
@@ -47,10 +44,10 @@ type TenantKubeconfig struct {
 	Path  string
 }
 
-// startAPIServer runs the API server on 127.0.0.1 with a self-signed
+// startAPIServer runs the API server role on 127.0.0.1 with a self-signed
 // certificate kept under DIR/apiserver and a platform-admin token kept in
 // DIR/apiserver/tokens.csv, and writes DIR/kubeconfig for it.
-func startAPIServer(ctx context.Context, dir string, port int, configure func(*apiserver.Options), js jetstream.JetStream, store *chstore.Store, w *writer.Writer, act *apiserver.ActivityBackends, tiers *apiserver.Tiers, log *slog.Logger) (*runningAPI, error) {
+func startAPIServer(ctx context.Context, dir string, o Options, c *roles.Conns, tiersFile string, log *slog.Logger) (*runningAPI, error) {
 	apiDir := filepath.Join(dir, "apiserver")
 	if err := os.MkdirAll(apiDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", apiDir, err)
@@ -59,38 +56,32 @@ func startAPIServer(ctx context.Context, dir string, port int, configure func(*a
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(o.APIServerPort)))
 	if err != nil {
-		return nil, fmt.Errorf("listen for the API server on 127.0.0.1:%d (--apiserver.port): %w", port, err)
+		return nil, fmt.Errorf("listen for the API server on 127.0.0.1:%d (--apiserver.port): %w", o.APIServerPort, err)
 	}
-	o := apiserver.NewOptions()
-	o.SecureServing.Listener = l
-	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
-	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
-	o.SecureServing.ServerCert.CertDirectory = filepath.Join(apiDir, "certs")
-	o.TokenAuthFile = tokenFile
-	if configure != nil {
-		configure(o)
+	ao := roles.NewAPIServerOptions()
+	ao.Complete()
+	ao.Server.SecureServing.Listener = l
+	ao.Server.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
+	ao.Server.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
+	ao.Server.SecureServing.ServerCert.CertDirectory = filepath.Join(apiDir, "certs")
+	ao.Server.TokenAuthFile = tokenFile
+	ao.Tiers.Config = tiersFile
+	ao.Activities = o.Activities
+	if o.ConfigureAPIServer != nil {
+		o.ConfigureAPIServer(ao.Server)
 	}
-	reader, err := eventlog.NewReader(ctx, js)
+	srv, err := roles.NewAPIServer(ctx, c, ao, roleRegistry(o.Registry, "apiserver"), log)
 	if err != nil {
-		return nil, err
-	}
-	cfg, err := o.Config(apiserver.Backends{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.NewHub(ctx, reader, log)},
-		Index: store, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
-	})
-	if err != nil {
-		return nil, err
-	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
+		_ = l.Close()
 		return nil, err
 	}
 	api := &runningAPI{url: "https://" + l.Addr().String(), kubeconfig: filepath.Join(dir, "kubeconfig"), done: make(chan error, 1)}
 	go func() { api.done <- srv.Run(ctx) }()
 
-	caFile := filepath.Join(o.SecureServing.ServerCert.CertDirectory, o.SecureServing.ServerCert.PairName+".crt")
+	cert := ao.Server.SecureServing.ServerCert
+	caFile := filepath.Join(cert.CertDirectory, cert.PairName+".crt")
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("read the API server's certificate: %w", err)

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +24,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
 	"github.com/eventpipe/eventpipe/internal/natsserver"
+	"github.com/eventpipe/eventpipe/internal/roles"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/writer"
@@ -51,7 +51,8 @@ type Options struct {
 	DemoBackfill int
 	Stream       eventlog.Config
 	Writer       writer.Config
-	// Registry receives the writer's metrics; may be nil.
+	// Registry receives every role's metrics, each labelled with its role;
+	// may be nil.
 	Registry prometheus.Registerer
 	// APIServerPort is the API server's port at 127.0.0.1; 0 picks a free one.
 	APIServerPort int
@@ -138,50 +139,54 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	defer func() { _ = ch.Stop() }()
 	log.Info("clickhouse-server started", "addr", ch.Addr, "pid", ch.PID())
 
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("eventpipe-dev"), nats.MaxReconnects(-1))
+	natsCfg := eventlog.DefaultClientConfig()
+	natsCfg.URL = ns.ClientURL()
+	c, err := roles.Connect(ctx, "eventpipe-dev", natsCfg, o.Stream)
 	if err != nil {
-		return fmt.Errorf("connect to embedded NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, eventlog.AsyncAckTimeout)
-	if err != nil {
-		return fmt.Errorf("open JetStream: %w", err)
-	}
-	if err := eventlog.Ensure(ctx, js, o.Stream); err != nil {
 		return err
 	}
+	defer c.Close()
 	storeCfg := chstore.DefaultConfig()
 	storeCfg.Addr = ch.Addr
-	store, err := chstore.Open(ctx, storeCfg)
-	if err != nil {
+	if err := c.OpenStore(ctx, storeCfg); err != nil {
 		return err
 	}
-	defer store.Close()
-	if _, err := store.Migrate(ctx); err != nil {
+	tiers, err := tiersFile(dir) // tiers.go
+	if err != nil {
 		return err
 	}
 
+	// The roles, as their subcommands build them, with dev mode's settings.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	w := writer.New(js, store, o.Writer, o.Stream, o.Registry, log)
+	errc := make(chan error, 4)
+	wo := roles.DefaultWriterOptions()
+	wo.Writer, wo.TiersConfig = o.Writer, tiers
+	w, err := roles.NewWriter(c, wo, roleRegistry(o.Registry, "writer"), log)
+	if err != nil {
+		return err
+	}
 	go func() { errc <- w.Run(ctx) }()
 
 	env := &Env{NATSURL: ns.ClientURL(), ClickHouseAddr: ch.Addr, Database: storeCfg.Database,
-		Store: store, JS: js, Writer: w, EnvFile: filepath.Join(dir, "dev.env")}
-	pub := &logSink{pub: eventlog.NewPublisher(js)}
+		Store: c.Store, JS: c.JS, Writer: w.Writer(), EnvFile: filepath.Join(dir, "dev.env")}
+	pub := &logSink{pub: eventlog.NewPublisher(c.JS)}
 
-	var act *apiserver.ActivityBackends
 	if o.Activities {
-		if act, err = startActivity(ctx, js, store, o.Registry, log, errc); err != nil { // activity.go
+		p, err := roles.NewActivityProcessor(ctx, c, roles.DefaultActivityProcessorOptions(), roleRegistry(o.Registry, "activity-processor"), log)
+		if err != nil {
 			return err
 		}
+		go func() {
+			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errc <- err:
+				case <-ctx.Done():
+				}
+			}
+		}()
 	}
-	tiers, err := startTiers(ctx, dir, js, store, w, o.Registry, log) // tiers.go
-	if err != nil {
-		return err
-	}
-	api, err := startAPIServer(ctx, dir, o.APIServerPort, o.ConfigureAPIServer, js, store, w, act, tiers, log)
+	api, err := startAPIServer(ctx, dir, o, c, tiers, log) // api.go
 	if err != nil {
 		return err
 	}
@@ -200,7 +205,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		// History goes straight into the log, as a bulk import would: through
 		// the API it would take longer than start-up may. Live events then
 		// come through the API like any controller's.
-		if err := backfillOnce(ctx, gen, store, pub, o, log); err != nil {
+		if err := backfillOnce(ctx, gen, c.Store, pub, o, log); err != nil {
 			return err
 		}
 		apiSink, err := newAPISink(api.kubeconfig)
@@ -210,7 +215,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		go func() { errc <- gen.Run(ctx, apiSink) }()
 	}
 	// Ready once everything published so far is queryable.
-	if err := w.WaitFor(ctx, pub.last.Load()); err != nil {
+	if err := w.Writer().WaitFor(ctx, pub.last.Load()); err != nil {
 		return nil // ctx ended during start-up
 	}
 	if err := writeEnvFile(env); err != nil {
@@ -295,4 +300,15 @@ func stateID(op eventlog.Op, ev *corev1.Event) string {
 	}
 	return string(ev.UID) + "/" + op.String() + "/" + strconv.Itoa(int(count)) + "/" +
 		strconv.FormatInt(chstore.LastObserved(ev, time.Time{}).UnixNano(), 10)
+}
+
+// roleRegistry is reg for one role: dev mode serves every role's metrics
+// from one registry, so each carries a role label, as each process's
+// metrics would carry their job's. Without it, the two roles that watch
+// the tiers file would register the same metrics twice.
+func roleRegistry(reg prometheus.Registerer, role string) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 }

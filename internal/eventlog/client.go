@@ -25,8 +25,8 @@ func DefaultClientConfig() ClientConfig {
 	return ClientConfig{URL: nats.DefaultURL, ConnectTimeout: 5 * time.Second}
 }
 
-// RegisterFlags adds the client's flags to fs.
-func (c *ClientConfig) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the client's flags to fs.
+func (c *ClientConfig) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.URL, "nats.url", c.URL, "NATS server URL(s), comma-separated")
 	fs.StringVar(&c.CredsFile, "nats.creds", c.CredsFile, "NATS credentials file (optional)")
 	fs.DurationVar(&c.ConnectTimeout, "nats.connect-timeout", c.ConnectTimeout, "how long to wait for the first NATS connection")

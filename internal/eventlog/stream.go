@@ -56,8 +56,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags adds the stream's flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the stream's flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Retention, "stream.retention", c.Retention,
 		"how long an event state stays in the EVENTS stream after it was written (the watch resume window); states not yet committed to ClickHouse are never expired")
 	fs.Int64Var(&c.MaxBytes, "stream.max-bytes", c.MaxBytes,

@@ -24,7 +24,7 @@ func openCheckpoints(ctx context.Context, js jetstream.JetStream) (*checkpoints,
 	return &checkpoints{kv: kv}, nil
 }
 
-// CheckpointKey is the key of a resume point: cluster is --cluster-name,
+// CheckpointKey is the key of a resume point: cluster is --exporter.cluster-name,
 // namespace the watched namespace, empty for all of them.
 func CheckpointKey(cluster, namespace string) string {
 	if namespace == "" {

@@ -83,30 +83,30 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags adds the exporter's flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig of the source cluster; empty: the in-cluster service account")
-	fs.StringVar(&c.Context, "context", c.Context, "kubeconfig context; empty: the current context")
-	fs.Float32Var(&c.QPS, "kube.qps", c.QPS, "client rate limit towards the source kube-apiserver, requests/s (watches count once; lists once per page)")
-	fs.IntVar(&c.Burst, "kube.burst", c.Burst, "client burst towards the source kube-apiserver, requests")
-	fs.StringSliceVar(&c.Namespaces, "namespaces", c.Namespaces, "namespaces to export, comma-separated; empty: all namespaces")
-	fs.StringVar(&c.ClusterName, "cluster-name", c.ClusterName, "name of the source cluster (a DNS subdomain): the eventpipe.io/source-cluster label, checkpoint keys and lease name carry it; required")
-	fs.StringVar(&c.ScopeType, "scope-type", c.ScopeType, "tenant type of every exported event, exact case: Platform, Organization, Project or User")
-	fs.StringVar(&c.ScopeName, "scope-name", c.ScopeName, "tenant name; empty for Platform, required otherwise")
+// AddFlags adds the exporter's flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Kubeconfig, "exporter.kubeconfig", c.Kubeconfig, "kubeconfig of the source cluster; empty: the in-cluster service account")
+	fs.StringVar(&c.Context, "exporter.context", c.Context, "kubeconfig context; empty: the current context")
+	fs.Float32Var(&c.QPS, "exporter.kube-qps", c.QPS, "client rate limit towards the source kube-apiserver, requests/s (watches count once; lists once per page)")
+	fs.IntVar(&c.Burst, "exporter.kube-burst", c.Burst, "client burst towards the source kube-apiserver, requests")
+	fs.StringSliceVar(&c.Namespaces, "exporter.namespaces", c.Namespaces, "namespaces to export, comma-separated; empty: all namespaces")
+	fs.StringVar(&c.ClusterName, "exporter.cluster-name", c.ClusterName, "name of the source cluster (a DNS subdomain): the eventpipe.io/source-cluster label, checkpoint keys and lease name carry it; required")
+	fs.StringVar(&c.ScopeType, "exporter.scope-type", c.ScopeType, "tenant type of every exported event, exact case: Platform, Organization, Project or User")
+	fs.StringVar(&c.ScopeName, "exporter.scope-name", c.ScopeName, "tenant name; empty for Platform, required otherwise")
 	fs.StringVar(&c.APIGroup, "exporter.api-group", c.APIGroup, "Events API to read: events.k8s.io or core; empty: events.k8s.io/v1 when the source serves it")
 	fs.IntVar(&c.MaxInFlight, "exporter.max-in-flight", c.MaxInFlight, "most event states between the watch and JetStream's acknowledgement; the watch waits when reached")
 	fs.IntVar(&c.Publishers, "exporter.publishers", c.Publishers, "concurrent JetStream publishers (states of one event stay in order on one)")
 	fs.Int64Var(&c.ListPageSize, "exporter.list-page-size", c.ListPageSize, "events per list page on start and after a 410")
 	fs.DurationVar(&c.CheckpointInterval, "exporter.checkpoint-interval", c.CheckpointInterval, "how often the resume point is written to JetStream KV when it moved")
 	fs.DurationVar(&c.StuckAfter, "exporter.stuck-after", c.StuckAfter, "/healthz and /readyz fail when the watch is down or a publish is unacknowledged for this long")
-	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect a leader through a coordination.k8s.io Lease in the source cluster; only the leader exports")
-	fs.StringVar(&c.LeaseNamespace, "leader-elect.namespace", c.LeaseNamespace, "namespace of the Lease")
-	fs.StringVar(&c.LeaseName, "leader-elect.name", c.LeaseName, "name of the Lease; empty: eventpipe-exporter-<cluster-name>")
-	fs.StringVar(&c.Identity, "leader-elect.identity", c.Identity, "this replica's identity in the Lease; empty: host name and a random suffix")
-	fs.DurationVar(&c.LeaseDuration, "leader-elect.lease-duration", c.LeaseDuration, "how long a standby waits after the last renewal before it takes over")
-	fs.DurationVar(&c.RenewDeadline, "leader-elect.renew-deadline", c.RenewDeadline, "how long the leader retries renewing before it gives up leadership")
-	fs.DurationVar(&c.RetryPeriod, "leader-elect.retry-period", c.RetryPeriod, "how often candidates try to acquire or renew the Lease")
-	fs.DurationVar(&c.SourceEventTTL, "source-event-ttl", c.SourceEventTTL,
+	fs.BoolVar(&c.LeaderElect, "exporter.leader-elect", c.LeaderElect, "elect a leader through a coordination.k8s.io Lease in the source cluster; only the leader exports")
+	fs.StringVar(&c.LeaseNamespace, "exporter.leader-elect.namespace", c.LeaseNamespace, "namespace of the Lease")
+	fs.StringVar(&c.LeaseName, "exporter.leader-elect.name", c.LeaseName, "name of the Lease; empty: eventpipe-exporter-<cluster-name>")
+	fs.StringVar(&c.Identity, "exporter.leader-elect.identity", c.Identity, "this replica's identity in the Lease; empty: host name and a random suffix")
+	fs.DurationVar(&c.LeaseDuration, "exporter.leader-elect.lease-duration", c.LeaseDuration, "how long a standby waits after the last renewal before it takes over")
+	fs.DurationVar(&c.RenewDeadline, "exporter.leader-elect.renew-deadline", c.RenewDeadline, "how long the leader retries renewing before it gives up leadership")
+	fs.DurationVar(&c.RetryPeriod, "exporter.leader-elect.retry-period", c.RetryPeriod, "how often candidates try to acquire or renew the Lease")
+	fs.DurationVar(&c.SourceEventTTL, "exporter.source-event-ttl", c.SourceEventTTL,
 		"the source kube-apiserver's --event-ttl: a DELETED arriving at least this long after the event's last write is the source expiring it, "+
 			"which is not exported as a delete (eventpipe keeps the event); 0 exports every DELETED as a delete")
 }
@@ -118,18 +118,18 @@ func (c *Config) Scope() scope.Scope { return scope.Scope{Type: c.ScopeType, Nam
 func (c *Config) Validate() []error {
 	var errs []error
 	if c.ClusterName == "" {
-		errs = append(errs, fmt.Errorf("--cluster-name is required"))
+		errs = append(errs, fmt.Errorf("--exporter.cluster-name is required"))
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(c.ClusterName) {
 		if c.ClusterName != "" {
-			errs = append(errs, fmt.Errorf("--cluster-name %q: %s", c.ClusterName, msg))
+			errs = append(errs, fmt.Errorf("--exporter.cluster-name %q: %s", c.ClusterName, msg))
 		}
 	}
 	if err := c.Scope().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("--scope-type/--scope-name: %w", err))
+		errs = append(errs, fmt.Errorf("--exporter.scope-type/--exporter.scope-name: %w", err))
 	}
 	if c.SourceEventTTL < 0 {
-		errs = append(errs, fmt.Errorf("--source-event-ttl must not be negative, got %s", c.SourceEventTTL))
+		errs = append(errs, fmt.Errorf("--exporter.source-event-ttl must not be negative, got %s", c.SourceEventTTL))
 	}
 	if c.APIGroup != "" && c.APIGroup != "events.k8s.io" && c.APIGroup != "core" {
 		errs = append(errs, fmt.Errorf("--exporter.api-group %q: allowed: events.k8s.io, core, or empty", c.APIGroup))
@@ -137,15 +137,15 @@ func (c *Config) Validate() []error {
 	seen := map[string]bool{}
 	for _, ns := range c.Namespaces {
 		for _, msg := range apimachineryvalidation.ValidateNamespaceName(ns, false) {
-			errs = append(errs, fmt.Errorf("--namespaces %q: %s", ns, msg))
+			errs = append(errs, fmt.Errorf("--exporter.namespaces %q: %s", ns, msg))
 		}
 		if seen[ns] {
-			errs = append(errs, fmt.Errorf("--namespaces names %q twice", ns))
+			errs = append(errs, fmt.Errorf("--exporter.namespaces names %q twice", ns))
 		}
 		seen[ns] = true
 	}
 	if c.QPS == 0 || c.Burst < 1 && c.QPS > 0 {
-		errs = append(errs, fmt.Errorf("--kube.qps must be positive (or negative for no limit) and --kube.burst at least 1, got %g and %d", c.QPS, c.Burst))
+		errs = append(errs, fmt.Errorf("--exporter.kube-qps must be positive (or negative for no limit) and --exporter.kube-burst at least 1, got %g and %d", c.QPS, c.Burst))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 1<<20 {
 		errs = append(errs, fmt.Errorf("--exporter.max-in-flight must be between 1 and 1048576, got %d", c.MaxInFlight))
@@ -164,15 +164,15 @@ func (c *Config) Validate() []error {
 	}
 	if c.LeaderElect {
 		for _, msg := range validation.IsDNS1123Label(c.LeaseNamespace) {
-			errs = append(errs, fmt.Errorf("--leader-elect.namespace %q: %s", c.LeaseNamespace, msg))
+			errs = append(errs, fmt.Errorf("--exporter.leader-elect.namespace %q: %s", c.LeaseNamespace, msg))
 		}
 		if c.LeaseName != "" {
 			for _, msg := range validation.IsDNS1123Subdomain(c.LeaseName) {
-				errs = append(errs, fmt.Errorf("--leader-elect.name %q: %s", c.LeaseName, msg))
+				errs = append(errs, fmt.Errorf("--exporter.leader-elect.name %q: %s", c.LeaseName, msg))
 			}
 		}
 		if !(c.LeaseDuration > c.RenewDeadline && c.RenewDeadline > c.RetryPeriod && c.RetryPeriod > 0) {
-			errs = append(errs, fmt.Errorf("leader election needs --leader-elect.lease-duration > --leader-elect.renew-deadline > --leader-elect.retry-period > 0, got %s, %s, %s",
+			errs = append(errs, fmt.Errorf("leader election needs --exporter.leader-elect.lease-duration > --exporter.leader-elect.renew-deadline > --exporter.leader-elect.retry-period > 0, got %s, %s, %s",
 				c.LeaseDuration, c.RenewDeadline, c.RetryPeriod))
 		}
 	}

@@ -439,7 +439,7 @@ func (s *stream) watch(ctx context.Context, rv string) (string, error) {
 
 // deleteMissing hands on a delete for every event that eventpipe holds as
 // live from this cluster and namespace, that the relist did not find, and
-// that the source cannot have expired (written less than --source-event-ttl
+// that the source cannot have expired (written less than --exporter.source-event-ttl
 // ago, by the event's own times: the exported state has no managedFields,
 // and its times are never later than its write). Such an event was deleted
 // while the exporter was not watching and the source compacted that

@@ -17,7 +17,7 @@ import (
 // managedFields (the source's field ownership means nothing here).
 const (
 	// LabelSourceCluster names the cluster an Event was exported from
-	// (--cluster-name), so that it can be selected by label.
+	// (--exporter.cluster-name), so that it can be selected by label.
 	LabelSourceCluster = "eventpipe.io/source-cluster"
 	// AnnotationSourceResourceVersion is the Event's resourceVersion in the
 	// source cluster at the state that was exported.

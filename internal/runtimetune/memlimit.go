@@ -26,7 +26,7 @@ const autoMargin = 64 << 20
 // elsewhere.
 var cgroupRoot = "/sys/fs/cgroup"
 
-// memoryLimit resolves --memory-limit to bytes (0: no limit) and where the
+// memoryLimit resolves --runtime.memory-limit to bytes (0: no limit) and where the
 // number came from, for the log.
 func memoryLimit(flag string) (int64, string, error) {
 	switch flag {
@@ -45,9 +45,9 @@ func memoryLimit(flag string) (int64, string, error) {
 	}
 	q, err := resource.ParseQuantity(flag)
 	if err != nil || q.Sign() <= 0 {
-		return 0, "", fmt.Errorf("--memory-limit must be auto, 0 or a size such as 512Mi or 1G, got %q", flag)
+		return 0, "", fmt.Errorf("--runtime.memory-limit must be auto, 0 or a size such as 512Mi or 1G, got %q", flag)
 	}
-	return q.Value(), "--memory-limit", nil
+	return q.Value(), "--runtime.memory-limit", nil
 }
 
 // cgroupMemoryLimit reads the memory limit of the process's cgroup (v2,

@@ -56,7 +56,7 @@ func TestMemoryLimit(t *testing.T) {
 	o := DefaultOptions()
 	o.MemoryLimit = "lots"
 	errs := o.Validate()
-	if len(errs) != 1 || errs[0].Error() != `--memory-limit must be auto, 0 or a size such as 512Mi or 1G, got "lots"` {
+	if len(errs) != 1 || errs[0].Error() != `--runtime.memory-limit must be auto, 0 or a size such as 512Mi or 1G, got "lots"` {
 		t.Fatalf("Validate: %v", errs)
 	}
 }

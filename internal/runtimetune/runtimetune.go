@@ -67,12 +67,12 @@ func DefaultOptions() Options {
 
 // AddFlags registers the options on fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent,
+	fs.IntVar(&o.GCPercent, "runtime.gc-percent", o.GCPercent,
 		"Go GC target (as GOGC) when the GOGC environment variable is not set; higher trades memory for less CPU spent collecting")
-	fs.IntVar(&o.StackStart, "stack-start", o.StackStart,
+	fs.IntVar(&o.StackStart, "runtime.stack-start", o.StackStart,
 		"starting stack size in bytes (a power of two from 4096 to 65536) to keep new goroutines at with a stack ballast, so request goroutines are not copied as they grow; 0 turns it off")
-	fs.IntVar(&o.MaxBallast, "stack-ballast-max", o.MaxBallast, "most goroutines the stack ballast parks")
-	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit,
+	fs.IntVar(&o.MaxBallast, "runtime.stack-ballast-max", o.MaxBallast, "most goroutines the stack ballast parks")
+	fs.StringVar(&o.MemoryLimit, "runtime.memory-limit", o.MemoryLimit,
 		"Go's soft memory limit, which makes the garbage collector work harder as the process nears it: auto (the container's cgroup memory limit less 10% or 64Mi, whichever is more; none outside a limited cgroup), 0 for none, or a size such as 512Mi; the GOMEMLIMIT environment variable wins")
 }
 
@@ -80,13 +80,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 func (o *Options) Validate() []error {
 	var errs []error
 	if o.GCPercent < 25 {
-		errs = append(errs, fmt.Errorf("--gc-percent must be at least 25, got %d", o.GCPercent))
+		errs = append(errs, fmt.Errorf("--runtime.gc-percent must be at least 25, got %d", o.GCPercent))
 	}
 	if s := o.StackStart; s != 0 && (s < 4096 || s > 65536 || s&(s-1) != 0) {
-		errs = append(errs, fmt.Errorf("--stack-start must be 0 or a power of two from 4096 to 65536, got %d", s))
+		errs = append(errs, fmt.Errorf("--runtime.stack-start must be 0 or a power of two from 4096 to 65536, got %d", s))
 	}
 	if o.MaxBallast < 1 {
-		errs = append(errs, fmt.Errorf("--stack-ballast-max must be at least 1, got %d", o.MaxBallast))
+		errs = append(errs, fmt.Errorf("--runtime.stack-ballast-max must be at least 1, got %d", o.MaxBallast))
 	}
 	if _, _, err := memoryLimit(o.MemoryLimit); err != nil {
 		errs = append(errs, err)

@@ -38,8 +38,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// RegisterFlags adds the writer's flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the writer's flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.BatchSize, "writer.batch-size", c.BatchSize, "most event states in one ClickHouse insert")
 	fs.DurationVar(&c.BatchWait, "writer.batch-wait", c.BatchWait, "longest an event state waits for its batch to fill before it is inserted")
 	fs.StringVar(&c.Consumer, "writer.consumer", c.Consumer, "name of the writer's durable JetStream consumer")

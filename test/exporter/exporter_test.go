@@ -154,9 +154,9 @@ type scenario struct {
 
 func (s *scenario) args(extra ...string) []string {
 	return append([]string{
-		"--kubeconfig", s.kube.Kubeconfig, "--nats.url", s.env.NATSURL,
-		"--cluster-name", s.cluster, "--scope-type", s.sc.Type, "--scope-name", s.sc.Name,
-		"--namespaces", s.ns, "--exporter.checkpoint-interval", "200ms",
+		"--exporter.kubeconfig", s.kube.Kubeconfig, "--nats.url", s.env.NATSURL,
+		"--exporter.cluster-name", s.cluster, "--exporter.scope-type", s.sc.Type, "--exporter.scope-name", s.sc.Name,
+		"--exporter.namespaces", s.ns, "--exporter.checkpoint-interval", "200ms",
 	}, extra...)
 }
 
@@ -237,8 +237,8 @@ func TestExporter(t *testing.T) {
 		g := newGen(t, cs, s.ns)
 		o := startOracle(t, cs, s.ns)
 		le := func(id string) []string {
-			return s.args("--leader-elect", "--leader-elect.namespace", s.ns, "--leader-elect.identity", id,
-				"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms")
+			return s.args("--exporter.leader-elect", "--exporter.leader-elect.namespace", s.ns, "--exporter.leader-elect.identity", id,
+				"--exporter.leader-elect.lease-duration", "3s", "--exporter.leader-elect.renew-deadline", "2s", "--exporter.leader-elect.retry-period", "500ms")
 		}
 		replicas := map[string]*proc{"a": startExporter(t, "a", le("a")...), "b": startExporter(t, "b", le("b")...)}
 		leader := func() string {

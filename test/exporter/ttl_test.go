@@ -34,7 +34,7 @@ func TestExporterSourceTTL(t *testing.T) {
 	s := &scenario{kube: kube, env: env, cs: cs, ns: "ttl", cluster: "ttl-cluster", sc: scope.Scope{Type: scope.TypeProject, Name: "ttl"}}
 	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	p := startExporter(t, "exporter", s.args("--source-event-ttl", "4s")...)
+	p := startExporter(t, "exporter", s.args("--exporter.source-event-ttl", "4s")...)
 	p.waitReady()
 
 	event := func(name string) *corev1.Event {

@@ -21,6 +21,9 @@ type Config struct {
 	Password         string
 	DialTimeout      time.Duration
 	MaxRetentionDays int
+	// Migrate says whether a server role applies pending migrations when it
+	// opens the store (the migrate command always does).
+	Migrate bool
 }
 
 // DefaultConfig returns the documented defaults.
@@ -30,11 +33,12 @@ func DefaultConfig() Config {
 		Database:    "eventpipe",
 		Username:    "default",
 		DialTimeout: 5 * time.Second,
+		Migrate:     true,
 	}
 }
 
-// RegisterFlags adds the store's flags to fs.
-func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+// AddFlags adds the store's flags to fs.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "clickhouse.addr", c.Addr, "ClickHouse native-protocol address, host:port")
 	fs.StringVar(&c.Database, "clickhouse.database", c.Database, "ClickHouse database that holds the events table (created by migrations)")
 	fs.StringVar(&c.Username, "clickhouse.username", c.Username, "ClickHouse user")
@@ -42,6 +46,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.DialTimeout, "clickhouse.dial-timeout", c.DialTimeout, "how long to wait for a ClickHouse connection")
 	fs.IntVar(&c.MaxRetentionDays, "clickhouse.max-retention-days", c.MaxRetentionDays,
 		"table TTL in days on ClickHouse 20.1+, a global safety net applied at every start; 0 leaves the table's TTL as it is")
+	fs.BoolVar(&c.Migrate, "clickhouse.migrate", c.Migrate, "apply pending schema migrations at start-up")
 }
 
 // Validate returns every problem with c.

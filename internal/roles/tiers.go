@@ -1,0 +1,88 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"k8s.io/utils/clock"
+
+	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/tiers"
+	"github.com/eventpipe/eventpipe/internal/tiers/admission"
+	"github.com/eventpipe/eventpipe/internal/tiers/quota"
+	"github.com/eventpipe/eventpipe/internal/tiers/ratelimit"
+)
+
+// TiersOptions configure the tiers the API server enforces.
+type TiersOptions struct {
+	// Config is the tiers file (docs/tiers.md); empty means the built-in
+	// tiers with every tenant on the default tier.
+	Config string
+	// Replicas is how many API servers share the rate limits.
+	Replicas int
+}
+
+// DefaultTiersOptions returns the documented defaults.
+func DefaultTiersOptions() TiersOptions { return TiersOptions{Replicas: 1} }
+
+// AddFlags registers the options on fs.
+func (o *TiersOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Config, "tiers.config", o.Config,
+		"tiers file: tiers, tenant assignments and overrides (docs/tiers.md); re-read every 10s, a bad file keeps the old one in force. "+
+			"Empty: the built-in Free, Pro and Enterprise tiers, every tenant on Free")
+	fs.IntVar(&o.Replicas, "tiers.replicas", o.Replicas,
+		"how many API server replicas share the rate limits (each takes a share of a tenant's minute at a time)")
+}
+
+// Validate returns every problem with o.
+func (o *TiersOptions) Validate() []error {
+	if o.Replicas < 1 {
+		return []error{fmt.Errorf("--tiers.replicas must be at least 1, got %d", o.Replicas)}
+	}
+	return nil
+}
+
+// loadTiers returns a resolver with the tiers of file and, with a file, the
+// watcher that keeps it current (run it with Run); a bad file is an error
+// naming its lines.
+func loadTiers(file string, reg prometheus.Registerer, log *slog.Logger) (*tiers.Resolver, *tiers.Watcher, error) {
+	res := tiers.NewResolver(tiers.Default())
+	if file == "" {
+		return res, nil, nil
+	}
+	w, err := tiers.NewWatcher(file, res, tiers.WatcherOptions{Log: log, Registerer: reg})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tiers.config: %w", err)
+	}
+	return res, w, nil
+}
+
+// newAdmission builds the API server's tier enforcement: the resolver (and
+// its file watcher), the rate limiter sharing counts through JetStream, and
+// the quota tracker measuring usage in the store at the committed
+// watermark. The returned functions are its background work (config
+// reloads, usage refreshes), to run until the server stops.
+func newAdmission(ctx context.Context, c *Conns, o TiersOptions, committed func() uint64, tenants *tenancy.Resolver,
+	reg prometheus.Registerer, log *slog.Logger) (*admission.Policy, []func(context.Context), error) {
+	res, watcher, err := loadTiers(o.Config, reg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc := ratelimit.DefaultConfig()
+	rc.Replicas = o.Replicas
+	lim, err := ratelimit.New(ctx, c.JS, res, rc, clock.RealClock{}, reg, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	qc := quota.DefaultConfig()
+	qc.Committed = committed
+	q := quota.New(c.Store, res, qc, clock.RealClock{}, reg, log)
+	run := []func(context.Context){q.Run}
+	if watcher != nil {
+		run = append(run, watcher.Run)
+	}
+	return admission.New(res, lim, q, tenants), run, nil
+}

@@ -1,0 +1,99 @@
+package roles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"k8s.io/utils/clock"
+
+	"github.com/eventpipe/eventpipe/internal/tiers"
+	"github.com/eventpipe/eventpipe/internal/tiers/retention"
+	"github.com/eventpipe/eventpipe/internal/writer"
+)
+
+// WriterOptions configure the writer role: the writer and the retention
+// worker beside it.
+type WriterOptions struct {
+	Writer writer.Config
+	// TiersConfig is the tiers file whose retentions the retention worker
+	// applies; empty: the built-in tiers.
+	TiersConfig string
+	Retention   retention.Config
+}
+
+// DefaultWriterOptions returns the documented defaults.
+func DefaultWriterOptions() WriterOptions {
+	return WriterOptions{Writer: writer.DefaultConfig(), Retention: retention.DefaultConfig()}
+}
+
+// AddFlags registers the options on fs.
+func (o *WriterOptions) AddFlags(fs *pflag.FlagSet) {
+	o.Writer.AddFlags(fs)
+	fs.StringVar(&o.TiersConfig, "tiers.config", o.TiersConfig,
+		"tiers file whose retentions the retention worker applies (docs/tiers.md); empty: the built-in tiers, every tenant on Free")
+	fs.DurationVar(&o.Retention.Interval, "retention.interval", o.Retention.Interval, "time between retention runs")
+	fs.BoolVar(&o.Retention.DryRun, "retention.dry-run", o.Retention.DryRun,
+		"log what retention would delete (rows per tenant, partitions) without deleting")
+}
+
+// Validate returns every problem with o.
+func (o *WriterOptions) Validate() []error {
+	errs := o.Writer.Validate()
+	if o.Retention.Interval < time.Minute {
+		errs = append(errs, fmt.Errorf("--retention.interval must be at least 1m, got %s", o.Retention.Interval))
+	}
+	return errs
+}
+
+// Writer is the writer role: it moves event states from EVENTS into
+// ClickHouse and publishes the committed watermark, and its retention
+// worker deletes each tenant's events past its tier's retention.
+type Writer struct {
+	w         *writer.Writer
+	watcher   *tiers.Watcher
+	retention *retention.Worker
+}
+
+// NewWriter builds the writer role on c, whose store must be open. reg
+// receives its metrics.
+func NewWriter(c *Conns, o WriterOptions, reg prometheus.Registerer, log *slog.Logger) (*Writer, error) {
+	if err := joinErrors(o.Validate()); err != nil {
+		return nil, err
+	}
+	w := writer.New(c.JS, c.Store, o.Writer, c.Stream, reg, log)
+	res, watcher, err := loadTiers(o.TiersConfig, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{w: w, watcher: watcher, retention: retention.New(c.Store, res, o.Retention, clock.RealClock{}, reg, log)}, nil
+}
+
+// Writer is the writer itself: its watermark, for readers in this process.
+func (w *Writer) Writer() *writer.Writer { return w.w }
+
+// Ready fails until the writer has started consuming.
+func (w *Writer) Ready() error { return w.w.Ready() }
+
+// Run runs the writer, the retention worker and the tiers file's watcher
+// until ctx ends. It returns nil on cancellation; any other error means
+// the writer cannot go on.
+func (w *Writer) Run(ctx context.Context) error {
+	if w.watcher != nil {
+		go w.watcher.Run(ctx)
+	}
+	go w.retention.Run(ctx)
+	return w.w.Run(ctx)
+}
+
+// joinErrors is nil for no problems, else all of them.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid options:\n%w", errors.Join(errs...))
+}
