@@ -7,6 +7,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // Log is what the storage needs from the JetStream log.
@@ -18,7 +19,7 @@ type Log interface {
 	// Bounds returns the first sequence still held and the last written.
 	Bounds(ctx context.Context) (first, last uint64, err error)
 	// Tail delivers states on subjects matching filter, in order, from seq.
-	Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error)
+	Tail(ctx context.Context, filter string, from uint64) (watchtail.Feed[watchtail.State], error)
 	// Range returns, in order, the states on subjects matching filter with
 	// sequences in (after, upto]: what a consistent read adds to the index.
 	// It fails with eventlog.ErrRangeTooLong rather than read more than a
@@ -43,46 +44,24 @@ type Watermark interface {
 	WaitFor(ctx context.Context, seq uint64) error
 }
 
-// LogReaderPublisher joins the log's reader and publisher into a Log. With
-// a Hub, watches share its tail whenever it holds what they start from.
+// LogReaderPublisher joins the log's reader and publisher, and the shared
+// watch tail, into a Log.
 type LogReaderPublisher struct {
 	*eventlog.Reader
 	*eventlog.Publisher
-	Hub *eventlog.Hub
+	// Watches serves Tail and Range.
+	Watches *watchtail.Source
 }
 
-// Tail serves a watch from the shared hub when it can, else with a tail of
-// its own.
-func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error) {
-	if l.Hub != nil {
-		if t, ok := l.Hub.Tail(ctx, filter, from); ok {
-			return t, nil
-		}
-	}
-	return l.Reader.Tail(ctx, filter, from)
+// Tail implements Log.
+func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64) (watchtail.Feed[watchtail.State], error) {
+	return l.Watches.Tail(ctx, filter, from)
 }
 
-// Range reads from the shared hub when it holds the states (the common
-// case: the writer trails the log by its batch wait), else from JetStream.
+// Range implements Log.
 func (l LogReaderPublisher) Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error) {
-	if l.Hub != nil {
-		if recs, ok := l.Hub.Range(ctx, filter, after, upto, hubRangeWait); ok {
-			return recs, nil
-		}
-	}
-	return l.Reader.Range(ctx, filter, after, upto, maxRangeStates)
+	return l.Watches.Range(ctx, filter, after, upto)
 }
-
-// hubRangeWait is how long a consistent read waits for the hub to read up
-// to the log's end before it reads the states from JetStream itself; the
-// hub, once reading, is normally within milliseconds of the end.
-const hubRangeWait = 500 * time.Millisecond
-
-// maxRangeStates bounds the states a consistent read takes from JetStream
-// when the hub does not hold them. More pending than that means the writer
-// is far behind (ClickHouse slow or down): the read then waits briefly for
-// the watermark and otherwise answers 504, never a stale list.
-const maxRangeStates = 50000
 
 var _ Log = LogReaderPublisher{}
 

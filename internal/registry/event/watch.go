@@ -16,6 +16,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/fields"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 	kfields "k8s.io/apimachinery/pkg/fields"
 )
 
@@ -76,10 +77,11 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	for i := range initialEvents {
 		objs[i] = r.v.fromCore(&initialEvents[i])
 	}
-	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*eventlog.Record]{
+	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[watchtail.State]{
 		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
 		NewObject: r.v.newObj,
-		Event: func(rec *eventlog.Record) (uint64, watch.Event, bool) {
+		Event: func(st watchtail.State) (uint64, watch.Event, bool) {
+			rec := st.Record
 			typ, obj := q.transition(rec)
 			if obj == nil {
 				return rec.Seq, watch.Event{}, false
@@ -89,9 +91,9 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 				// resourceVersion: made for this watch alone.
 				return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(obj)}, true
 			}
-			enc := rec.Shared(r.v.gv, func(shared bool) any {
+			enc := r.v.encodings.Get(st, func(shared bool) *encodings {
 				return &encodings{obj: r.v.fromCore(rec.Event), copy: shared}
-			}).(*encodings)
+			})
 			return rec.Seq, watch.Event{Type: typ, Object: enc.object()}, true
 		},
 		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },

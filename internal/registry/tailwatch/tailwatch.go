@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // bookmarkInterval is how often a watch that asked for bookmarks gets one,
@@ -59,7 +59,7 @@ type Config[T any] struct {
 // New starts feeding a watch from tail until the client stops it, ctx ends
 // or the tail ends; cancel is called when it stops (it should end the
 // tail's context).
-func New[T any](ctx context.Context, cancel context.CancelFunc, tail eventlog.Feed[T], c Config[T]) watch.Interface {
+func New[T any](ctx context.Context, cancel context.CancelFunc, tail watchtail.Feed[T], c Config[T]) watch.Interface {
 	w := &watcher[T]{c: c, tail: tail, cancel: cancel, result: make(chan watch.Event, 100), done: make(chan struct{}), lastRV: c.From - 1}
 	go w.run(ctx)
 	return w
@@ -77,7 +77,7 @@ func Error(status *metav1.Status) watch.Interface {
 
 type watcher[T any] struct {
 	c      Config[T]
-	tail   eventlog.Feed[T]
+	tail   watchtail.Feed[T]
 	cancel context.CancelFunc
 	result chan watch.Event
 	done   chan struct{}
@@ -141,7 +141,7 @@ func (w *watcher[T]) run(ctx context.Context) {
 				// A watch that fell behind the shared tail just ends, as
 				// kube-apiserver ends a watcher that does not keep up: its
 				// client watches again from the last resourceVersion it saw.
-				if err := w.tail.Err(); err != nil && !errors.Is(err, eventlog.ErrFellBehind) {
+				if err := w.tail.Err(); err != nil && !errors.Is(err, watchtail.ErrFellBehind) {
 					w.send(watch.Event{Type: watch.Error, Object: w.c.Unavailable(err)})
 				}
 				return
