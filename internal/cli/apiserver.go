@@ -12,6 +12,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 func newAPIServerCmd(g *globalOptions) *cobra.Command {
@@ -58,7 +59,7 @@ func newAPIServerCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			cfg, err := o.Config(apiserver.Backends{
-				Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.NewHub(ctx, reader, log)},
+				Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Watches: watchtail.NewSource(ctx, reader, log)},
 				Index: store, Watermark: wm, Tiers: tiers, Activity: act,
 			})
 			if err != nil {

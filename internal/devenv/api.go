@@ -30,6 +30,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
@@ -77,7 +78,7 @@ func startAPIServer(ctx context.Context, dir string, port int, configure func(*a
 		return nil, err
 	}
 	cfg, err := o.Config(apiserver.Backends{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Hub: eventlog.NewHub(ctx, reader, log)},
+		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Watches: watchtail.NewSource(ctx, reader, log)},
 		Index: store, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
 	})
 	if err != nil {
