@@ -110,7 +110,7 @@ func TestListMergesTheLogAfterTheWatermark(t *testing.T) {
 	put(eventlog.OpDelete, "a", "Normal")
 	put(eventlog.OpCreate, "a", "Warning")
 
-	r := NewREST(CoreV1, log, &memIndex{log: log, wm: wm}, wm, PlatformScopes{}, nil, DefaultOptions())
+	r := NewREST(CoreV1, log, &memIndex{log: log, wm: wm}, wm, scope.PlatformScopes{}, nil, DefaultOptions())
 	ctx := genericapirequest.WithNamespace(context.Background(), "prod")
 	list := func(opts *metainternalversion.ListOptions) *corev1.EventList {
 		t.Helper()
@@ -199,7 +199,7 @@ func TestConsistentListRefusesRatherThanAnswerStale(t *testing.T) {
 	}
 	wm := eventlog.NewWatermark()
 	wm.Advance(1)
-	r := NewREST(CoreV1, log, &memIndex{log: &log.memLog, wm: wm}, wm, PlatformScopes{}, nil, DefaultOptions())
+	r := NewREST(CoreV1, log, &memIndex{log: &log.memLog, wm: wm}, wm, scope.PlatformScopes{}, nil, DefaultOptions())
 	ctx := genericapirequest.WithNamespace(context.Background(), "prod")
 
 	log.rangeErr = fmt.Errorf("read states: 90000 pending, at most 50000: %w", eventlog.ErrRangeTooLong)
