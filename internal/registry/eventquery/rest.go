@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/timerange"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -205,4 +206,10 @@ func dropWindowErrors(errs field.ErrorList, spec *field.Path) field.ErrorList {
 		out = append(out, e)
 	}
 	return out
+}
+
+// parses reports whether s is a time the window accepts.
+func parses(s string) bool {
+	_, err := timerange.Parse(s, time.Now())
+	return err == nil
 }
