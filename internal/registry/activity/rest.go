@@ -25,6 +25,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -340,36 +341,26 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		nsp = &ns
 	}
 	q := newQuery(opts)
-	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
-	var from, at uint64
-	var snapshot []v1alpha1.Activity
-	if initial || legacyInitial {
-		if at, err = r.listAt(ctx, opts.ResourceVersion); err != nil {
-			return nil, err
-		}
-		if snapshot, _, err = r.page(ctx, sc, ns, q, at, nil, 0); err != nil {
-			return nil, err
-		}
-		from = at + 1
-	} else {
-		var expired watch.Interface
-		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
-			return expired, err
-		}
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	tail, err := r.log.Tail(tctx, activity.FilterSubject(sc, nsp), from)
-	if err != nil {
-		cancel()
-		return nil, unavailable(err)
-	}
-	objs := make([]runtime.Object, len(snapshot))
-	for i := range snapshot {
-		objs[i] = &snapshot[i]
-	}
-	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*activity.State]{
-		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+	return tailwatch.Serve(ctx, opts, tailwatch.Request[*activity.State]{
+		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
+			at, err := r.listAt(ctx, opts.ResourceVersion)
+			if err != nil {
+				return nil, 0, err
+			}
+			items, _, err := r.page(ctx, sc, ns, q, at, nil, 0)
+			if err != nil {
+				return nil, 0, err
+			}
+			objs := make([]runtime.Object, len(items))
+			for i := range items {
+				objs[i] = &items[i]
+			}
+			return objs, at, nil
+		},
+		Bounds: r.log.Bounds,
+		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[*activity.State], error) {
+			return r.log.Tail(ctx, activity.FilterSubject(sc, nsp), from)
+		},
 		NewObject: func() runtime.Object { return &v1alpha1.Activity{} },
 		Event: func(st *activity.State) (uint64, watch.Event, bool) {
 			if !q.matches(st.Activity) {
@@ -382,6 +373,6 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 			}
 			return st.Seq, watch.Event{Type: typ, Object: st.Activity}, true
 		},
-		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
-	}), nil
+		Unavailable: unavailable,
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,44 +40,32 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		nsp = &ns
 	}
 	q := newQuery(opts)
-	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
-
-	var from uint64 // the first sequence the tail delivers
-	var initialEvents []corev1.Event
-	var at uint64
-	if initial || legacyInitial {
-		// The initial state is a list's: consistent without a
-		// resourceVersion, at the watermark for "0".
-		if at, err = r.listAt(ctx, opts); err != nil {
-			return nil, err
-		}
-		snap, err := r.snapshot(ctx, sc, ns, at)
-		if err != nil {
-			return nil, err
-		}
-		if initialEvents, _, err = r.listPage(ctx, sc, ns, q, snap, nil, 0); err != nil {
-			return nil, err
-		}
-		from = at + 1
-	} else {
-		var expired watch.Interface
-		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
-			return expired, err
-		}
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	tail, err := r.log.Tail(tctx, eventlog.FilterSubject(sc, nsp), from)
-	if err != nil {
-		cancel()
-		return nil, unavailable(err)
-	}
-	objs := make([]runtime.Object, len(initialEvents))
-	for i := range initialEvents {
-		objs[i] = r.v.fromCore(&initialEvents[i])
-	}
-	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[watchtail.State]{
-		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+	return tailwatch.Serve(ctx, opts, tailwatch.Request[watchtail.State]{
+		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
+			// The initial state is a list's: consistent without a
+			// resourceVersion, at the watermark for "0".
+			at, err := r.listAt(ctx, opts)
+			if err != nil {
+				return nil, 0, err
+			}
+			snap, err := r.snapshot(ctx, sc, ns, at)
+			if err != nil {
+				return nil, 0, err
+			}
+			evs, _, err := r.listPage(ctx, sc, ns, q, snap, nil, 0)
+			if err != nil {
+				return nil, 0, err
+			}
+			objs := make([]runtime.Object, len(evs))
+			for i := range evs {
+				objs[i] = r.v.fromCore(&evs[i])
+			}
+			return objs, at, nil
+		},
+		Bounds: r.log.Bounds,
+		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[watchtail.State], error) {
+			return r.log.Tail(ctx, eventlog.FilterSubject(sc, nsp), from)
+		},
 		NewObject: r.v.newObj,
 		Event: func(st watchtail.State) (uint64, watch.Event, bool) {
 			rec := st.Record
@@ -96,8 +83,8 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 			})
 			return rec.Seq, watch.Event{Type: typ, Object: enc.object()}, true
 		},
-		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
-	}), nil
+		Unavailable: unavailable,
+	})
 }
 
 // transition is what a watch with q sends for rec, as kube-apiserver's
