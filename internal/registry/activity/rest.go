@@ -12,9 +12,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -157,29 +156,18 @@ func decodeContinue(s string) (*continueToken, error) {
 }
 
 // query is what a list or watch selects.
-type query struct {
-	conds  []chstore.FieldCond
-	fields fields.Selector
-	labels labels.Selector
-}
+type query struct{ listquery.Query }
 
-func newQuery(opts *metainternalversion.ListOptions) query {
-	q := query{fields: fields.Everything(), labels: labels.Everything()}
-	if opts.FieldSelector != nil {
-		q.fields = opts.FieldSelector
-		for _, req := range opts.FieldSelector.Requirements() {
-			switch req.Operator {
-			case selection.Equals, selection.DoubleEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Value: req.Value})
-			case selection.NotEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Not: true, Value: req.Value})
-			}
-		}
+func newQuery(opts *metainternalversion.ListOptions) query { return query{listquery.New(opts)} }
+
+// conds returns q's field conditions for the store; checkFields has made
+// sure it has a column for each.
+func (q query) conds() []chstore.FieldCond {
+	var out []chstore.FieldCond
+	for _, c := range q.Conds {
+		out = append(out, chstore.FieldCond{Field: c.Field, Not: c.Not, Value: c.Value})
 	}
-	if opts.LabelSelector != nil {
-		q.labels = opts.LabelSelector
-	}
-	return q
+	return out
 }
 
 // Fields returns the field set selectors match an Activity against.
@@ -192,7 +180,7 @@ func Fields(a *v1alpha1.Activity) fields.Set {
 }
 
 func (q query) matches(a *v1alpha1.Activity) bool {
-	return q.labels.Matches(labels.Set(a.Labels)) && q.fields.Matches(Fields(a))
+	return q.Matches(a.Labels, func() fields.Set { return Fields(a) })
 }
 
 // checkFields refuses selectors on fields Activities do not have, naming
@@ -282,7 +270,7 @@ func (r *REST) page(ctx context.Context, sc *scope.Scope, ns string, q query, at
 	if at == 0 {
 		return []v1alpha1.Activity{}, nil, nil // nothing indexed yet; AtSeq 0 would mean "no bound"
 	}
-	aq := chstore.ActivityQuery{Scope: sc, Since: r.now().Add(-r.window), AtSeq: at, Conds: q.conds, After: after}
+	aq := chstore.ActivityQuery{Scope: sc, Since: r.now().Add(-r.window), AtSeq: at, Conds: q.conds(), After: after}
 	if ns != metav1.NamespaceAll {
 		aq.Namespace = &ns
 	}

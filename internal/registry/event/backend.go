@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/scope"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
@@ -27,14 +27,41 @@ type Log interface {
 	Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error)
 }
 
-// Index is what the storage needs from ClickHouse.
+// Index is what the storage needs from the index of committed states,
+// ClickHouse (see ClickHouseIndex).
 type Index interface {
 	// Get returns the latest state of one event, nil when absent or deleted.
 	Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error)
-	// List returns a page of latest states.
-	List(ctx context.Context, q chstore.ListQuery) ([]*eventlog.Record, error)
+	// List returns a page of latest states, in key order (see keyLess).
+	List(ctx context.Context, q ListQuery) ([]*eventlog.Record, error)
 	// CountLatest counts the events whose latest states f selects.
-	CountLatest(ctx context.Context, f chstore.LatestFilter) (uint64, error)
+	CountLatest(ctx context.Context, f LatestFilter) (uint64, error)
+}
+
+// LatestFilter selects events by their latest state as of a sequence,
+// deleted events left out.
+type LatestFilter struct {
+	// Scope limits the read to one tenant; nil reads every scope.
+	Scope *scope.Scope
+	// Namespace, when not nil, limits the read to one namespace.
+	Namespace *string
+	// Since keeps events last observed at or after it (see inWindow).
+	Since time.Time
+	// AtSeq answers as of this sequence: later states are not seen.
+	AtSeq uint64
+}
+
+// ListQuery selects a page of events by their latest state.
+type ListQuery struct {
+	LatestFilter
+	// Conds narrow the latest states; they are ANDed. An index may leave
+	// out those it cannot apply: the registry matches every state it is
+	// given against the whole selector again.
+	Conds []listquery.Cond
+	// After starts the page after this key.
+	After *eventlog.Key
+	// Limit bounds the page; 0 means no bound.
+	Limit int
 }
 
 // Watermark is the writer's committed watermark: every state at or below it
