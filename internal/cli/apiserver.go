@@ -60,7 +60,7 @@ func newAPIServerCmd(g *globalOptions) *cobra.Command {
 			}
 			cfg, err := o.Config(apiserver.Backends{
 				Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Watches: watchtail.NewSource(ctx, reader, log)},
-				Index: store, Watermark: wm, Tiers: tiers, Activity: act,
+				Index: event.ClickHouseIndex{Store: store}, Watermark: wm, Tiers: tiers, Activity: act,
 			})
 			if err != nil {
 				return err

@@ -79,7 +79,7 @@ func startAPIServer(ctx context.Context, dir string, port int, configure func(*a
 	}
 	cfg, err := o.Config(apiserver.Backends{
 		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(js), Watches: watchtail.NewSource(ctx, reader, log)},
-		Index: store, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
+		Index: event.ClickHouseIndex{Store: store}, Watermark: w.CommittedWatermark(), Activity: act, Tiers: tiers,
 	})
 	if err != nil {
 		return nil, err
