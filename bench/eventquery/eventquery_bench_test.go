@@ -117,7 +117,7 @@ func startAPI(b *testing.B, s *chstore.Store, wm uint64) *rest.Config {
 	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
 	o.SecureServing.ServerCert.CertDirectory = filepath.Join(dir, "certs")
 	o.TokenAuthFile = tokens
-	cfg, err := o.Config(apiserver.Backends{Log: noLog{}, Index: s, Watermark: fixedWatermark(wm)})
+	cfg, err := o.Config(apiserver.Backends{Log: noLog{}, Index: event.ClickHouseIndex{Store: s}, History: s, Watermark: fixedWatermark(wm)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,7 +27,6 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/webhook"
 )
@@ -159,9 +158,9 @@ func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 		if ev.Annotations == nil {
 			ev.Annotations = map[string]string{}
 		}
-		ev.Annotations[event.AnnotationScopeType] = sc.Type
+		ev.Annotations[scope.AnnotationType] = sc.Type
 		if sc.Name != "" {
-			ev.Annotations[event.AnnotationScopeName] = sc.Name
+			ev.Annotations[scope.AnnotationName] = sc.Name
 		}
 		// A source resourceVersion per state makes every id distinct (a
 		// delete repeats its event's last state).

@@ -162,15 +162,18 @@ func (o *Options) cursorKey() ([]byte, error) {
 func (o *Options) Tenants() *tenancy.Resolver { return tenancy.NewResolver(o.PlatformGroups) }
 
 // Backends are the parts of the data flow the server reads and writes.
-// Log, Index and Watermark are required; Activity and Tiers are optional,
+// Log, Index, History and Watermark are required; Activity and Tiers are optional,
 // and New says what each adds.
 type Backends struct {
 	// Log is the EVENTS stream: the Events API reads, watches and writes
 	// it, and the webhook receiver publishes batches into it.
 	Log EventLog
-	// Index is the store of committed states: the Events API's lists and
-	// gets, and history queries (EventQuery, EventFacetQuery).
-	Index EventIndex
+	// Index is the store of committed states as the Events API's lists
+	// and gets read it (event.ClickHouseIndex over the ClickHouse store).
+	Index event.Index
+	// History answers history queries (EventQuery, EventFacetQuery) over
+	// the same committed states; the ClickHouse store provides it.
+	History HistoryIndex
 	// Watermark is the writer's committed watermark.
 	Watermark event.Watermark
 	// Activity serves activity.miloapis.com's timeline resources; nil
@@ -187,16 +190,15 @@ type EventLog interface {
 	webhook.Log
 }
 
-// EventIndex is what the server needs from the store of committed states;
-// the ClickHouse store provides it.
-type EventIndex interface {
-	event.Index
+// HistoryIndex is what the query kinds need from the store of committed
+// states.
+type HistoryIndex interface {
 	eventquery.Index
 	eventfacetquery.Index
 }
 
 var (
-	_ EventIndex             = (*chstore.Store)(nil)
+	_ HistoryIndex           = (*chstore.Store)(nil)
 	_ event.Admission        = (*admission.Policy)(nil)
 	_ webhook.Admission      = (*admission.Policy)(nil)
 	_ eventquery.QueryWindow = (*admission.Policy)(nil)
@@ -209,6 +211,9 @@ func (b Backends) validate() error {
 	}
 	if b.Index == nil {
 		errs = append(errs, errors.New("no index"))
+	}
+	if b.History == nil {
+		errs = append(errs, errors.New("no history index"))
 	}
 	if b.Watermark == nil {
 		errs = append(errs, errors.New("no watermark"))
@@ -354,10 +359,10 @@ func (c CompletedConfig) New() (*Server, error) {
 	}
 	activity := map[string]rest.Storage{
 		"eventqueries": eventquery.NewREST(eventquery.Deps{
-			Index: b.Index, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Signer: c.signer, Limits: c.queries.Limits,
+			Index: b.History, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Signer: c.signer, Limits: c.queries.Limits,
 		}),
 		"eventfacetqueries": eventfacetquery.NewREST(eventfacetquery.Deps{
-			Index: b.Index, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Limits: c.queries.Limits,
+			Index: b.History, Watermark: b.Watermark, Scopes: c.scopes, Window: window, Limits: c.queries.Limits,
 		}),
 	}
 	if a := b.Activity; a != nil {

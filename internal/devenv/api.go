@@ -24,7 +24,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/roles"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
@@ -240,8 +239,8 @@ func (s *apiSink) Write(ctx context.Context, op eventlog.Op, sc scope.Scope, ev 
 	if ev.Annotations == nil {
 		ev.Annotations = map[string]string{}
 	}
-	ev.Annotations[event.AnnotationScopeType] = sc.Type
-	ev.Annotations[event.AnnotationScopeName] = sc.Name
+	ev.Annotations[scope.AnnotationType] = sc.Type
+	ev.Annotations[scope.AnnotationName] = sc.Name
 	ev.ResourceVersion, ev.UID, ev.CreationTimestamp, ev.ManagedFields = "", "", metav1.Time{}, nil
 	events := s.cs.CoreV1().Events(ev.Namespace)
 	var err error

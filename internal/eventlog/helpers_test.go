@@ -2,7 +2,6 @@ package eventlog
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,15 +37,4 @@ func storedStates(t *testing.T, ns *natstest.Server) uint64 {
 func createOf(namespace, name string) *Record {
 	return &Record{Key: Key{Scope: scope.Platform, Namespace: namespace, Name: name}, Op: OpCreate,
 		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
-}
-
-// appendCreate appends to h, as its reader hands states over, the create of
-// event e.<seq> in namespace "ns" stored at sequence seq.
-func appendCreate(t *testing.T, h *Hub, seq uint64) {
-	t.Helper()
-	rec := createOf("ns", fmt.Sprintf("e.%d", seq))
-	rec.Seq = seq
-	m, err := EncodeMsg(rec)
-	require.NoError(t, err)
-	h.append(rec, &hubMsg{subject: m.Subject, op: rec.Op, data: m.Data, seq: seq})
 }

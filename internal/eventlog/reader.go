@@ -49,6 +49,12 @@ func OpenStreamReader[T any](ctx context.Context, js jetstream.JetStream, name s
 	return &StreamReader[T]{js: js, stream: s, name: name, decode: decode}, nil
 }
 
+// WithDecoder returns a reader of r's stream that decodes its messages with
+// decode instead: the shared watch tail reads EVENTS as Raw states.
+func WithDecoder[U, T any](r *StreamReader[T], decode DecodeFunc[U]) *StreamReader[U] {
+	return &StreamReader[U]{js: r.js, stream: r.stream, name: r.name, decode: decode}
+}
+
 // Latest returns the newest state stored on subject (which may hold
 // wildcards, e.g. to find a name in any scope), or the zero T (nil) when
 // the stream holds none: never written, or trimmed after commit, in which
@@ -85,7 +91,8 @@ var ErrRangeTooLong = errors.New("too many states to read from the log")
 
 // Range returns, in order, the states on subjects matching filter whose
 // sequences are after after and at most upto. It reads them straight from
-// JetStream (the Hub's ring is cheaper when it holds them), and refuses
+// JetStream (the shared watch tail's ring, in internal/watchtail, is
+// cheaper when it holds them), and refuses
 // with ErrRangeTooLong, before reading any, when more than maxStates
 // messages on those subjects follow after.
 func (r *StreamReader[T]) Range(ctx context.Context, filter string, after, upto uint64, maxStates uint64) ([]T, error) {
@@ -196,7 +203,7 @@ func (r *StreamReader[T]) Tail(ctx context.Context, filter string, from uint64) 
 	if err != nil {
 		return nil, fmt.Errorf("tail %s from %d: %w", filter, from, err)
 	}
-	t := &StreamTail[T]{C: make(chan T, 64), it: it, cons: cons, stream: r.stream}
+	t := &StreamTail[T]{C: make(chan T, 64), it: it, cons: cons, stream: r.stream, done: make(chan struct{})}
 	go t.run(ctx, r.decode)
 	return t, nil
 }
@@ -210,14 +217,22 @@ type StreamTail[T any] struct {
 	stream  jetstream.Stream
 	stopped atomic.Bool
 	once    sync.Once
+	// done is closed by Stop, so that a tail whose reader went away does
+	// not wait on C for its context to end.
+	done chan struct{}
 	// err is set before C is closed.
 	err error
 }
 
-// Stop ends the tail; C is closed soon after.
+// States returns C; StreamTail is a watchtail.Feed.
+func (t *StreamTail[T]) States() <-chan T { return t.C }
+
+// Stop ends the tail; C is closed soon after. It may be called more than
+// once, from any goroutine.
 func (t *StreamTail[T]) Stop() {
 	t.once.Do(func() {
 		t.stopped.Store(true)
+		close(t.done)
 		t.it.Stop()
 	})
 }
@@ -270,6 +285,8 @@ func (t *StreamTail[T]) run(ctx context.Context, decode DecodeFunc[T]) {
 		}
 		select {
 		case t.C <- st:
+		case <-t.done:
+			return
 		case <-ctx.Done():
 			return
 		}

@@ -75,10 +75,6 @@ type Record struct {
 	// from publishers that do not read the current state first (the
 	// exporter and the webhook receiver). Its ResourceVersion is not stored.
 	Prev *corev1.Event
-
-	// shared is set on the records a Hub shares between watches; see
-	// Shared.
-	shared *sharedValues
 }
 
 // EncodeMsg builds the message for r (without a Nats-Msg-Id: the publisher
@@ -156,6 +152,35 @@ func readHeaders(hdr nats.Header) (Op, string, error) {
 		return 0, "", fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
 	}
 	return op, hdr.Get(HeaderPrev), nil
+}
+
+// Raw is a stored state with its headers read and its body not yet
+// decoded: a reader that keeps many states (the shared watch tail, in
+// internal/watchtail) holds them this way and decodes each when it needs
+// the record.
+type Raw struct {
+	Subject string
+	Op      Op
+	// Prev is HeaderPrev's value, "" for none.
+	Prev string
+	Data []byte
+	Seq  uint64
+}
+
+// ReadRaw is the DecodeFunc of Raw states. A message whose headers are not
+// a state's is refused, as DecodeMsg refuses it; its body is not looked at.
+func ReadRaw(subject string, hdr nats.Header, data []byte, seq uint64) (*Raw, error) {
+	op, prev, err := readHeaders(hdr)
+	if err != nil {
+		return nil, err
+	}
+	return &Raw{Subject: subject, Op: op, Prev: prev, Data: data, Seq: seq}, nil
+}
+
+// Decode returns the record m holds, as DecodeMsg does; every call returns
+// a new one.
+func (m *Raw) Decode() (*Record, error) {
+	return decodeState(m.Subject, m.Op, m.Data, m.Prev, m.Seq)
 }
 
 // decodeState is DecodeMsg once the headers are read.

@@ -161,3 +161,27 @@ func ParseSubject(subj string) (Key, error) {
 	}
 	return k, nil
 }
+
+// SubjectMatches reports whether subject matches filter as NATS matches
+// them: the same number of dot-separated tokens, each equal or "*" in the
+// filter, or a final ">" matching the rest. Readers that filter states
+// themselves (the shared watch tail) use it with FilterSubject's filters.
+func SubjectMatches(filter, subject string) bool {
+	for {
+		ft, frest, fmore := strings.Cut(filter, ".")
+		if ft == ">" {
+			return subject != ""
+		}
+		st, srest, smore := strings.Cut(subject, ".")
+		if ft != "*" && ft != st {
+			return false
+		}
+		if fmore != smore {
+			return false
+		}
+		if !fmore {
+			return true
+		}
+		filter, subject = frest, srest
+	}
+}

@@ -57,6 +57,21 @@ func TestSubjects(t *testing.T) {
 	}
 }
 
+func TestSubjectMatches(t *testing.T) {
+	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
+	ns := "web"
+	subj := Subject(Key{Scope: alpha, Namespace: "web", Name: "e.1"})
+	require.True(t, SubjectMatches(FilterSubject(&alpha, &ns), subj))
+	require.True(t, SubjectMatches(FilterSubject(&alpha, nil), subj))
+	require.True(t, SubjectMatches(FilterSubject(nil, nil), subj))
+	require.True(t, SubjectMatches(SubjectPrefix+".>", subj))
+	other := "db"
+	require.False(t, SubjectMatches(FilterSubject(&alpha, &other), subj))
+	require.False(t, SubjectMatches(FilterSubject(&scope.Platform, nil), subj))
+	require.False(t, SubjectMatches(subj+".x", subj))
+	require.False(t, SubjectMatches("events.*.*.*", subj))
+}
+
 func FuzzToken(f *testing.F) {
 	for _, s := range []string{"", "_", "a.b", "~41", "web-1.abc", "\x00\xff", "~", "~~"} {
 		f.Add(s)

@@ -11,6 +11,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // APIServerOptions configure the API server role.
@@ -73,8 +74,8 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 		return nil, err
 	}
 	b := apiserver.Backends{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(c.JS), Hub: eventlog.NewHub(ctx, reader, log)},
-		Index: c.Store, Watermark: wm, Tiers: tiers,
+		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(c.JS), Watches: watchtail.NewSource(ctx, reader, log)},
+		Index: event.ClickHouseIndex{Store: c.Store}, History: c.Store, Watermark: wm, Tiers: tiers,
 	}
 	if o.Activities {
 		if b.Activity, err = activityBackends(ctx, c); err != nil {

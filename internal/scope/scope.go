@@ -5,6 +5,8 @@
 // platform itself, with no tenant, belong to the Platform scope. Type names are
 // matched exactly, in the canonical case given by the constants below, everywhere:
 // in API requests, in stored rows, in JetStream subjects and in exporter flags.
+// On an Event served by the API, two annotations name its scope (see
+// AnnotationType).
 package scope
 
 import (

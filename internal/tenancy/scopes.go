@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -36,8 +35,8 @@ func (s Scopes) WriteScope(ctx context.Context, ev *corev1.Event) (scope.Scope, 
 		return scope.Scope{}, err
 	}
 	if c.Platform {
-		return event.PlatformScopes{}.WriteScope(ctx, ev)
+		return scope.FromAnnotations(ev)
 	}
-	event.StampScope(ev, c.Scope)
+	scope.Stamp(ev, c.Scope)
 	return c.Scope, nil
 }

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
-	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -84,16 +83,16 @@ func TestScopes(t *testing.T) {
 
 	// A tenant's claims are overwritten with its own scope.
 	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e", Annotations: map[string]string{
-		event.AnnotationScopeType: "Project", event.AnnotationScopeName: "beta",
+		scope.AnnotationType: "Project", scope.AnnotationName: "beta",
 	}}}
 	got, err := s.WriteScope(ctxFor(alpha), ev)
 	require.NoError(t, err)
 	require.Equal(t, scope.Scope{Type: "Project", Name: "alpha"}, got)
-	require.Equal(t, "alpha", ev.Annotations[event.AnnotationScopeName])
+	require.Equal(t, "alpha", ev.Annotations[scope.AnnotationName])
 
 	// A platform caller writes where the annotations say.
 	ev = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e", Annotations: map[string]string{
-		event.AnnotationScopeType: "Project", event.AnnotationScopeName: "beta",
+		scope.AnnotationType: "Project", scope.AnnotationName: "beta",
 	}}}
 	got, err = s.WriteScope(ctxFor(&user.DefaultInfo{Name: "admin", Groups: []string{"system:masters"}}), ev)
 	require.NoError(t, err)

@@ -36,7 +36,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
 )
 
@@ -112,7 +112,7 @@ func TestAggregatedEventQuery(t *testing.T) {
 	for _, e := range []struct{ name, scope string }{{"alpha-1", "alpha"}, {"alpha-2", "alpha"}, {"beta-1", "beta"}} {
 		_, err := epAdmin.CoreV1().Events("demo").Create(ctx, &corev1.Event{
 			ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: "demo", Annotations: map[string]string{
-				event.AnnotationScopeType: "Project", event.AnnotationScopeName: e.scope,
+				scope.AnnotationType: "Project", scope.AnnotationName: e.scope,
 			}},
 			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "demo", Name: "web-" + e.name, APIVersion: "v1"},
 			Reason:         "BackOff", Message: "back-off " + e.name, Type: corev1.EventTypeWarning,

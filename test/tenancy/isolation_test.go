@@ -30,7 +30,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
 const ns = "demo"
@@ -122,7 +122,7 @@ func newEvent(name string, annotations map[string]string) *corev1.Event {
 }
 
 func scoped(typ, name string) map[string]string {
-	return map[string]string{event.AnnotationScopeType: typ, event.AnnotationScopeName: name}
+	return map[string]string{scope.AnnotationType: typ, scope.AnnotationName: name}
 }
 
 // visible lists the names in ns through both groups, which must agree
@@ -156,7 +156,7 @@ func visible(t *testing.T, cs *kubernetes.Clientset) ([]string, error) {
 func scopeOf(t *testing.T, c callers, name string) string {
 	ev, err := c.admin.CoreV1().Events(ns).Get(context.Background(), name, metav1.GetOptions{})
 	require.NoError(t, err)
-	return ev.Annotations[event.AnnotationScopeType] + "/" + ev.Annotations[event.AnnotationScopeName]
+	return ev.Annotations[scope.AnnotationType] + "/" + ev.Annotations[scope.AnnotationName]
 }
 
 func TestIsolationMatrix(t *testing.T) {
@@ -331,7 +331,7 @@ func TestIsolationMatrix(t *testing.T) {
 		require.EqualValues(t, 1, bobs.Count)
 		alices, err := c.alice.CoreV1().Events(ns).Get(ctx, "beta-ev", metav1.GetOptions{})
 		require.NoError(t, err)
-		require.Equal(t, "alpha", alices.Annotations[event.AnnotationScopeName], "stamped with alice's scope")
+		require.Equal(t, "alpha", alices.Annotations[scope.AnnotationName], "stamped with alice's scope")
 		require.NotEqual(t, bobs.UID, alices.UID)
 
 		// alice's own event: patch works, and cannot move it to bob.
@@ -339,7 +339,7 @@ func TestIsolationMatrix(t *testing.T) {
 			[]byte(`{"count":7,"metadata":{"annotations":{"platform.miloapis.com/scope.name":"beta"}}}`), metav1.PatchOptions{})
 		require.NoError(t, err)
 		require.EqualValues(t, 7, p.Count)
-		require.Equal(t, "alpha", p.Annotations[event.AnnotationScopeName], "the scope annotation follows the stored scope")
+		require.Equal(t, "alpha", p.Annotations[scope.AnnotationName], "the scope annotation follows the stored scope")
 		_, err = c.bob.CoreV1().Events(ns).Get(ctx, "alpha-ev", metav1.GetOptions{})
 		require.True(t, apierrors.IsNotFound(err), "%v", err)
 

@@ -12,9 +12,7 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -22,9 +20,11 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -156,29 +156,18 @@ func decodeContinue(s string) (*continueToken, error) {
 }
 
 // query is what a list or watch selects.
-type query struct {
-	conds  []chstore.FieldCond
-	fields fields.Selector
-	labels labels.Selector
-}
+type query struct{ listquery.Query }
 
-func newQuery(opts *metainternalversion.ListOptions) query {
-	q := query{fields: fields.Everything(), labels: labels.Everything()}
-	if opts.FieldSelector != nil {
-		q.fields = opts.FieldSelector
-		for _, req := range opts.FieldSelector.Requirements() {
-			switch req.Operator {
-			case selection.Equals, selection.DoubleEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Value: req.Value})
-			case selection.NotEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Not: true, Value: req.Value})
-			}
-		}
+func newQuery(opts *metainternalversion.ListOptions) query { return query{listquery.New(opts)} }
+
+// conds returns q's field conditions for the store; checkFields has made
+// sure it has a column for each.
+func (q query) conds() []chstore.FieldCond {
+	var out []chstore.FieldCond
+	for _, c := range q.Conds {
+		out = append(out, chstore.FieldCond{Field: c.Field, Not: c.Not, Value: c.Value})
 	}
-	if opts.LabelSelector != nil {
-		q.labels = opts.LabelSelector
-	}
-	return q
+	return out
 }
 
 // Fields returns the field set selectors match an Activity against.
@@ -191,7 +180,7 @@ func Fields(a *v1alpha1.Activity) fields.Set {
 }
 
 func (q query) matches(a *v1alpha1.Activity) bool {
-	return q.labels.Matches(labels.Set(a.Labels)) && q.fields.Matches(Fields(a))
+	return q.Matches(a.Labels, func() fields.Set { return Fields(a) })
 }
 
 // checkFields refuses selectors on fields Activities do not have, naming
@@ -281,7 +270,7 @@ func (r *REST) page(ctx context.Context, sc *scope.Scope, ns string, q query, at
 	if at == 0 {
 		return []v1alpha1.Activity{}, nil, nil // nothing indexed yet; AtSeq 0 would mean "no bound"
 	}
-	aq := chstore.ActivityQuery{Scope: sc, Since: r.now().Add(-r.window), AtSeq: at, Conds: q.conds, After: after}
+	aq := chstore.ActivityQuery{Scope: sc, Since: r.now().Add(-r.window), AtSeq: at, Conds: q.conds(), After: after}
 	if ns != metav1.NamespaceAll {
 		aq.Namespace = &ns
 	}
@@ -340,36 +329,26 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		nsp = &ns
 	}
 	q := newQuery(opts)
-	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
-	var from, at uint64
-	var snapshot []v1alpha1.Activity
-	if initial || legacyInitial {
-		if at, err = r.listAt(ctx, opts.ResourceVersion); err != nil {
-			return nil, err
-		}
-		if snapshot, _, err = r.page(ctx, sc, ns, q, at, nil, 0); err != nil {
-			return nil, err
-		}
-		from = at + 1
-	} else {
-		var expired watch.Interface
-		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
-			return expired, err
-		}
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	tail, err := r.log.Tail(tctx, activity.FilterSubject(sc, nsp), from)
-	if err != nil {
-		cancel()
-		return nil, unavailable(err)
-	}
-	objs := make([]runtime.Object, len(snapshot))
-	for i := range snapshot {
-		objs[i] = &snapshot[i]
-	}
-	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*activity.State]{
-		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+	return tailwatch.Serve(ctx, opts, tailwatch.Request[*activity.State]{
+		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
+			at, err := r.listAt(ctx, opts.ResourceVersion)
+			if err != nil {
+				return nil, 0, err
+			}
+			items, _, err := r.page(ctx, sc, ns, q, at, nil, 0)
+			if err != nil {
+				return nil, 0, err
+			}
+			objs := make([]runtime.Object, len(items))
+			for i := range items {
+				objs[i] = &items[i]
+			}
+			return objs, at, nil
+		},
+		Bounds: r.log.Bounds,
+		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[*activity.State], error) {
+			return r.log.Tail(ctx, activity.FilterSubject(sc, nsp), from)
+		},
 		NewObject: func() runtime.Object { return &v1alpha1.Activity{} },
 		Event: func(st *activity.State) (uint64, watch.Event, bool) {
 			if !q.matches(st.Activity) {
@@ -382,6 +361,6 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 			}
 			return st.Seq, watch.Event{Type: typ, Object: st.Activity}, true
 		},
-		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
-	}), nil
+		Unavailable: unavailable,
+	})
 }

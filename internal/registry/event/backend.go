@@ -5,8 +5,9 @@ import (
 	"time"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/scope"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // Log is what the storage needs from the JetStream log.
@@ -18,7 +19,7 @@ type Log interface {
 	// Bounds returns the first sequence still held and the last written.
 	Bounds(ctx context.Context) (first, last uint64, err error)
 	// Tail delivers states on subjects matching filter, in order, from seq.
-	Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error)
+	Tail(ctx context.Context, filter string, from uint64) (watchtail.Feed[watchtail.State], error)
 	// Range returns, in order, the states on subjects matching filter with
 	// sequences in (after, upto]: what a consistent read adds to the index.
 	// It fails with eventlog.ErrRangeTooLong rather than read more than a
@@ -26,14 +27,41 @@ type Log interface {
 	Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error)
 }
 
-// Index is what the storage needs from ClickHouse.
+// Index is what the storage needs from the index of committed states,
+// ClickHouse (see ClickHouseIndex).
 type Index interface {
 	// Get returns the latest state of one event, nil when absent or deleted.
 	Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error)
-	// List returns a page of latest states.
-	List(ctx context.Context, q chstore.ListQuery) ([]*eventlog.Record, error)
+	// List returns a page of latest states, in key order (see keyLess).
+	List(ctx context.Context, q ListQuery) ([]*eventlog.Record, error)
 	// CountLatest counts the events whose latest states f selects.
-	CountLatest(ctx context.Context, f chstore.LatestFilter) (uint64, error)
+	CountLatest(ctx context.Context, f LatestFilter) (uint64, error)
+}
+
+// LatestFilter selects events by their latest state as of a sequence,
+// deleted events left out.
+type LatestFilter struct {
+	// Scope limits the read to one tenant; nil reads every scope.
+	Scope *scope.Scope
+	// Namespace, when not nil, limits the read to one namespace.
+	Namespace *string
+	// Since keeps events last observed at or after it (see inWindow).
+	Since time.Time
+	// AtSeq answers as of this sequence: later states are not seen.
+	AtSeq uint64
+}
+
+// ListQuery selects a page of events by their latest state.
+type ListQuery struct {
+	LatestFilter
+	// Conds narrow the latest states; they are ANDed. An index may leave
+	// out those it cannot apply: the registry matches every state it is
+	// given against the whole selector again.
+	Conds []listquery.Cond
+	// After starts the page after this key.
+	After *eventlog.Key
+	// Limit bounds the page; 0 means no bound.
+	Limit int
 }
 
 // Watermark is the writer's committed watermark: every state at or below it
@@ -43,46 +71,24 @@ type Watermark interface {
 	WaitFor(ctx context.Context, seq uint64) error
 }
 
-// LogReaderPublisher joins the log's reader and publisher into a Log. With
-// a Hub, watches share its tail whenever it holds what they start from.
+// LogReaderPublisher joins the log's reader and publisher, and the shared
+// watch tail, into a Log.
 type LogReaderPublisher struct {
 	*eventlog.Reader
 	*eventlog.Publisher
-	Hub *eventlog.Hub
+	// Watches serves Tail and Range.
+	Watches *watchtail.Source
 }
 
-// Tail serves a watch from the shared hub when it can, else with a tail of
-// its own.
-func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64) (eventlog.Feed[*eventlog.Record], error) {
-	if l.Hub != nil {
-		if t, ok := l.Hub.Tail(ctx, filter, from); ok {
-			return t, nil
-		}
-	}
-	return l.Reader.Tail(ctx, filter, from)
+// Tail implements Log.
+func (l LogReaderPublisher) Tail(ctx context.Context, filter string, from uint64) (watchtail.Feed[watchtail.State], error) {
+	return l.Watches.Tail(ctx, filter, from)
 }
 
-// Range reads from the shared hub when it holds the states (the common
-// case: the writer trails the log by its batch wait), else from JetStream.
+// Range implements Log.
 func (l LogReaderPublisher) Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error) {
-	if l.Hub != nil {
-		if recs, ok := l.Hub.Range(ctx, filter, after, upto, hubRangeWait); ok {
-			return recs, nil
-		}
-	}
-	return l.Reader.Range(ctx, filter, after, upto, maxRangeStates)
+	return l.Watches.Range(ctx, filter, after, upto)
 }
-
-// hubRangeWait is how long a consistent read waits for the hub to read up
-// to the log's end before it reads the states from JetStream itself; the
-// hub, once reading, is normally within milliseconds of the end.
-const hubRangeWait = 500 * time.Millisecond
-
-// maxRangeStates bounds the states a consistent read takes from JetStream
-// when the hub does not hold them. More pending than that means the writer
-// is far behind (ClickHouse slow or down): the read then waits briefly for
-// the watermark and otherwise answers 504, never a stale list.
-const maxRangeStates = 50000
 
 var _ Log = LogReaderPublisher{}
 

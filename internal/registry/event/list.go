@@ -15,13 +15,12 @@ import (
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -234,48 +233,13 @@ func keyLess(a, b eventlog.Key) bool {
 	return a.Scope.Name < b.Scope.Name
 }
 
-// cursorKey is the key a cursor stands at.
-func cursorKey(c *chstore.Cursor) eventlog.Key {
-	return eventlog.Key{Scope: c.Scope, Namespace: c.Namespace, Name: c.Name}
-}
+// query is what a list or a watch selects.
+type query struct{ listquery.Query }
 
-// query translates selectors into what the index can filter; label
-// selectors and fields it cannot express are applied afterwards in memory.
-type query struct {
-	conds  []chstore.FieldCond
-	fields fields.Selector
-	labels labels.Selector
-}
-
-func newQuery(opts *metainternalversion.ListOptions) query {
-	q := query{fields: fields.Everything(), labels: labels.Everything()}
-	if opts.FieldSelector != nil {
-		q.fields = opts.FieldSelector
-		for _, req := range opts.FieldSelector.Requirements() {
-			if _, ok := chstore.FieldColumns[req.Field]; !ok {
-				continue
-			}
-			switch req.Operator {
-			case selection.Equals, selection.DoubleEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Value: req.Value})
-			case selection.NotEquals:
-				q.conds = append(q.conds, chstore.FieldCond{Field: req.Field, Not: true, Value: req.Value})
-			}
-		}
-	}
-	if opts.LabelSelector != nil {
-		q.labels = opts.LabelSelector
-	}
-	return q
-}
+func newQuery(opts *metainternalversion.ListOptions) query { return query{listquery.New(opts)} }
 
 func (q query) matches(ev *corev1.Event) bool {
-	if !q.labels.Matches(labels.Set(ev.Labels)) {
-		return false
-	}
-	// Without a field selector every event matches; building the field set
-	// was a tenth of a watch's work per state.
-	return q.fields.Empty() || q.fields.Matches(eventFields(ev))
+	return q.Matches(ev.Labels, func() fields.Set { return eventFields(ev) })
 }
 
 // List implements rest.Lister: the latest state of every event whose last
@@ -291,7 +255,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 		return nil, err
 	}
 	var at uint64
-	var after *chstore.Cursor
+	var after *eventlog.Key
 	var offset int64
 	if opts.Continue != "" {
 		tok, err := decodeContinue(opts.Continue)
@@ -309,7 +273,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 			return nil, apierrors.NewResourceExpired(expiredContinueMsg)
 		}
 		at, offset = uint64(tok.RV), tok.Offset
-		after = &chstore.Cursor{Namespace: tok.Namespace, Name: tok.Start, Scope: scope.Scope{Type: tok.ScopeType, Name: tok.ScopeName}}
+		after = &eventlog.Key{Namespace: tok.Namespace, Name: tok.Start, Scope: scope.Scope{Type: tok.ScopeType, Name: tok.ScopeName}}
 		if sc != nil && after.Scope != *sc {
 			// A tenant's pages never leave its own scope, so a token
 			// positioned in another one was issued to someone else.
@@ -372,8 +336,8 @@ func (r *REST) remaining(ctx context.Context, sc *scope.Scope, ns string, snap *
 // latestFilter is what a list of namespace ns (all when empty) at
 // resourceVersion at reads: the latest states of events last observed
 // within the window.
-func (r *REST) latestFilter(sc *scope.Scope, ns string, at uint64) chstore.LatestFilter {
-	f := chstore.LatestFilter{Scope: sc, Since: r.now().Add(-r.opts.Window), AtSeq: at}
+func (r *REST) latestFilter(sc *scope.Scope, ns string, at uint64) LatestFilter {
+	f := LatestFilter{Scope: sc, Since: r.now().Add(-r.opts.Window), AtSeq: at}
 	if ns != metav1.NamespaceAll {
 		f.Namespace = &ns
 	}
@@ -391,15 +355,15 @@ func (r *REST) inWindow(rec *eventlog.Record, since time.Time) bool {
 // It merges two sorted sources: the index's latest states up to snap.base,
 // except those of events snap's overlay has a newer state of, and the
 // overlay's live states.
-func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query, snap *snapshot, after *chstore.Cursor, limit int64) ([]corev1.Event, *eventlog.Record, error) {
+func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query, snap *snapshot, after *eventlog.Key, limit int64) ([]corev1.Event, *eventlog.Record, error) {
 	lf := r.latestFilter(sc, ns, snap.base)
 	var fromLog []*eventlog.Record
 	for _, rec := range snap.live {
-		if (after == nil || keyLess(cursorKey(after), rec.Key)) && r.inWindow(rec, lf.Since) && q.matches(rec.Event) {
+		if (after == nil || keyLess(*after, rec.Key)) && r.inWindow(rec, lf.Since) && q.matches(rec.Event) {
 			fromLog = append(fromLog, rec)
 		}
 	}
-	idx := &indexPages{index: r.index, lq: chstore.ListQuery{LatestFilter: lf, Conds: q.conds, After: after}, done: snap.base == 0,
+	idx := &indexPages{index: r.index, lq: ListQuery{LatestFilter: lf, Conds: q.Conds, After: after}, done: snap.base == 0,
 		skip: func(rec *eventlog.Record) bool { return snap.overlay[rec.Key] != nil || !q.matches(rec.Event) }}
 	// Ask for one more than the page so we know whether another follows;
 	// in-memory filters may drop rows, so keep reading until the page fills.
@@ -454,7 +418,7 @@ func (r *REST) listPage(ctx context.Context, sc *scope.Scope, ns string, q query
 // says to.
 type indexPages struct {
 	index Index
-	lq    chstore.ListQuery
+	lq    ListQuery
 	chunk int
 	skip  func(*eventlog.Record) bool
 	buf   []*eventlog.Record
@@ -484,7 +448,8 @@ func (p *indexPages) next(ctx context.Context) (*eventlog.Record, error) {
 		}
 		if len(recs) > 0 {
 			last := recs[len(recs)-1]
-			p.lq.After = &chstore.Cursor{Namespace: last.Key.Namespace, Name: last.Key.Name, Scope: last.Key.Scope}
+			key := last.Key
+			p.lq.After = &key
 		}
 		p.buf = recs
 	}

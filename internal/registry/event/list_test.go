@@ -18,7 +18,6 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
 // memLog is a log in memory: every state, in sequence order. Only what
@@ -38,7 +37,7 @@ func (l *memLog) Range(_ context.Context, _ string, after, upto uint64) ([]*even
 }
 
 // memIndex is the index in memory: the log's states up to the watermark,
-// answered as chstore.Store answers (latest state per key at AtSeq, deletes
+// answered as ClickHouseIndex answers (latest state per key at AtSeq, deletes
 // left out, key order, cursor, limit). Field conditions are left to the
 // registry's in-memory selector, which applies them again anyway.
 type memIndex struct {
@@ -47,7 +46,7 @@ type memIndex struct {
 	wm  *eventlog.Watermark
 }
 
-func (x *memIndex) latest(f chstore.LatestFilter) []*eventlog.Record {
+func (x *memIndex) latest(f LatestFilter) []*eventlog.Record {
 	at := min(f.AtSeq, x.wm.Load())
 	byKey := map[eventlog.Key]*eventlog.Record{}
 	for _, rec := range x.log.states[:at] {
@@ -63,10 +62,10 @@ func (x *memIndex) latest(f chstore.LatestFilter) []*eventlog.Record {
 	return out
 }
 
-func (x *memIndex) List(_ context.Context, q chstore.ListQuery) ([]*eventlog.Record, error) {
+func (x *memIndex) List(_ context.Context, q ListQuery) ([]*eventlog.Record, error) {
 	var out []*eventlog.Record
 	for _, rec := range x.latest(q.LatestFilter) {
-		if q.After != nil && !keyLess(cursorKey(q.After), rec.Key) {
+		if q.After != nil && !keyLess(*q.After, rec.Key) {
 			continue
 		}
 		if q.Limit > 0 && len(out) == q.Limit {
@@ -77,7 +76,7 @@ func (x *memIndex) List(_ context.Context, q chstore.ListQuery) ([]*eventlog.Rec
 	return out, nil
 }
 
-func (x *memIndex) CountLatest(_ context.Context, f chstore.LatestFilter) (uint64, error) {
+func (x *memIndex) CountLatest(_ context.Context, f LatestFilter) (uint64, error) {
 	return uint64(len(x.latest(f))), nil
 }
 
@@ -110,7 +109,7 @@ func TestListMergesTheLogAfterTheWatermark(t *testing.T) {
 	put(eventlog.OpDelete, "a", "Normal")
 	put(eventlog.OpCreate, "a", "Warning")
 
-	r := NewREST(CoreV1, log, &memIndex{log: log, wm: wm}, wm, PlatformScopes{}, nil, DefaultOptions())
+	r := NewREST(CoreV1, log, &memIndex{log: log, wm: wm}, wm, scope.PlatformScopes{}, nil, DefaultOptions())
 	ctx := genericapirequest.WithNamespace(context.Background(), "prod")
 	list := func(opts *metainternalversion.ListOptions) *corev1.EventList {
 		t.Helper()
@@ -199,7 +198,7 @@ func TestConsistentListRefusesRatherThanAnswerStale(t *testing.T) {
 	}
 	wm := eventlog.NewWatermark()
 	wm.Advance(1)
-	r := NewREST(CoreV1, log, &memIndex{log: &log.memLog, wm: wm}, wm, PlatformScopes{}, nil, DefaultOptions())
+	r := NewREST(CoreV1, log, &memIndex{log: &log.memLog, wm: wm}, wm, scope.PlatformScopes{}, nil, DefaultOptions())
 	ctx := genericapirequest.WithNamespace(context.Background(), "prod")
 
 	log.rangeErr = fmt.Errorf("read states: 90000 pending, at most 50000: %w", eventlog.ErrRangeTooLong)

@@ -283,7 +283,7 @@ func (r *REST) writeScope(ctx context.Context, ev *corev1.Event) (scope.Scope, e
 	}
 	if err != nil {
 		return scope.Scope{}, apierrors.NewInvalid(coreEventKind.GroupKind(), ev.Name, field.ErrorList{
-			field.Invalid(field.NewPath("metadata", "annotations").Key(AnnotationScopeType), ev.Annotations[AnnotationScopeType], err.Error()),
+			field.Invalid(field.NewPath("metadata", "annotations").Key(scope.AnnotationType), ev.Annotations[scope.AnnotationType], err.Error()),
 		})
 	}
 	return sc, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // view adapts the stored record, a core/v1 Event, to the type one API group
@@ -24,6 +25,9 @@ type view struct {
 	fromCore func(*corev1.Event) runtime.Object
 	// list wraps events in the group's list type.
 	list func(items []corev1.Event, lm metav1.ListMeta) runtime.Object
+	// encodings is what the group's watches share of a state the shared
+	// watch tail hands to all of them: its object and encodings.
+	encodings *watchtail.Memo[*encodings]
 }
 
 // toCore returns what a request carried as the stored record. Requests of
@@ -41,8 +45,9 @@ func (v view) toCore(o runtime.Object) (*corev1.Event, error) {
 
 // CoreV1 serves the stored record as it is.
 var CoreV1 = view{
-	gv:     corev1.SchemeGroupVersion,
-	newObj: func() runtime.Object { return &corev1.Event{} },
+	gv:        corev1.SchemeGroupVersion,
+	encodings: watchtail.NewMemo[*encodings]("core/v1 watch encodings"),
+	newObj:    func() runtime.Object { return &corev1.Event{} },
 	external: func(o runtime.Object) (*corev1.Event, bool) {
 		ev, ok := o.(*corev1.Event)
 		return ev, ok
@@ -56,8 +61,9 @@ var CoreV1 = view{
 // EventsV1 serves the record as events.k8s.io/v1, converting as
 // kube-apiserver does.
 var EventsV1 = view{
-	gv:     eventsv1.SchemeGroupVersion,
-	newObj: func() runtime.Object { return &eventsv1.Event{} },
+	gv:        eventsv1.SchemeGroupVersion,
+	encodings: watchtail.NewMemo[*encodings]("events.k8s.io/v1 watch encodings"),
+	newObj:    func() runtime.Object { return &eventsv1.Event{} },
 	external: func(o runtime.Object) (*corev1.Event, bool) {
 		ev, ok := o.(*eventsv1.Event)
 		if !ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +15,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/fields"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 	kfields "k8s.io/apimachinery/pkg/fields"
 )
 
@@ -40,46 +40,35 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 		nsp = &ns
 	}
 	q := newQuery(opts)
-	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
-
-	var from uint64 // the first sequence the tail delivers
-	var initialEvents []corev1.Event
-	var at uint64
-	if initial || legacyInitial {
-		// The initial state is a list's: consistent without a
-		// resourceVersion, at the watermark for "0".
-		if at, err = r.listAt(ctx, opts); err != nil {
-			return nil, err
-		}
-		snap, err := r.snapshot(ctx, sc, ns, at)
-		if err != nil {
-			return nil, err
-		}
-		if initialEvents, _, err = r.listPage(ctx, sc, ns, q, snap, nil, 0); err != nil {
-			return nil, err
-		}
-		from = at + 1
-	} else {
-		var expired watch.Interface
-		if from, expired, err = tailwatch.From(ctx, opts.ResourceVersion, r.log.Bounds, unavailable); err != nil || expired != nil {
-			return expired, err
-		}
-	}
-	tctx, cancel := context.WithCancel(ctx)
-	tail, err := r.log.Tail(tctx, eventlog.FilterSubject(sc, nsp), from)
-	if err != nil {
-		cancel()
-		return nil, unavailable(err)
-	}
-	objs := make([]runtime.Object, len(initialEvents))
-	for i := range initialEvents {
-		objs[i] = r.v.fromCore(&initialEvents[i])
-	}
-	return tailwatch.New(tctx, cancel, tail, tailwatch.Config[*eventlog.Record]{
-		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+	return tailwatch.Serve(ctx, opts, tailwatch.Request[watchtail.State]{
+		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
+			// The initial state is a list's: consistent without a
+			// resourceVersion, at the watermark for "0".
+			at, err := r.listAt(ctx, opts)
+			if err != nil {
+				return nil, 0, err
+			}
+			snap, err := r.snapshot(ctx, sc, ns, at)
+			if err != nil {
+				return nil, 0, err
+			}
+			evs, _, err := r.listPage(ctx, sc, ns, q, snap, nil, 0)
+			if err != nil {
+				return nil, 0, err
+			}
+			objs := make([]runtime.Object, len(evs))
+			for i := range evs {
+				objs[i] = r.v.fromCore(&evs[i])
+			}
+			return objs, at, nil
+		},
+		Bounds: r.log.Bounds,
+		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[watchtail.State], error) {
+			return r.log.Tail(ctx, eventlog.FilterSubject(sc, nsp), from)
+		},
 		NewObject: r.v.newObj,
-		Event: func(rec *eventlog.Record) (uint64, watch.Event, bool) {
+		Event: func(st watchtail.State) (uint64, watch.Event, bool) {
+			rec := st.Record
 			typ, obj := q.transition(rec)
 			if obj == nil {
 				return rec.Seq, watch.Event{}, false
@@ -89,13 +78,13 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 				// resourceVersion: made for this watch alone.
 				return rec.Seq, watch.Event{Type: typ, Object: r.v.fromCore(obj)}, true
 			}
-			enc := rec.Shared(r.v.gv, func(shared bool) any {
+			enc := r.v.encodings.Get(st, func(shared bool) *encodings {
 				return &encodings{obj: r.v.fromCore(rec.Event), copy: shared}
-			}).(*encodings)
+			})
 			return rec.Seq, watch.Event{Type: typ, Object: enc.object()}, true
 		},
-		Unavailable: func(err error) *metav1.Status { return &unavailable(err).(*apierrors.StatusError).ErrStatus },
-	}), nil
+		Unavailable: unavailable,
+	})
 }
 
 // transition is what a watch with q sends for rec, as kube-apiserver's

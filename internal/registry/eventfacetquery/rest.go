@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 
@@ -60,7 +59,10 @@ type Deps struct {
 }
 
 // REST serves EventFacetQuery: create only.
-type REST struct{ d Deps }
+type REST struct {
+	eventquery.Resource
+	d Deps
+}
 
 var (
 	_ rest.Creater                  = (*REST)(nil)
@@ -70,46 +72,17 @@ var (
 )
 
 // NewREST returns the storage.
-func NewREST(d Deps) *REST { return &REST{d: d} }
-
-// New implements rest.Storage.
-func (r *REST) New() runtime.Object { return &v1alpha1.EventFacetQuery{} }
-
-// Destroy implements rest.Storage.
-func (r *REST) Destroy() {}
-
-// NamespaceScoped implements rest.Scoper.
-func (r *REST) NamespaceScoped() bool { return false }
-
-// GetSingularName implements rest.SingularNameProvider.
-func (r *REST) GetSingularName() string { return "eventfacetquery" }
-
-// GroupVersionKind implements rest.GroupVersionKindProvider.
-func (r *REST) GroupVersionKind(schema.GroupVersion) schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind("EventFacetQuery")
+func NewREST(d Deps) *REST {
+	return &REST{Resource: eventquery.NewResource("EventFacetQuery", func() runtime.Object { return &v1alpha1.EventFacetQuery{} }), d: d}
 }
-
-var kind = v1alpha1.SchemeGroupVersion.WithKind("EventFacetQuery").GroupKind()
 
 // Create answers the query in the returned object's status.
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, _ *metav1.CreateOptions) (runtime.Object, error) {
-	q, ok := obj.(*v1alpha1.EventFacetQuery)
-	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an EventFacetQuery: %T", obj))
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, obj); err != nil {
-			return nil, err
-		}
-	}
-	now := time.Now()
-	if r.d.Now != nil {
-		now = r.d.Now()
-	}
-	sc, err := r.d.Scopes.ReadScope(ctx)
+	q, sc, now, err := eventquery.Begin[*v1alpha1.EventFacetQuery](ctx, r.Resource, obj, createValidation, r.d.Scopes, r.d.Now)
 	if err != nil {
 		return nil, err
 	}
+	kind := r.GroupKind()
 	spec := field.NewPath("spec")
 	startS, endS := q.Spec.StartTime, q.Spec.EndTime
 	if startS == "" {
@@ -141,11 +114,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	}
 
 	at := r.d.Watermark.Load()
-	hf := chstore.HistoryFilter{Scope: sc, Start: win.Start, End: win.End, AtSeq: at, Selector: sel}
-	if q.Spec.Namespace != "" {
-		ns := q.Spec.Namespace
-		hf.Namespace = &ns
-	}
+	hf := eventquery.Filter(sc, win, at, sel, q.Spec.Namespace)
 	names := make([]string, len(facets))
 	for i, f := range facets {
 		names[i] = f.Field
@@ -177,9 +146,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		out.Status.Histogram.Buckets = append(out.Status.Histogram.Buckets,
 			v1alpha1.HistogramBucket{StartTime: metav1.NewTime(origin.Add(time.Duration(i) * bucket)), Count: int64(n)})
 	}
-	if out.CreationTimestamp.IsZero() {
-		out.CreationTimestamp = metav1.NewTime(now.Truncate(time.Second))
-	}
+	eventquery.Created(&out.ObjectMeta, now)
 	return out, nil
 }
 

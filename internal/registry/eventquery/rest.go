@@ -11,12 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/timerange"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -61,15 +61,9 @@ type Deps struct {
 	Now func() time.Time
 }
 
-func (d Deps) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
 // REST serves EventQuery: create only.
 type REST struct {
+	Resource
 	d Deps
 }
 
@@ -82,44 +76,17 @@ var (
 )
 
 // NewREST returns the storage.
-func NewREST(d Deps) *REST { return &REST{d: d} }
-
-// New implements rest.Storage.
-func (r *REST) New() runtime.Object { return &v1alpha1.EventQuery{} }
-
-// Destroy implements rest.Storage.
-func (r *REST) Destroy() {}
-
-// NamespaceScoped implements rest.Scoper: queries are cluster-scoped (the
-// namespace is a spec field, so one query can span namespaces).
-func (r *REST) NamespaceScoped() bool { return false }
-
-// GetSingularName implements rest.SingularNameProvider.
-func (r *REST) GetSingularName() string { return "eventquery" }
-
-// GroupVersionKind implements rest.GroupVersionKindProvider.
-func (r *REST) GroupVersionKind(schema.GroupVersion) schema.GroupVersionKind {
-	return v1alpha1.SchemeGroupVersion.WithKind("EventQuery")
+func NewREST(d Deps) *REST {
+	return &REST{Resource: NewResource("EventQuery", func() runtime.Object { return &v1alpha1.EventQuery{} }), d: d}
 }
-
-var kind = v1alpha1.SchemeGroupVersion.WithKind("EventQuery").GroupKind()
 
 // Create answers the query in the returned object's status.
 func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, _ *metav1.CreateOptions) (runtime.Object, error) {
-	q, ok := obj.(*v1alpha1.EventQuery)
-	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("not an EventQuery: %T", obj))
-	}
-	if createValidation != nil {
-		if err := createValidation(ctx, obj); err != nil {
-			return nil, err
-		}
-	}
-	now := r.d.now()
-	sc, err := r.d.Scopes.ReadScope(ctx)
+	q, sc, now, err := Begin[*v1alpha1.EventQuery](ctx, r.Resource, obj, createValidation, r.d.Scopes, r.d.Now)
 	if err != nil {
 		return nil, err
 	}
+	kind := r.GroupKind()
 	spec := field.NewPath("spec")
 	win, errs, err := ResolveWindow(ctx, r.d.Window, spec, q.Spec.StartTime, q.Spec.EndTime, now)
 	if err != nil {
@@ -158,11 +125,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		return nil, apierrors.NewInvalid(kind, q.Name, errs)
 	}
 
-	hf := chstore.HistoryFilter{Scope: sc, Start: cur.Window.Start, End: cur.Window.End, AtSeq: cur.AtSeq, Selector: sel}
-	if q.Spec.Namespace != "" {
-		ns := q.Spec.Namespace
-		hf.Namespace = &ns
-	}
+	hf := Filter(sc, cur.Window, cur.AtSeq, sel, q.Spec.Namespace)
 	recs, err := r.d.Index.QueryHistory(ctx, chstore.HistoryQuery{HistoryFilter: hf, After: after, Limit: limit + 1}, r.d.Limits)
 	if err != nil {
 		return nil, StoreError(kind, q.Name, spec, q.Spec.StartTime, r.d.Limits, err)
@@ -185,9 +148,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 		ev.APIVersion, ev.Kind = eventsv1.SchemeGroupVersion.String(), "Event"
 		out.Status.Results = append(out.Status.Results, *ev)
 	}
-	if out.CreationTimestamp.IsZero() {
-		out.CreationTimestamp = metav1.NewTime(now.Truncate(time.Second))
-	}
+	Created(&out.ObjectMeta, now)
 	return out, nil
 }
 
@@ -205,4 +166,10 @@ func dropWindowErrors(errs field.ErrorList, spec *field.Path) field.ErrorList {
 		out = append(out, e)
 	}
 	return out
+}
+
+// parses reports whether s is a time the window accepts.
+func parses(s string) bool {
+	_, err := timerange.Parse(s, time.Now())
+	return err == nil
 }

@@ -1,8 +1,14 @@
-// Package tailwatch turns an ordered stream tail into a Kubernetes watch:
-// the initial objects as ADDED, the end-of-initial-events bookmark, every
-// later state in order, periodic bookmarks, and a Status when the tail
-// fails. The Events and Activities registries share it; each says how one
-// of its states becomes a watch event.
+// Package tailwatch turns an ordered feed of log states (a watchtail.Feed)
+// into a Kubernetes watch: the initial objects as ADDED, the
+// end-of-initial-events bookmark, every later state in order, periodic
+// bookmarks, 410 for a resourceVersion the log no longer holds, and a
+// Status when the feed fails. The Events and Activities registries serve
+// their watches with Serve; each says how to list its initial objects,
+// tail its log and turn one of its states into a watch event.
+//
+// It is the Kubernetes side of a watch; internal/watchtail, which feeds
+// it, knows nothing of Kubernetes objects, so that other front doors over
+// the log can share that part.
 package tailwatch
 
 import (
@@ -13,11 +19,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // bookmarkInterval is how often a watch that asked for bookmarks gets one,
@@ -56,10 +64,78 @@ type Config[T any] struct {
 	Unavailable func(error) *metav1.Status
 }
 
+// Request is what Serve needs of a registry to serve one watch of its
+// kind: how to list the initial objects, how to tail its log, and how one
+// of its states becomes a watch event.
+type Request[T any] struct {
+	// Initial returns the objects a watch with initial events sends first,
+	// and the sequence they are current at: what the registry's List
+	// answers for the same options.
+	Initial func(ctx context.Context) (objs []runtime.Object, at uint64, err error)
+	// Bounds returns the log's first and last sequences.
+	Bounds func(ctx context.Context) (first, last uint64, err error)
+	// Tail starts the log's feed of the watch's states at from.
+	Tail func(ctx context.Context, from uint64) (watchtail.Feed[T], error)
+	// NewObject, Event: see Config.
+	NewObject func() runtime.Object
+	Event     func(T) (seq uint64, ev watch.Event, ok bool)
+	// Unavailable turns an error of the log into the registry's answer
+	// (503 with Retry-After).
+	Unavailable func(error) error
+}
+
+// Serve serves a watch with opts as kube-apiserver's storage does. From a
+// resourceVersion X it delivers every later state once, in order (or opens
+// and says 410 Expired when the log no longer holds what follows X). With
+// no resourceVersion (or "0"), or with sendInitialEvents, it first sends
+// the current objects as ADDED, then, for watch-list clients that take
+// bookmarks, the end-of-initial-events bookmark.
+func Serve[T any](ctx context.Context, opts *metainternalversion.ListOptions, req Request[T]) (watch.Interface, error) {
+	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
+	legacyInitial := opts.SendInitialEvents == nil && (opts.ResourceVersion == "" || opts.ResourceVersion == "0")
+	var from, at uint64 // from: the first sequence the tail delivers
+	var objs []runtime.Object
+	if initial || legacyInitial {
+		var err error
+		if objs, at, err = req.Initial(ctx); err != nil {
+			return nil, err
+		}
+		from = at + 1
+	} else {
+		var expired watch.Interface
+		var err error
+		if from, expired, err = From(ctx, opts.ResourceVersion, req.Bounds, req.Unavailable); err != nil || expired != nil {
+			return expired, err
+		}
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	tail, err := req.Tail(tctx, from)
+	if err != nil {
+		cancel()
+		return nil, req.Unavailable(err)
+	}
+	return New(tctx, cancel, tail, Config[T]{
+		Initial: objs, InitialEnd: initial, At: at, Bookmarks: opts.AllowWatchBookmarks, From: from,
+		NewObject: req.NewObject, Event: req.Event,
+		Unavailable: func(err error) *metav1.Status { return statusOf(req.Unavailable(err)) },
+	}), nil
+}
+
+// statusOf returns the Status an API error carries, or a 500 for one that
+// is not an API error.
+func statusOf(err error) *metav1.Status {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		st := status.Status()
+		return &st
+	}
+	return &apierrors.NewInternalError(err).ErrStatus
+}
+
 // New starts feeding a watch from tail until the client stops it, ctx ends
 // or the tail ends; cancel is called when it stops (it should end the
 // tail's context).
-func New[T any](ctx context.Context, cancel context.CancelFunc, tail eventlog.Feed[T], c Config[T]) watch.Interface {
+func New[T any](ctx context.Context, cancel context.CancelFunc, tail watchtail.Feed[T], c Config[T]) watch.Interface {
 	w := &watcher[T]{c: c, tail: tail, cancel: cancel, result: make(chan watch.Event, 100), done: make(chan struct{}), lastRV: c.From - 1}
 	go w.run(ctx)
 	return w
@@ -77,7 +153,7 @@ func Error(status *metav1.Status) watch.Interface {
 
 type watcher[T any] struct {
 	c      Config[T]
-	tail   eventlog.Feed[T]
+	tail   watchtail.Feed[T]
 	cancel context.CancelFunc
 	result chan watch.Event
 	done   chan struct{}
@@ -141,7 +217,7 @@ func (w *watcher[T]) run(ctx context.Context) {
 				// A watch that fell behind the shared tail just ends, as
 				// kube-apiserver ends a watcher that does not keep up: its
 				// client watches again from the last resourceVersion it saw.
-				if err := w.tail.Err(); err != nil && !errors.Is(err, eventlog.ErrFellBehind) {
+				if err := w.tail.Err(); err != nil && !errors.Is(err, watchtail.ErrFellBehind) {
 					w.send(watch.Event{Type: watch.Error, Object: w.c.Unavailable(err)})
 				}
 				return

@@ -1,4 +1,4 @@
-package eventlog
+package watchtail
 
 import (
 	"context"
@@ -10,46 +10,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
-func TestSubjectMatches(t *testing.T) {
-	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
-	ns := "web"
-	subj := Subject(Key{Scope: alpha, Namespace: "web", Name: "e.1"})
-	require.True(t, subjectMatches(FilterSubject(&alpha, &ns), subj))
-	require.True(t, subjectMatches(FilterSubject(&alpha, nil), subj))
-	require.True(t, subjectMatches(FilterSubject(nil, nil), subj))
-	require.True(t, subjectMatches(SubjectPrefix+".>", subj))
-	other := "db"
-	require.False(t, subjectMatches(FilterSubject(&alpha, &other), subj))
-	require.False(t, subjectMatches(FilterSubject(&scope.Platform, nil), subj))
-	require.False(t, subjectMatches(subj+".x", subj))
-	require.False(t, subjectMatches("events.*.*.*", subj))
-}
-
 // hubFixture is a stream, a publisher and a hub with a small ring.
 type hubFixture struct {
 	t   *testing.T
-	pub *Publisher
+	js  jetstream.JetStream
+	pub *eventlog.Publisher
 	hub *Hub
 	n   int
 }
 
 func newHubFixture(t *testing.T, size int) *hubFixture {
 	t.Helper()
-	ns := eventsStream(t)
+	ns := natstest.ForTest(t)
+	require.NoError(t, eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r, err := NewReader(ctx, ns.JS)
+	r, err := eventlog.NewReader(ctx, ns.JS)
 	require.NoError(t, err)
-	f := &hubFixture{t: t, pub: NewPublisher(ns.JS), hub: newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
-	_, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), 1)
+	f := &hubFixture{t: t, js: ns.JS, pub: eventlog.NewPublisher(ns.JS), hub: newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), size)}
+	_, ok := f.hub.Tail(ctx, eventlog.FilterSubject(nil, nil), 1)
 	require.False(t, ok, "the first watch starts the hub and gets a tail of its own")
 	require.Eventually(t, func() bool {
 		f.hub.mu.Lock()
@@ -64,19 +53,19 @@ func (f *hubFixture) put(ns string) uint64 {
 	f.t.Helper()
 	f.n++
 	name := fmt.Sprintf("e.%d", f.n)
-	seq, err := f.pub.Publish(context.Background(), createOf(ns, name), PublishOptions{MsgID: name})
+	seq, err := f.pub.Publish(context.Background(), createOf(ns, name), eventlog.PublishOptions{MsgID: name})
 	require.NoError(f.t, err)
 	return seq
 }
 
-func take(t *testing.T, tail Feed[*Record], n int) []uint64 {
+func take(t *testing.T, tail Feed[State], n int) []uint64 {
 	t.Helper()
 	var got []uint64
 	for len(got) < n {
 		select {
-		case rec, ok := <-tail.States():
+		case st, ok := <-tail.States():
 			require.True(t, ok, "feed ended: %v", tail.Err())
-			got = append(got, rec.Seq)
+			got = append(got, st.Record.Seq)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("only %d of %d states within 10s", len(got), n)
 		}
@@ -103,7 +92,7 @@ func TestHubTail(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= inA[len(inA)-1] }, 10*time.Second, 10*time.Millisecond)
 	a := "a"
-	tail, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), inA[1])
+	tail, ok := f.hub.Tail(ctx, eventlog.FilterSubject(&scope.Platform, &a), inA[1])
 	require.True(t, ok)
 	defer tail.Stop()
 	require.Equal(t, inA[1:], take(t, tail, len(inA)-1))
@@ -120,18 +109,19 @@ func TestHubTail(t *testing.T) {
 	require.False(t, ok, "a state sent but not taken")
 
 	// Every watch gets the same record, and what they derive from it with
-	// Shared is made once for all of them.
-	other, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
+	// a Memo is made once for all of them.
+	other, ok := f.hub.Tail(ctx, eventlog.FilterSubject(&scope.Platform, &a), later)
 	require.True(t, ok)
 	defer other.Stop()
-	third, ok := f.hub.Tail(ctx, FilterSubject(&scope.Platform, &a), later)
+	third, ok := f.hub.Tail(ctx, eventlog.FilterSubject(&scope.Platform, &a), later)
 	require.True(t, ok)
 	defer third.Stop()
-	r2, r3 := <-other.States(), <-third.States()
-	require.Same(t, r2, r3)
+	s2, s3 := <-other.States(), <-third.States()
+	require.Same(t, s2.Record, s3.Record)
 	made := 0
-	for _, r := range []*Record{r2, r3} {
-		v := r.Shared("k", func(shared bool) any {
+	memo := NewMemo[int]("test")
+	for _, st := range []State{s2, s3} {
+		v := memo.Get(st, func(shared bool) int {
 			require.True(t, shared)
 			made++
 			return made
@@ -139,10 +129,12 @@ func TestHubTail(t *testing.T) {
 		require.Equal(t, 1, v)
 	}
 	require.Equal(t, 1, made)
-	// A record of its own computes every time.
-	mine := &Record{}
+	// Another memo is another value.
+	require.Equal(t, "other", NewMemo[string]("other").Get(s2, func(bool) string { return "other" }))
+	// A state of its own derives every time.
+	mine := State{Record: &eventlog.Record{}}
 	for range 2 {
-		require.Equal(t, false, mine.Shared("k", func(shared bool) any { return shared }))
+		require.Equal(t, false, NewMemo[bool]("k").Get(mine, func(shared bool) bool { return shared }))
 	}
 }
 
@@ -154,16 +146,16 @@ func TestHubRing(t *testing.T) {
 	ctx := context.Background()
 	first := f.put("a")
 	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= first }, 10*time.Second, 10*time.Millisecond)
-	slow, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), first)
+	slow, ok := f.hub.Tail(ctx, eventlog.FilterSubject(nil, nil), first)
 	require.True(t, ok)
 	var last uint64
 	for range 200 { // more than slow's channel and the ring hold
 		last = f.put("a")
 	}
 	require.Eventually(t, func() bool { f.hub.mu.Lock(); defer f.hub.mu.Unlock(); return f.hub.last >= last }, 10*time.Second, 10*time.Millisecond)
-	_, ok = f.hub.Tail(ctx, FilterSubject(nil, nil), first)
+	_, ok = f.hub.Tail(ctx, eventlog.FilterSubject(nil, nil), first)
 	require.False(t, ok, "the ring no longer holds %d", first)
-	_, ok = f.hub.Tail(ctx, FilterSubject(nil, nil), last-3)
+	_, ok = f.hub.Tail(ctx, eventlog.FilterSubject(nil, nil), last-3)
 	require.True(t, ok)
 
 	// slow took nothing meanwhile: what its channel and its last batch held
@@ -183,7 +175,7 @@ func TestHubTailAheadOfHub(t *testing.T) {
 	h := &Hub{ring: make([]hubEntry, 16), wake: make(chan struct{}), started: true, running: true, floor: 1, gen: 1, decoded: 16}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tail, ok := h.Tail(ctx, FilterSubject(nil, nil), 3)
+	tail, ok := h.Tail(ctx, eventlog.FilterSubject(nil, nil), 3)
 	require.True(t, ok)
 	defer tail.Stop()
 	for seq := uint64(1); seq <= 5; seq++ {
@@ -205,8 +197,8 @@ func TestHubReadsOnlyWithWatches(t *testing.T) {
 	ns := natstest.ForTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	require.NoError(t, Ensure(ctx, ns.JS, DefaultConfig()))
-	r, err := NewReader(ctx, ns.JS)
+	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
+	r, err := eventlog.NewReader(ctx, ns.JS)
 	require.NoError(t, err)
 	h := newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), 16)
 	h.idleAfter, h.idleCheck = 200*time.Millisecond, 20*time.Millisecond
@@ -222,7 +214,7 @@ func TestHubReadsOnlyWithWatches(t *testing.T) {
 	var tail *HubTail
 	require.Eventually(t, func() bool {
 		var ok bool
-		tail, ok = h.Tail(ctx, FilterSubject(nil, nil), 1)
+		tail, ok = h.Tail(ctx, eventlog.FilterSubject(nil, nil), 1)
 		return ok
 	}, 10*time.Second, 10*time.Millisecond)
 	time.Sleep(3 * h.idleAfter)
@@ -233,7 +225,7 @@ func TestHubReadsOnlyWithWatches(t *testing.T) {
 	require.Eventually(t, func() bool { started, running := state(); return !started && !running }, 10*time.Second, 10*time.Millisecond,
 		"a hub without watches stops reading")
 	require.Eventually(t, func() bool {
-		_, ok := h.Tail(ctx, FilterSubject(nil, nil), 1)
+		_, ok := h.Tail(ctx, eventlog.FilterSubject(nil, nil), 1)
 		return ok
 	}, 10*time.Second, 10*time.Millisecond, "and starts again for the next watch")
 }
@@ -254,9 +246,9 @@ func TestHubDecodesOldStatesAgain(t *testing.T) {
 	seqs := []uint64{f.put("a")}
 	name := fmt.Sprintf("e.%d", f.n)
 	prev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name}, Reason: "Before"}
-	upd := &Record{Key: Key{Scope: scope.Platform, Namespace: "a", Name: name}, Op: OpUpdate, Prev: prev,
+	upd := &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: "a", Name: name}, Op: eventlog.OpUpdate, Prev: prev,
 		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name}, Reason: "After"}}
-	useq, err := f.pub.Publish(ctx, upd, PublishOptions{ExpectLastSeq: &seqs[0]})
+	useq, err := f.pub.Publish(ctx, upd, eventlog.PublishOptions{ExpectLastSeq: &seqs[0]})
 	require.NoError(t, err)
 	seqs = append(seqs, useq)
 	for range 7 {
@@ -275,31 +267,33 @@ func TestHubDecodesOldStatesAgain(t *testing.T) {
 	f.hub.mu.Unlock()
 	require.Equal(t, 4, decoded, "only the newest states stay decoded")
 
-	tail, ok := f.hub.Tail(ctx, FilterSubject(nil, nil), seqs[0])
+	tail, ok := f.hub.Tail(ctx, eventlog.FilterSubject(nil, nil), seqs[0])
 	require.True(t, ok)
 	defer tail.Stop()
-	var got []*Record
+	var got []State
 	for len(got) < len(seqs) {
 		select {
-		case rec := <-tail.States():
-			got = append(got, rec)
+		case st := <-tail.States():
+			got = append(got, st)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("got %d of %d states", len(got), len(seqs))
 		}
 	}
-	for i, rec := range got {
-		require.Equal(t, seqs[i], rec.Seq)
-		require.Equal(t, fmt.Sprint(seqs[i]), rec.Event.ResourceVersion)
-		shared := rec.Shared("probe", func(shared bool) any { return shared }).(bool)
+	probe := NewMemo[bool]("probe")
+	for i, st := range got {
+		require.Equal(t, seqs[i], st.Record.Seq)
+		require.Equal(t, fmt.Sprint(seqs[i]), st.Record.Event.ResourceVersion)
+		shared := probe.Get(st, func(shared bool) bool { return shared })
 		require.Equal(t, i >= len(seqs)-4, shared, "state %d of %d", i+1, len(seqs))
+		require.Equal(t, shared, st.Shared())
 	}
-	old := got[1] // decoded again for this watch
-	require.Equal(t, OpUpdate, old.Op)
+	old := got[1].Record // decoded again for this watch
+	require.Equal(t, eventlog.OpUpdate, old.Op)
 	require.Equal(t, "After", old.Event.Reason)
 	require.NotNil(t, old.Prev)
 	require.Equal(t, "Before", old.Prev.Reason)
-	require.Equal(t, Key{Scope: scope.Platform, Namespace: "a", Name: name}, old.Key)
-	require.Equal(t, OpCreate, got[0].Op)
+	require.Equal(t, eventlog.Key{Scope: scope.Platform, Namespace: "a", Name: name}, old.Key)
+	require.Equal(t, eventlog.OpCreate, got[0].Record.Op)
 }
 
 // TestHubKeepsNewestDecoded: whatever the ring's size against hubDecoded,
@@ -324,4 +318,22 @@ func TestHubKeepsNewestDecoded(t *testing.T) {
 		}
 		require.Equal(t, want, decoded, "ring %d, decoded %d", c.size, c.decoded)
 	}
+}
+
+// createOf is the create of an event that has nothing but its namespace
+// and name, on the platform scope.
+func createOf(namespace, name string) *eventlog.Record {
+	return &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: namespace, Name: name}, Op: eventlog.OpCreate,
+		Event: &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}}
+}
+
+// appendCreate appends to h, as its reader hands states over, the create of
+// event e.<seq> in namespace "ns" stored at sequence seq.
+func appendCreate(t *testing.T, h *Hub, seq uint64) {
+	t.Helper()
+	rec := createOf("ns", fmt.Sprintf("e.%d", seq))
+	rec.Seq = seq
+	m, err := eventlog.EncodeMsg(rec)
+	require.NoError(t, err)
+	h.append(rec, &eventlog.Raw{Subject: m.Subject, Op: rec.Op, Data: m.Data, Seq: seq})
 }

@@ -1,41 +1,16 @@
-package eventlog
+package watchtail
 
 import (
 	"context"
 	"errors"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
-
-// Feed is an ordered feed of states for one watch: a StreamTail with a
-// JetStream consumer of its own, or a HubTail that shares the Hub's.
-type Feed[T any] interface {
-	// States carries the states in order; it is closed when the feed ends.
-	States() <-chan T
-	// Stop ends the feed; States is closed soon after.
-	Stop()
-	// Err says why the feed ended, once States is closed; nil after Stop.
-	Err() error
-	// Caught returns a sequence up to which every state of the feed has
-	// come through States, given that the caller has taken the states up to
-	// processed; see StreamTail.Caught.
-	Caught(ctx context.Context, processed uint64) (uint64, bool)
-}
-
-// States returns t.C.
-func (t *StreamTail[T]) States() <-chan T { return t.C }
-
-// ErrFellBehind ends a HubTail whose reader fell further behind than the
-// hub keeps: the watch should end so that its client resumes from the last
-// resourceVersion it saw (which then gets a tail of its own), as
-// kube-apiserver's watch cache ends a watcher that does not keep up.
-var ErrFellBehind = errors.New("the watch fell behind the shared tail")
 
 // errHubStopped ends the hub's tails without an error: the hub stopped
 // because its server is stopping.
@@ -48,38 +23,37 @@ var errHubIdle = errors.New("shared watch tail stopped: no watches")
 // HubSize is how many of the newest states a Hub keeps for watches that
 // start a little behind the stream's end, as informers do (they watch from
 // the resourceVersion of their list, which trails the stream by the
-// writer's batch wait). 8,192 states are 8 seconds at 1,000 a second.
-// Only the newest hubDecoded of them are kept decoded; the others keep only
-// their message.
+// writer's batch wait). 8,192 states are 8 seconds at 1,000 a second, and
+// about a second at the highest create rate measured. Only the newest
+// hubDecoded of them are kept decoded; the others take about 1 KB each.
 const HubSize = 1 << 13
 
 // hubDecoded is how many of the ring's newest states the hub keeps decoded,
-// with the encodings its watches share (see Record.Shared). Older ones keep
+// with what its watches derive from them (see Memo). Older ones keep
 // only their message (subject, body, operation and Prev): a watch that
 // starts that far behind decodes them again for itself. A decoded state with
-// its encodings takes several times the heap of its message, and hundreds of
-// pointers for the garbage collector to trace where a message has a few.
-// Watches that keep up, and informers that watch from a list's
-// resourceVersion, read the newest states, so this keeps most of what the
-// ring costs out of the API server's live heap, which sets both its
-// resident memory and how long each collection's mark phase (when the
-// slowest deliveries happen) lasts.
+// its encodings takes about 5 KB of the heap and hundreds of pointers for
+// the garbage collector to trace; a message about 1 KB and a few. Watches that keep up,
+// and informers that watch from a list's resourceVersion, read the newest
+// states, so this keeps most of what the ring costs out of the API server's
+// live heap, which sets both its resident memory and how long each
+// collection's mark phase (when the slowest deliveries happen) lasts.
 const hubDecoded = 1 << 10
 
 // Hub is one tail of the whole EVENTS stream shared by every watch of an
 // API server: each state is read from JetStream and decoded once, kept in a
 // ring of the newest HubSize states, and handed to each watch whose subjects
 // it is on. With per-watch tails every state crossed the NATS connection,
-// was decoded and was filtered once per watch, which with many watches of
-// every namespace dominated the server's CPU. A watch from before
-// what the ring holds gets a tail of its own (Reader.Tail), as before.
+// was decoded and was filtered once per watch; with a hundred watches of
+// every namespace that was a third of the server's CPU. A watch from before
+// what the ring holds gets a tail of its own (see Source).
 //
 // The hub reads only while it is used, by watches or by consistent lists
 // (Range): it starts at the first use (which, not yet served, reads the log
 // on its own) and stops after hubIdle without any, so that a server nobody
 // watches or lists does not read and decode every state of the stream.
 type Hub struct {
-	r   *StreamReader[*hubMsg]
+	r   *eventlog.StreamReader[*eventlog.Raw]
 	log *slog.Logger
 	ctx context.Context // the server's: the hub stops with it
 	// idleAfter and idleCheck are hubIdle and hubIdleCheck (tests shorten them).
@@ -103,60 +77,38 @@ type Hub struct {
 
 // hubEntry is one state in the ring. seq and subject repeat msg's, so
 // that the watches scanning the ring need not follow a pointer to skip a
-// state. rec is nil once the state is older than the hub's newest decoded
-// ones; msg is kept to decode it again.
+// state. rec and derived are nil once the state is older than the hub's
+// newest decoded ones; msg is kept to decode it again.
 type hubEntry struct {
 	seq     uint64
 	subject string
-	rec     *Record
-	msg     *hubMsg
+	rec     *eventlog.Record
+	derived *derived
+	msg     *eventlog.Raw
 }
 
-// hubMsg is a stream message as the hub keeps it: what decoding it needs,
-// its headers already read.
-type hubMsg struct {
-	subject string
-	op      Op
-	prev    string
-	data    []byte
-	seq     uint64
-}
-
-// readHubMsg is the hub's DecodeFunc. A message whose headers are not a
-// state's is skipped by the tail, as DecodeMsg's errors are.
-func readHubMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*hubMsg, error) {
-	op, prev, err := readHeaders(hdr)
-	if err != nil {
-		return nil, err
-	}
-	return &hubMsg{subject: subject, op: op, prev: prev, data: data, seq: seq}, nil
-}
-
-func (m *hubMsg) decode() (*Record, error) {
-	return decodeState(m.subject, m.op, m.data, m.prev, m.seq)
-}
-
-// record returns e's state: the hub's shared record, or one decoded now for
-// the caller alone.
-func (e hubEntry) record() (*Record, error) {
+// state returns e's state: the hub's shared one, or one decoded now for the
+// caller alone.
+func (e hubEntry) state() (State, error) {
 	if e.rec != nil {
-		return e.rec, nil
+		return State{Record: e.rec, derived: e.derived}, nil
 	}
-	return e.msg.decode()
+	rec, err := e.msg.Decode()
+	return State{Record: rec}, err
 }
 
 // NewHub returns a hub on r's stream that reads, from the stream's end,
 // while it has watches and ctx lasts. While JetStream is unreachable the
 // hub retries every second, and Tail refuses (callers then use tails of
 // their own).
-func NewHub(ctx context.Context, r *Reader, log *slog.Logger) *Hub {
+func NewHub(ctx context.Context, r *eventlog.Reader, log *slog.Logger) *Hub {
 	return newHub(ctx, r, log, HubSize)
 }
 
-func newHub(ctx context.Context, r *Reader, log *slog.Logger, size int) *Hub {
+func newHub(ctx context.Context, r *eventlog.Reader, log *slog.Logger, size int) *Hub {
 	// The hub's own reader of the same stream keeps each message, to be
 	// decoded again once the ring no longer holds its record.
-	raw := &StreamReader[*hubMsg]{js: r.js, stream: r.stream, name: r.name, decode: readHubMsg}
+	raw := eventlog.WithDecoder(r, eventlog.ReadRaw)
 	return &Hub{r: raw, log: log, ctx: ctx, ring: make([]hubEntry, size), wake: make(chan struct{}),
 		idleAfter: hubIdle, idleCheck: hubIdleCheck, decoded: hubDecoded}
 }
@@ -189,9 +141,9 @@ func (h *Hub) run() {
 		// from the start.
 		first, last, err := h.r.Bounds(ctx)
 		from := max(first, last+1-min(last, uint64(len(h.ring))))
-		var tail *StreamTail[*hubMsg]
+		var tail *eventlog.StreamTail[*eventlog.Raw]
 		if err == nil {
-			tail, err = h.r.Tail(ctx, SubjectPrefix+".>", from)
+			tail, err = h.r.Tail(ctx, eventlog.SubjectPrefix+".>", from)
 		}
 		if err != nil {
 			h.log.Warn("shared watch tail cannot start; watches use tails of their own", "err", err)
@@ -230,7 +182,7 @@ func (h *Hub) run() {
 
 // consume appends tail's states until it ends, or until the hub has been
 // without watches for hubIdle, when it stops the tail and reports true.
-func (h *Hub) consume(tail *StreamTail[*hubMsg]) (idle bool) {
+func (h *Hub) consume(tail *eventlog.StreamTail[*eventlog.Raw]) (idle bool) {
 	t := time.NewTicker(h.idleCheck)
 	defer t.Stop()
 	// Watches are woken at most every hubWakeEvery: pending says a wake is
@@ -249,7 +201,7 @@ func (h *Hub) consume(tail *StreamTail[*hubMsg]) (idle bool) {
 				}
 				return false
 			}
-			rec, err := m.decode()
+			rec, err := m.Decode()
 			if err != nil {
 				continue // not a valid state: the writer dead-letters it
 			}
@@ -280,7 +232,7 @@ func (h *Hub) consume(tail *StreamTail[*hubMsg]) (idle bool) {
 	}
 }
 
-func (h *Hub) append(rec *Record, m *hubMsg) {
+func (h *Hub) append(rec *eventlog.Record, m *eventlog.Raw) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := uint64(len(h.ring))
@@ -288,14 +240,14 @@ func (h *Hub) append(rec *Record, m *hubMsg) {
 	if h.total >= n {
 		h.floor = h.ring[i].seq + 1 // the overwritten state is no longer served
 	}
-	rec.shared = &sharedValues{}
-	h.ring[i] = hubEntry{seq: rec.Seq, subject: m.subject, rec: rec, msg: m}
+	h.ring[i] = hubEntry{seq: rec.Seq, subject: m.Subject, rec: rec, derived: &derived{}, msg: m}
 	h.total++
 	h.last = rec.Seq
 	if d := h.decoded; d < n && h.total > d {
 		// The state d behind the newest leaves the decoded part. Watches
 		// holding its record keep it; new readers decode it again.
-		h.ring[(h.total-1-d)%n].rec = nil
+		e := &h.ring[(h.total-1-d)%n]
+		e.rec, e.derived = nil, nil
 	}
 }
 
@@ -303,9 +255,10 @@ func (h *Hub) append(rec *Record, m *hubMsg) {
 // that comes within hubWakeEvery of the last wake waits for the next one, so
 // that under load each watch takes several states per wake: its handler
 // then encodes them back to back and flushes once, which makes one HTTP/2
-// frame and one write where there were several, which saves CPU and, under
-// load, lowers the tail latency of delivery (bench/README.md, "Watch
-// wake-ups"); a lone state after a quiet spell is not held at all.
+// frame and one write where there were several. With 100 watches of 1,000
+// states a second this took 15 to 22 % off the server's CPU and lowered
+// the p99 of delivery (bench/README.md, "Watch wake-ups"); a lone state
+// after a quiet spell is not held at all.
 const hubWakeEvery = 2 * time.Millisecond
 
 // wakeTails wakes every watch waiting for new states.
@@ -317,7 +270,7 @@ func (h *Hub) wakeTails() {
 }
 
 // Tail returns a feed of the states on subjects matching filter (as
-// FilterSubject makes it) from sequence from on, or false when the hub
+// eventlog.FilterSubject makes it) from sequence from on, or false when the hub
 // cannot serve it (not reading yet, or from is older than the ring). A hub
 // that is not reading starts.
 func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, bool) {
@@ -337,21 +290,21 @@ func (h *Hub) Tail(ctx context.Context, filter string, from uint64) (*HubTail, b
 	k := sort.Search(int(kept), func(j int) bool {
 		return h.ring[(oldest+uint64(j))%uint64(len(h.ring))].seq >= from
 	})
-	t := &HubTail{h: h, gen: h.gen, filter: filter, from: from, pos: oldest + uint64(k), c: make(chan *Record, 64), done: make(chan struct{})}
+	t := &HubTail{h: h, gen: h.gen, filter: filter, from: from, pos: oldest + uint64(k), c: make(chan State, 64), done: make(chan struct{})}
 	t.scanned.Store(from - 1)
 	go t.run(ctx)
 	return t, true
 }
 
 // Range returns, in order, the states on subjects matching filter (as
-// FilterSubject makes it) whose sequences are after after and at most upto,
+// eventlog.FilterSubject makes it) whose sequences are after after and at most upto,
 // waiting up to wait for the hub to read up to upto; ok is false when the
 // hub cannot serve it (not reading, states after after already overwritten,
 // or upto not reached in time). Consistent lists read the states the
 // writer has not committed yet this way. The records are the hub's own and
 // read-only, except those decoded again for this call. A hub that is not
 // reading starts, and a Range keeps it reading for hubIdle as a watch does.
-func (h *Hub) Range(ctx context.Context, filter string, after, upto uint64, wait time.Duration) ([]*Record, bool) {
+func (h *Hub) Range(ctx context.Context, filter string, after, upto uint64, wait time.Duration) ([]*eventlog.Record, bool) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	h.mu.Lock()
@@ -391,24 +344,24 @@ func (h *Hub) Range(ctx context.Context, filter string, after, upto uint64, wait
 		if e.seq > upto {
 			break
 		}
-		if subjectMatches(filter, e.subject) {
+		if eventlog.SubjectMatches(filter, e.subject) {
 			entries = append(entries, e)
 		}
 	}
 	h.mu.Unlock()
-	out := make([]*Record, 0, len(entries))
+	out := make([]*eventlog.Record, 0, len(entries))
 	for _, e := range entries {
-		rec, err := e.record()
+		st, err := e.state()
 		if err != nil {
 			continue // decoded once already; the writer dead-letters what is not a state
 		}
-		out = append(out, rec)
+		out = append(out, st.Record)
 	}
 	return out, true
 }
 
-// HubTail is one watch's feed from a Hub. The records it delivers are the
-// hub's own, the same for every watch: read-only (see Record.Shared).
+// HubTail is one watch's Feed from a Hub. The records it delivers are the
+// hub's own, the same for every watch: read-only (see State).
 type HubTail struct {
 	h      *Hub
 	gen    uint64
@@ -417,7 +370,7 @@ type HubTail struct {
 	// to it yet when the watch starts, and must not hand on what is older.
 	from uint64
 	pos  uint64 // next ring position to read; only run uses it
-	c    chan *Record
+	c    chan State
 	done chan struct{}
 	once sync.Once
 	err  error
@@ -426,14 +379,19 @@ type HubTail struct {
 	scanned, sent atomic.Uint64
 }
 
-func (t *HubTail) States() <-chan *Record { return t.c }
+var _ Feed[State] = (*HubTail)(nil)
 
+// States implements Feed.
+func (t *HubTail) States() <-chan State { return t.c }
+
+// Stop implements Feed.
 func (t *HubTail) Stop() { t.once.Do(func() { close(t.done) }) }
 
+// Err implements Feed.
 func (t *HubTail) Err() error { return t.err }
 
-// Caught: every state up to the newest the hub has read has been looked
-// at, and the caller has taken what was sent.
+// Caught implements Feed: every state up to the newest the hub has read
+// has been looked at, and the caller has taken what was sent.
 func (t *HubTail) Caught(_ context.Context, processed uint64) (uint64, bool) {
 	t.h.mu.Lock()
 	last := t.h.last
@@ -491,17 +449,17 @@ func (t *HubTail) run(ctx context.Context) {
 			}
 		}
 		for _, e := range batch {
-			if e.seq >= t.from && subjectMatches(t.filter, e.subject) {
+			if e.seq >= t.from && eventlog.SubjectMatches(t.filter, e.subject) {
 				// The same record for every watch: read-only, with what the
-				// watches derive from it shared (Record.Shared); or, for a
-				// watch this far behind, its own.
-				rec, err := e.record()
+				// watches derive from it shared (Memo); or, for a watch this
+				// far behind, its own.
+				st, err := e.state()
 				if err != nil {
 					t.err = err // decoded once already: not expected
 					return
 				}
 				select {
-				case t.c <- rec:
+				case t.c <- st:
 					t.sent.Store(e.seq)
 				case <-t.done:
 					return
@@ -511,28 +469,5 @@ func (t *HubTail) run(ctx context.Context) {
 			}
 			t.scanned.Store(max(e.seq, t.from-1))
 		}
-	}
-}
-
-// subjectMatches reports whether subject matches filter, NATS-style: the
-// same number of dot-separated tokens, each equal or "*" in the filter, or
-// a final ">" matching the rest.
-func subjectMatches(filter, subject string) bool {
-	for {
-		ft, frest, fmore := strings.Cut(filter, ".")
-		if ft == ">" {
-			return subject != ""
-		}
-		st, srest, smore := strings.Cut(subject, ".")
-		if ft != "*" && ft != st {
-			return false
-		}
-		if fmore != smore {
-			return false
-		}
-		if !fmore {
-			return true
-		}
-		filter, subject = frest, srest
 	}
 }

@@ -1,4 +1,4 @@
-package eventlog
+package watchtail
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
 
-func seqsOf(recs []*Record) []uint64 {
+func seqsOf(recs []*eventlog.Record) []uint64 {
 	out := []uint64{}
 	for _, r := range recs {
 		out = append(out, r.Seq)
@@ -28,7 +30,7 @@ func TestRange(t *testing.T) {
 	for _, ns := range []string{a, b, a, a, b, a} {
 		seqs = append(seqs, f.put(ns))
 	}
-	r, err := NewReader(ctx, f.hub.r.js)
+	r, err := eventlog.NewReader(ctx, f.js)
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name        string
@@ -43,7 +45,7 @@ func TestRange(t *testing.T) {
 		{"empty", nil, seqs[5], seqs[5], []uint64{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			filter := FilterSubject(nil, tc.ns)
+			filter := eventlog.FilterSubject(nil, tc.ns)
 			got, ok := f.hub.Range(ctx, filter, tc.after, tc.upto, 10*time.Second)
 			require.True(t, ok)
 			require.Equal(t, tc.want, seqsOf(got), "hub")
@@ -57,7 +59,7 @@ func TestRange(t *testing.T) {
 		last := seqs[5]
 		done := make(chan []uint64)
 		go func() {
-			got, ok := f.hub.Range(ctx, FilterSubject(nil, nil), last, last+1, 10*time.Second)
+			got, ok := f.hub.Range(ctx, eventlog.FilterSubject(nil, nil), last, last+1, 10*time.Second)
 			if !ok {
 				got = nil
 			}
@@ -72,20 +74,20 @@ func TestRange(t *testing.T) {
 		}
 		_, last, err := r.Bounds(ctx)
 		require.NoError(t, err)
-		_, ok := f.hub.Range(ctx, FilterSubject(nil, nil), 0, last, 10*time.Second)
+		_, ok := f.hub.Range(ctx, eventlog.FilterSubject(nil, nil), 0, last, 10*time.Second)
 		require.False(t, ok)
-		got, ok := f.hub.Range(ctx, FilterSubject(nil, nil), last-8, last, 10*time.Second)
+		got, ok := f.hub.Range(ctx, eventlog.FilterSubject(nil, nil), last-8, last, 10*time.Second)
 		require.True(t, ok)
 		require.Len(t, got, 8)
 	})
 	t.Run("hub does not wait past its bound", func(t *testing.T) {
 		_, last, err := r.Bounds(ctx)
 		require.NoError(t, err)
-		_, ok := f.hub.Range(ctx, FilterSubject(nil, nil), last, last+100, 50*time.Millisecond)
+		_, ok := f.hub.Range(ctx, eventlog.FilterSubject(nil, nil), last, last+100, 50*time.Millisecond)
 		require.False(t, ok)
 	})
 	t.Run("JetStream refuses a range longer than allowed", func(t *testing.T) {
-		_, err := r.Range(ctx, FilterSubject(nil, &b), 0, seqs[5], 1)
-		require.True(t, errors.Is(err, ErrRangeTooLong), "got %v", err)
+		_, err := r.Range(ctx, eventlog.FilterSubject(nil, &b), 0, seqs[5], 1)
+		require.True(t, errors.Is(err, eventlog.ErrRangeTooLong), "got %v", err)
 	})
 }
