@@ -204,25 +204,5 @@ func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
 // WatchWatermark follows the indexer's watermark through the state bucket,
 // for API servers in other processes.
 func WatchWatermark(ctx context.Context, js jetstream.JetStream) (*eventlog.Watermark, error) {
-	kv, err := js.KeyValue(ctx, eventlog.StateBucket)
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
-	}
-	w, err := kv.Watch(ctx, WatermarkKey)
-	if err != nil {
-		return nil, fmt.Errorf("watch %s/%s: %w", eventlog.StateBucket, WatermarkKey, err)
-	}
-	wm := eventlog.NewWatermark()
-	go func() {
-		defer w.Stop()
-		for e := range w.Updates() {
-			if e == nil {
-				continue
-			}
-			if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil {
-				wm.Advance(v)
-			}
-		}
-	}()
-	return wm, nil
+	return eventlog.WatchWatermarkKey(ctx, js, WatermarkKey)
 }
