@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/retry"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -89,7 +90,7 @@ func (x *Indexer) Run(ctx context.Context) error {
 				return fmt.Errorf("consumer %s: %w", x.cfg.IndexerConsumer, err)
 			}
 			x.log.Warn("cannot fetch activity states; retrying", "err", err)
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(msgs) > 0 {
@@ -159,7 +160,7 @@ func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstr
 		}
 		x.m.insertErrs.Inc()
 		x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return false, gap
 		}
 		backoff = min(2*backoff, 10*time.Second)
