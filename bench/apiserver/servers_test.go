@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,7 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
@@ -78,12 +76,7 @@ func startKubeAPIServer(b *testing.B) *server {
 // adjust the options before it starts.
 func startEventpipe(b *testing.B, opts ...func(*devenv.Options)) *server {
 	b.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			b.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		b.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(b)
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(b.TempDir(), "data")
 	o.Demo = false

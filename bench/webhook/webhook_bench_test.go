@@ -14,8 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -25,7 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
@@ -46,12 +44,7 @@ var (
 // end-to-end rate with receiver, JetStream, writer and ClickHouse sharing
 // the machine. post-events/s is the rate of 202 answers alone.
 func BenchmarkWebhookIngest(b *testing.B) {
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			b.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		b.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(b)
 	bodies, jsonBytes := corpus(b, b.N)
 	env := startEventpipe(b)
 	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)

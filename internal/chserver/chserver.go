@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/eventpipe/eventpipe/internal/freeport"
 )
 
 // Binary is the program Start looks for on PATH.
@@ -68,7 +70,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("start clickhouse-server: %w", err)
 		}
 	}
-	ports, err := freePorts(3)
+	ports, err := freeport.Ports(3)
 	if err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
@@ -174,25 +176,6 @@ func (s *Server) Restart(ctx context.Context) (*Server, error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	p, _ := strconv.Atoi(port)
 	return Start(ctx, Options{Dir: s.dir, TCPPort: p, Stdout: nil})
-}
-
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func writeTemplate(path, text string, data any) error {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // Module is the module path of the repository whose .tools/bin holds the
@@ -44,10 +46,7 @@ func Binaries(tb testing.TB) (kubeAPIServer, kubectl, etcd string) {
 // missing skips or, with CI=true, fails the test for a missing peer.
 func missing(tb testing.TB, err error) {
 	tb.Helper()
-	if os.Getenv("CI") == "true" {
-		tb.Fatalf("CI=true and a test peer is missing: %v", err)
-	}
-	tb.Skipf("test peer missing: %v", err)
+	testenv.Missing(tb, fmt.Errorf("a test peer is missing: %w", err))
 }
 
 func findBinaries() (kubeAPIServer, kubectl, etcd string, err error) {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/eventpipe/eventpipe/internal/freeport"
 )
 
 const (
@@ -307,7 +309,7 @@ func (c *Cluster) startEtcd(bin string) error {
 }
 
 func (c *Cluster) tryStartEtcd(bin string, attempt int) error {
-	ports, err := freePorts(2)
+	ports, err := freeport.Ports(2)
 	if err != nil {
 		return err
 	}
@@ -372,7 +374,7 @@ func (c *Cluster) startAPIServer(bin string, args []string, timeout time.Duratio
 }
 
 func (c *Cluster) tryStartAPIServer(bin string, args []string, timeout time.Duration) error {
-	ports, err := freePorts(1)
+	ports, err := freeport.Ports(1)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
@@ -26,12 +26,7 @@ import (
 // cluster and returns the kubeconfig once it is ready.
 func startDev(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		t.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(t)
 	bin, err := devtest.BuildEventpipe(t.TempDir())
 	require.NoError(t, err)
 	dir := t.TempDir()

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
@@ -85,12 +83,7 @@ func startKube(tb testing.TB) *server {
 // lists catch up with writes quickly.
 func startEventpipe(tb testing.TB) *server {
 	tb.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		tb.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(tb)
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(tb.TempDir(), "data")
 	o.Demo = false

@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
@@ -24,12 +24,7 @@ import (
 // buildBinary compiles eventpipe once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		t.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(t)
 	bin, err := devtest.BuildEventpipe(t.TempDir())
 	require.NoError(t, err)
 	return bin

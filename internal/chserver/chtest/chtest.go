@@ -4,10 +4,11 @@ package chtest
 import (
 	"context"
 	"errors"
-	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // ForTest starts a server for one test (or, from TestMain, a package) in a
@@ -18,14 +19,21 @@ func ForTest(tb testing.TB) *chserver.Server {
 	tb.Helper()
 	s, err := chserver.Start(context.Background(), chserver.Options{Dir: tb.TempDir()})
 	if errors.Is(err, chserver.ErrNotInstalled) {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("CI=true and %v", err)
-		}
-		tb.Skip(err)
+		testenv.Missing(tb, err)
 	}
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = s.Stop() })
 	return s
+}
+
+// RequireBinary skips tb when clickhouse-server is not installed, or fails
+// it when CI=true, for tests that start it through something else (dev
+// mode, the API server's own process).
+func RequireBinary(tb testing.TB) {
+	tb.Helper()
+	if _, err := exec.LookPath(chserver.Binary); err != nil {
+		testenv.Missing(tb, chserver.ErrNotInstalled)
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -20,8 +18,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver"
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/freeport"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -61,12 +60,7 @@ type Stack struct {
 // installed, and fails it when CI=true.
 func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 	t.Helper()
-	if _, err := exec.LookPath(chserver.Binary); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", chserver.ErrNotInstalled)
-		}
-		t.Skip(chserver.ErrNotInstalled)
-	}
+	chtest.RequireBinary(t)
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(t.TempDir(), "data")
 	o.Demo = false
@@ -88,12 +82,11 @@ func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 // FreePort returns a loopback TCP port that nothing listens on now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Ports(1)
 	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
 
 // Start runs devenv.Run and waits until it is ready.

@@ -35,6 +35,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // defaultChdbLib is where scripts/install-chdb.sh puts the library; the
@@ -112,11 +113,7 @@ func openChdb(t *testing.T) *chdbSession {
 	t.Helper()
 	path := chdbLibPath()
 	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("libchdb.so not found at %s (%v): run scripts/install-chdb.sh or set CHDB_LIB_PATH", path, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, fmt.Errorf("libchdb.so not found at %s (%w): run scripts/install-chdb.sh or set CHDB_LIB_PATH", path, err))
 	}
 	api, err := loadChdb(path)
 	require.NoError(t, err)
