@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/retry"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -89,7 +90,7 @@ func (x *Indexer) Run(ctx context.Context) error {
 				return fmt.Errorf("consumer %s: %w", x.cfg.IndexerConsumer, err)
 			}
 			x.log.Warn("cannot fetch activity states; retrying", "err", err)
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(msgs) > 0 {
@@ -159,7 +160,7 @@ func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstr
 		}
 		x.m.insertErrs.Inc()
 		x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return false, gap
 		}
 		backoff = min(2*backoff, 10*time.Second)
@@ -204,25 +205,5 @@ func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
 // WatchWatermark follows the indexer's watermark through the state bucket,
 // for API servers in other processes.
 func WatchWatermark(ctx context.Context, js jetstream.JetStream) (*eventlog.Watermark, error) {
-	kv, err := js.KeyValue(ctx, eventlog.StateBucket)
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
-	}
-	w, err := kv.Watch(ctx, WatermarkKey)
-	if err != nil {
-		return nil, fmt.Errorf("watch %s/%s: %w", eventlog.StateBucket, WatermarkKey, err)
-	}
-	wm := eventlog.NewWatermark()
-	go func() {
-		defer w.Stop()
-		for e := range w.Updates() {
-			if e == nil {
-				continue
-			}
-			if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil {
-				wm.Advance(v)
-			}
-		}
-	}()
-	return wm, nil
+	return eventlog.WatchWatermarkKey(ctx, js, WatermarkKey)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -131,7 +132,7 @@ func (s *PolicyStore) Update(ctx context.Context, p *activityv1alpha1.ActivityPo
 	}
 	n, err := s.kv.Update(ctx, p.Name, b, rev)
 	if err != nil {
-		if isWrongRevision(err) {
+		if eventlog.IsWrongLastSequence(err) {
 			return nil, ErrPolicyConflict
 		}
 		return nil, fmt.Errorf("update policy %s: %w", p.Name, err)
@@ -142,18 +143,12 @@ func (s *PolicyStore) Update(ctx context.Context, p *activityv1alpha1.ActivityPo
 // Delete removes a policy whose current revision is rev.
 func (s *PolicyStore) Delete(ctx context.Context, name string, rev uint64) error {
 	if err := s.kv.Delete(ctx, name, jetstream.LastRevision(rev)); err != nil {
-		if isWrongRevision(err) {
+		if eventlog.IsWrongLastSequence(err) {
 			return ErrPolicyConflict
 		}
 		return fmt.Errorf("delete policy %s: %w", name, err)
 	}
 	return nil
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // FirstRevision returns the oldest revision the bucket still holds; a watch

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/retry"
 )
 
 // Processor turns event states into Activity states: a durable consumer on
@@ -83,7 +84,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				return fmt.Errorf("consumer %s: %w", p.cfg.Consumer, err)
 			}
 			p.log.Warn("cannot fetch events; retrying", "err", err)
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(msgs) == 0 {
@@ -237,7 +238,7 @@ func (p *Processor) publish(ctx context.Context, out []pending) bool {
 			return true
 		}
 		out = out[firstFail:]
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, 5*time.Second)

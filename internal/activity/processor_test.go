@@ -20,6 +20,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
 
 type pipeline struct {
@@ -40,13 +41,7 @@ func newPipeline(t *testing.T) *pipeline {
 	cfg := DefaultConfig()
 	cfg.BatchSize, cfg.BatchWait = 20, 20*time.Millisecond
 	require.NoError(t, Ensure(ctx, ns.JS, cfg.Stream))
-	scfg := chstore.DefaultConfig()
-	scfg.Addr = ch.Addr
-	store, err := chstore.Open(ctx, scfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	_, err = store.Migrate(ctx)
-	require.NoError(t, err)
+	store := storetest.Migrated(t, ch)
 	set, err := BuiltinSet()
 	require.NoError(t, err)
 	engine := NewEngine()

@@ -84,9 +84,7 @@ func reindexOne(ctx context.Context, js jetstream.JetStream, st jetstream.Stream
 		return false, err
 	}
 	_, err = js.PublishMsg(ctx, msg, jetstream.WithExpectStream(StreamName), jetstream.WithExpectLastSequencePerSubject(expect))
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+	if eventlog.IsWrongLastSequence(err) {
 		return false, nil // a live update came in meanwhile and wins
 	}
 	if err != nil {

@@ -23,6 +23,10 @@ import (
 // Errors are printed once, as a message, never with a stack trace or usage
 // dump.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// What a command starts for its whole run (the stack ballast, for one)
+	// ends when Run returns.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -12,6 +12,18 @@ import (
 // (an update's resourceVersion precondition) does not match the stream.
 var ErrConflict = errors.New("event was modified concurrently")
 
+// IsWrongLastSequence reports whether err is JetStream refusing a publish or
+// a KV write because the subject's last sequence is not the one expected:
+// someone else wrote in between. The server answers with one of two codes
+// (the second for atomic batches), and a KV Create reports the same refusal
+// as ErrKeyExists.
+func IsWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // Publisher appends event states to the EVENTS stream. It is safe for
 // concurrent use.
 type Publisher struct {
@@ -59,9 +71,7 @@ func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (u
 	}
 	ack, err := p.g.publish(ctx, p.js, m, opts)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if IsWrongLastSequence(err) {
 			return 0, fmt.Errorf("publish %s: %w", m.Subject, ErrConflict)
 		}
 		return 0, fmt.Errorf("publish %s: %w", m.Subject, err)

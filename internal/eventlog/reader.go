@@ -305,17 +305,24 @@ type Watermark struct {
 	ch chan struct{} // closed and replaced on every advance; guarded by mu
 }
 
-// WatchWatermark starts following the watermark until ctx ends.
+// WatchWatermark starts following the writer's watermark until ctx ends.
 func WatchWatermark(ctx context.Context, js jetstream.JetStream) (*Watermark, error) {
+	return WatchWatermarkKey(ctx, js, WatermarkKey)
+}
+
+// WatchWatermarkKey starts following the watermark stored under key in
+// StateBucket until ctx ends. Other committers (the activity indexer) keep
+// their own watermark there, under their own key.
+func WatchWatermarkKey(ctx context.Context, js jetstream.JetStream, key string) (*Watermark, error) {
 	kv, err := js.KeyValue(ctx, StateBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", StateBucket, err)
 	}
-	w, err := kv.Watch(ctx, WatermarkKey)
+	w, err := kv.Watch(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("watch %s/%s: %w", StateBucket, WatermarkKey, err)
+		return nil, fmt.Errorf("watch %s/%s: %w", StateBucket, key, err)
 	}
-	wm := &Watermark{ch: make(chan struct{})}
+	wm := NewWatermark()
 	go func() {
 		defer w.Stop()
 		for e := range w.Updates() {

@@ -76,8 +76,7 @@ func (c *checkpoints) store(ctx context.Context, key, rv string) error {
 		if err == nil {
 			return nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		if eventlog.IsWrongLastSequence(err) {
 			continue // someone else wrote in between: compare again
 		}
 		return fmt.Errorf("write checkpoint %s: %w", key, err)

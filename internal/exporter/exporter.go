@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/retry"
 )
 
 // Log is what the exporter needs from the EVENTS stream. Both methods are
@@ -289,7 +290,7 @@ func (s *stream) run(ctx context.Context) error {
 			rv, reason = "", "expired"
 		case err != nil:
 			s.e.logr.Warn("source error; retrying", "key", s.key, "err", err)
-			if !sleep(ctx, time.Second+rand.N(time.Second)) {
+			if !retry.Sleep(ctx, time.Second+rand.N(time.Second)) {
 				return ctx.Err()
 			}
 		}
@@ -649,7 +650,7 @@ func (e *Exporter) publish(ctx context.Context, en *entry) error {
 			return nil
 		}
 		e.logr.Warn("publish failed; retrying", "subject", eventlog.Subject(en.rec.Key), "attempt", attempt, "err", err)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -676,19 +677,8 @@ func (e *Exporter) alreadyStored(ctx context.Context, rec *eventlog.Record) (boo
 			return false, ctx.Err()
 		}
 		e.logr.Warn("read newest state failed; retrying", "subject", eventlog.Subject(rec.Key), "err", err)
-		if !sleep(ctx, time.Second) {
+		if !retry.Sleep(ctx, time.Second) {
 			return false, ctx.Err()
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/retry"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -201,7 +202,7 @@ func (w *Writer) produce(ctx context.Context, stream jetstream.Stream, cons jets
 				return fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
 			}
 			w.log.Warn("cannot fetch from stream; retrying", "err", err)
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if len(msgs) == 0 {
@@ -353,7 +354,7 @@ func (w *Writer) insert(ctx context.Context, stream jetstream.Stream, rows []chs
 		}
 		w.m.insertErrors.Inc()
 		w.log.Warn("cannot insert batch; retrying", "attempt", attempt, "rows", len(rows), "backoff", backoff, "err", err)
-		if !sleep(ctx, backoff) {
+		if !retry.Sleep(ctx, backoff) {
 			return false
 		}
 		backoff = min(2*backoff, w.cfg.RetryMax)
@@ -401,7 +402,7 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 			return false
 		}
 		w.log.Warn("cannot publish dead letter; retrying", "seq", seq, "err", err)
-		if !sleep(ctx, time.Second) {
+		if !retry.Sleep(ctx, time.Second) {
 			return false
 		}
 	}
@@ -434,17 +435,6 @@ func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 		return
 	}
 	w.m.trimmed.Inc()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // resetConsumer (re)creates the durable consumer so that delivery starts at

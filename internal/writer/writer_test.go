@@ -22,6 +22,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
@@ -38,13 +39,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ch := chtest.ForTest(t)
-	cfg := chstore.DefaultConfig()
-	cfg.Addr = ch.Addr
-	store, err := chstore.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	_, err = store.Migrate(context.Background())
-	require.NoError(t, err)
+	store := storetest.Migrated(t, ch)
 	ns := natstest.ForTest(t)
 	require.NoError(t, eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
 	return &env{t: t, ch: ch, store: store, ns: ns, pub: eventlog.NewPublisher(ns.JS)}

@@ -192,10 +192,11 @@ lastTimestamp: %s
 				lines <- sc.Text()
 			}
 		}()
-		time.Sleep(time.Second) // let the watch start; a create before it would show in its initial list anyway
+		// Whether the processor makes the Activity before kubectl's list or
+		// after its watch started, --output-watch-events shows it ADDED.
 		_, stderr, err := apply(event("web.watch1", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3 from 1", 1))
 		require.NoError(t, err, stderr)
-		deadline := time.After(5 * time.Second)
+		deadline := time.After(30 * time.Second)
 		for {
 			select {
 			case l := <-lines:
@@ -204,7 +205,7 @@ lastTimestamp: %s
 					return
 				}
 			case <-deadline:
-				t.Fatal("kubectl get activities -w showed no new activity within 5s")
+				t.Fatal("kubectl get activities -w showed no new activity within 30s")
 			}
 		}
 	})

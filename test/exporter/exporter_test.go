@@ -22,7 +22,9 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/exporter"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -168,7 +170,7 @@ func TestExporter(t *testing.T) {
 	built := make(chan struct{})
 	go func() { defer close(built); eventpipeBinary(t) }()
 	kube := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{"--watch-cache=false"}})
-	env := startEventpipe(t)
+	env := devtest.New(t).Env
 	<-built
 	cs, err := kubernetes.NewForConfig(kube.Config)
 	require.NoError(t, err)
@@ -367,7 +369,7 @@ func checkLag(t *testing.T, env *devenv.Env, p *proc, sc scope.Scope) {
 	t.Helper()
 	newest := func() time.Time {
 		var n time.Time
-		for _, r := range streamStates(t, env.JS, sc) {
+		for _, r := range eventtest.States(t, env.JS, eventlog.FilterSubject(&sc, nil)) {
 			n = maxTime(n, chstore.LastObserved(r.Event, time.Time{}))
 		}
 		require.False(t, n.IsZero(), "the stream holds states with a time")

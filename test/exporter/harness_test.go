@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,19 +34,11 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/exporter"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
-
-// startEventpipe runs dev mode without demo data in this process:
-// embedded JetStream, a private clickhouse-server, the writer and the API
-// server. It skips the test when clickhouse-server is not installed (fails
-// with CI=true).
-func startEventpipe(t *testing.T) *devenv.Env {
-	t.Helper()
-	return devtest.New(t).Env
-}
 
 // TestMain removes the binary eventpipeBinary built.
 func TestMain(m *testing.M) {
@@ -392,42 +383,6 @@ func (o *oracle) snapshot() (states map[stateKey]bool, latest map[types.UID]*cor
 	return states, latest, deleted, o.maxRV
 }
 
-// streamStates reads every state of scope sc from the EVENTS stream, in
-// order.
-func streamStates(t *testing.T, js jetstream.JetStream, sc scope.Scope) []*eventlog.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	filter := eventlog.FilterSubject(&sc, nil)
-	s, err := js.Stream(ctx, eventlog.StreamName)
-	require.NoError(t, err)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	require.NoError(t, err)
-	var want uint64
-	for _, n := range info.State.Subjects {
-		want += n
-	}
-	var out []*eventlog.Record
-	if want == 0 {
-		return out
-	}
-	cons, err := js.OrderedConsumer(ctx, eventlog.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	require.NoError(t, err)
-	for uint64(len(out)) < want {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		require.NoError(t, err)
-		for m := range batch.Messages() {
-			md, err := m.Metadata()
-			require.NoError(t, err)
-			rec, err := eventlog.DecodeMsg(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
-			require.NoError(t, err)
-			out = append(out, rec)
-		}
-		require.NoError(t, batch.Error())
-	}
-	return out
-}
-
 // normalize is what "the same content" means: the core/v1 object as the
 // source served it, less resourceVersion and managedFields, with the
 // exporter's source-cluster label and source-resourceVersion annotation
@@ -473,7 +428,7 @@ func checkExported(t *testing.T, env *devenv.Env, o *oracle, sc scope.Scope, clu
 	var deleted map[types.UID]bool
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		recs = streamStates(t, env.JS, sc)
+		recs = eventtest.States(t, env.JS, eventlog.FilterSubject(&sc, nil))
 		wantStates, latest, deleted, _ = o.snapshot()
 		got = map[stateKey]int{}
 		deletes := map[types.UID]int{}

@@ -11,7 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
@@ -26,7 +28,7 @@ func TestExporterSourceTTL(t *testing.T) {
 	go func() { defer close(built); eventpipeBinary(t) }()
 	kube := kubetest.StartCluster(t, kubetest.Options{EventTTL: 4 * time.Second,
 		ExtraArgs: []string{"--watch-cache=false", "--lease-reuse-duration-seconds=1"}})
-	env := startEventpipe(t)
+	env := devtest.New(t).Env
 	<-built
 	cs, err := kubernetes.NewForConfig(kube.Config)
 	require.NoError(t, err)
@@ -63,7 +65,7 @@ func TestExporterSourceTTL(t *testing.T) {
 	ops := map[string][]eventlog.Op{}
 	require.Eventually(t, func() bool {
 		ops = map[string][]eventlog.Op{}
-		for _, r := range streamStates(t, env.JS, s.sc) {
+		for _, r := range eventtest.States(t, env.JS, eventlog.FilterSubject(&s.sc, nil)) {
 			ops[r.Event.Name] = append(ops[r.Event.Name], r.Op)
 		}
 		return len(ops["gone"]) == 2

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,22 +22,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/webhook"
 )
-
-// startEventpipe runs dev mode without demo data in this process:
-// embedded JetStream, a private clickhouse-server, the writer and the API
-// server. It skips the test when clickhouse-server is not installed (fails
-// with CI=true).
-func startEventpipe(t *testing.T) *devenv.Env {
-	t.Helper()
-	return devtest.New(t).Env
-}
 
 type client struct {
 	t    *testing.T
@@ -79,7 +69,7 @@ func eventsEvent(name string) string {
 }
 
 func TestWebhook(t *testing.T) {
-	env := startEventpipe(t)
+	env := devtest.New(t).Env
 	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
 	require.NoError(t, err)
 	hc, err := rest.HTTPClientFor(rc)
@@ -140,7 +130,7 @@ func TestWebhook(t *testing.T) {
 		code, _ = admin.post([]byte(list), "Content-Type", "application/json")
 		require.Equal(t, http.StatusAccepted, code)
 
-		recs := streamStates(t, env.JS)
+		recs := eventtest.States(t, env.JS, eventlog.FilterSubject(nil, nil))
 		var names []string
 		for _, r := range recs {
 			names = append(names, r.Key.Name)
@@ -175,7 +165,7 @@ func TestWebhook(t *testing.T) {
 	})
 
 	t.Run("refusals are Status objects with the right codes", func(t *testing.T) {
-		before := len(streamStates(t, env.JS))
+		before := len(eventtest.States(t, env.JS, eventlog.FilterSubject(nil, nil)))
 		cases := []struct {
 			name    string
 			c       *client
@@ -205,7 +195,7 @@ func TestWebhook(t *testing.T) {
 				require.Contains(t, st.Message, c.msg)
 			})
 		}
-		require.Len(t, streamStates(t, env.JS), before, "nothing refused was stored")
+		require.Len(t, eventtest.States(t, env.JS, eventlog.FilterSubject(nil, nil)), before, "nothing refused was stored")
 	})
 }
 
@@ -219,36 +209,6 @@ func gzipped(b []byte) []byte {
 
 func isNotFound(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "not found")
-}
-
-// streamStates reads every state in the EVENTS stream.
-func streamStates(t *testing.T, js jetstream.JetStream) []*eventlog.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, eventlog.StreamName)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	var out []*eventlog.Record
-	if info.State.Msgs == 0 {
-		return out
-	}
-	cons, err := js.OrderedConsumer(ctx, eventlog.StreamName, jetstream.OrderedConsumerConfig{})
-	require.NoError(t, err)
-	for uint64(len(out)) < info.State.Msgs {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		require.NoError(t, err)
-		for m := range batch.Messages() {
-			md, err := m.Metadata()
-			require.NoError(t, err)
-			rec, err := eventlog.DecodeMsg(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
-			require.NoError(t, err)
-			out = append(out, rec)
-		}
-		require.NoError(t, batch.Error())
-	}
-	return out
 }
 
 var _ = corev1.EventTypeNormal

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
 
 // activityRows are the rows both halves of the version matrix run the
@@ -42,10 +43,8 @@ func summaries(rows []chstore.ActivityRow) []string {
 }
 
 func TestActivities(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
-	_, err := s.Migrate(ctx)
-	require.NoError(t, err)
 	now := time.Now().UTC()
 	require.NoError(t, s.InsertActivities(ctx, activityRows(now)))
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
 
 // usageRow builds a row directly (no Event) with a chosen observation time,
@@ -29,10 +30,8 @@ func usageRow(sc scope.Scope, name string, seq uint64, at time.Time, payload int
 // the nanosecond, a DELETE mutation removes exactly the rows past the line
 // and changes the partition's mutation version, DROP PARTITION removes a day.
 func TestUsageAndRetentionSQL(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
-	_, err := s.Migrate(ctx)
-	require.NoError(t, err)
 
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
 	beta := scope.Scope{Type: scope.TypeOrganization, Name: "beta"}

@@ -15,18 +15,8 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
-
-func openStore(t *testing.T) *chstore.Store {
-	t.Helper()
-	srv := chtest.ForTest(t)
-	cfg := chstore.DefaultConfig()
-	cfg.Addr = srv.Addr
-	s, err := chstore.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func testEvent(ns, name string, count int32, last time.Time) *corev1.Event {
 	return &corev1.Event{
@@ -41,7 +31,7 @@ func testEvent(ns, name string, count int32, last time.Time) *corev1.Event {
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
-	s := openStore(t)
+	s := storetest.Open(t, chtest.ForTest(t))
 	ctx := context.Background()
 	applied, err := s.Migrate(ctx)
 	require.NoError(t, err)
@@ -55,10 +45,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestLatestFoldsStatesAndDuplicates(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
-	_, err := s.Migrate(ctx)
-	require.NoError(t, err)
 
 	now := time.Now().UTC()
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
@@ -112,10 +100,8 @@ func TestLatestFoldsStatesAndDuplicates(t *testing.T) {
 }
 
 func TestListFiltersPagesAndGets(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
-	_, err := s.Migrate(ctx)
-	require.NoError(t, err)
 	now := time.Now().UTC()
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
 	var rows []chstore.Row

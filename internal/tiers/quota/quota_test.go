@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/quota"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
@@ -28,19 +28,6 @@ var (
 	beta  = scope.Scope{Type: scope.TypeProject, Name: "beta"}
 	now   = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 )
-
-func openStore(t *testing.T) *chstore.Store {
-	t.Helper()
-	srv := chtest.ForTest(t)
-	cfg := chstore.DefaultConfig()
-	cfg.Addr = srv.Addr
-	s, err := chstore.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	_, err = s.Migrate(context.Background())
-	require.NoError(t, err)
-	return s
-}
 
 // eventRow makes a realistic row through EncodeRow, as the writer does.
 func eventRow(t *testing.T, sc scope.Scope, name string, seq uint64, at time.Time) (chstore.Row, *eventlog.Record) {
@@ -63,7 +50,7 @@ func eventRow(t *testing.T, sc scope.Scope, name string, seq uint64, at time.Tim
 // them and then once, and lets writes through again after retention frees
 // space.
 func TestQuotaExactAndRecoversAfterRetention(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
 	clk := clocktesting.NewFakeClock(now)
 
@@ -173,7 +160,7 @@ func TestQuotaExactAndRecoversAfterRetention(t *testing.T) {
 // TestIncrementalRefresh: new rows in a partition are added without
 // re-reading it, and agree with a full measure.
 func TestIncrementalRefresh(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
 	clk := clocktesting.NewFakeClock(now)
 	res := tiers.NewResolver(nil)

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
 )
@@ -28,19 +28,6 @@ var (
 	// now has a sub-second part, so every line falls inside a second.
 	now = time.Date(2026, 11, 25, 12, 0, 0, 500_000_000, time.UTC)
 )
-
-func openStore(t *testing.T) *chstore.Store {
-	t.Helper()
-	srv := chtest.ForTest(t)
-	cfg := chstore.DefaultConfig()
-	cfg.Addr = srv.Addr
-	s, err := chstore.Open(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	_, err = s.Migrate(context.Background())
-	require.NoError(t, err)
-	return s
-}
 
 func row(sc scope.Scope, name string, seq uint64, at time.Time) chstore.Row {
 	at = at.UTC()
@@ -72,7 +59,7 @@ func stored(t *testing.T, s *chstore.Store) []string {
 // recurring event keeps its latest state; the dry run removes nothing and
 // says what it would remove.
 func TestRetentionDeletesExactlyPastTheLine(t *testing.T) {
-	s := openStore(t)
+	s := storetest.New(t)
 	ctx := context.Background()
 	cfg, err := tiers.Parse("t.yaml", []byte("tenants:\n  Project/alpha: Free\n  Project/beta: Pro\n  Organization/gamma: Enterprise\n"))
 	require.NoError(t, err)
