@@ -13,9 +13,7 @@ import (
 )
 
 func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
-	natsCfg := eventlog.DefaultClientConfig()
-	streamCfg := eventlog.DefaultConfig()
-	storeCfg := chstore.DefaultConfig()
+	conn := newConnFlags(true)
 	o := roles.DefaultActivityProcessorOptions()
 	metricsAddr := ":9465"
 	cmd := &cobra.Command{
@@ -26,22 +24,12 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 			"which moves Activities into ClickHouse and publishes the activity watermark. Run exactly one.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), o.Validate(), validateAddr(metricsAddr)); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := roles.Connect(ctx, "eventpipe-activity-processor", natsCfg, streamCfg)
+			c, log, err := conn.start(ctx, g, "eventpipe-activity-processor", o.Validate(), validateAddr(metricsAddr))
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := c.OpenStore(ctx, storeCfg); err != nil {
-				return err
-			}
 			reg := newRegistry()
 			p, err := roles.NewActivityProcessor(ctx, c, o, reg, log)
 			if err != nil {
@@ -56,9 +44,7 @@ func newActivityProcessorCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.AddFlags(fs)
-	streamCfg.AddFlags(fs)
-	storeCfg.AddFlags(fs)
+	conn.AddFlags(fs)
 	o.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
 	return cmd

@@ -11,14 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/exporter"
 	"github.com/eventpipe/eventpipe/internal/roles"
 )
 
 func newExportCmd(g *globalOptions) *cobra.Command {
-	natsCfg := eventlog.DefaultClientConfig()
-	streamCfg := eventlog.DefaultConfig()
+	conn := newConnFlags(false)
 	cfg := exporter.DefaultConfig()
 	metricsAddr := ":9465"
 	cmd := &cobra.Command{
@@ -29,15 +27,8 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 			"Resumes from a checkpoint in JetStream KV; with --exporter.leader-elect, one of several replicas exports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), cfg.Validate(), validateAddr(metricsAddr)); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := roles.Connect(ctx, "eventpipe-exporter", natsCfg, streamCfg)
+			c, log, err := conn.start(ctx, g, "eventpipe-exporter", cfg.Validate(), validateAddr(metricsAddr))
 			if err != nil {
 				return err
 			}
@@ -67,8 +58,7 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.AddFlags(fs)
-	streamCfg.AddFlags(fs)
+	conn.AddFlags(fs)
 	cfg.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
 	return cmd

@@ -10,15 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/roles"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
 func newWriterCmd(g *globalOptions) *cobra.Command {
-	natsCfg := eventlog.DefaultClientConfig()
-	streamCfg := eventlog.DefaultConfig()
-	storeCfg := chstore.DefaultConfig()
+	conn := newConnFlags(true)
 	o := roles.DefaultWriterOptions()
 	metricsAddr := ":9464"
 	cmd := &cobra.Command{
@@ -29,22 +25,12 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			"It also runs the retention worker, which deletes each tenant's events past its tier's retention.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validate(natsCfg.Validate(), streamCfg.Validate(), storeCfg.Validate(), o.Validate(), validateAddr(metricsAddr)); err != nil {
-				return err
-			}
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			c, err := roles.Connect(ctx, "eventpipe-writer", natsCfg, streamCfg)
+			c, log, err := conn.start(ctx, g, "eventpipe-writer", o.Validate(), validateAddr(metricsAddr))
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := c.OpenStore(ctx, storeCfg); err != nil {
-				return err
-			}
 			reg := newRegistry()
 			w, err := roles.NewWriter(c, o, reg, log)
 			if err != nil {
@@ -65,9 +51,7 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	natsCfg.AddFlags(fs)
-	streamCfg.AddFlags(fs)
-	storeCfg.AddFlags(fs)
+	conn.AddFlags(fs)
 	o.AddFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics.addr", metricsAddr, "address for /metrics, /healthz and /readyz")
 	return cmd
