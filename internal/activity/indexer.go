@@ -31,14 +31,8 @@ type Indexer struct {
 	log   *slog.Logger
 	m     *metrics
 	wm    *eventlog.Watermark
-	// marks are recent batches' last sequence and store time, oldest
-	// first, for trimming. Only Run's goroutine touches them.
-	marks []mark
-}
-
-type mark struct {
-	seq    uint64
-	stored time.Time
+	// marks are for trimming. Only Run's goroutine touches them.
+	marks eventlog.BatchMarks
 }
 
 // NewIndexer returns an indexer writing to store.
@@ -55,30 +49,21 @@ func (x *Indexer) Watermark() *eventlog.Watermark { return x.wm }
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (x *Indexer) Run(ctx context.Context) error {
-	d := x.cfg.durable(x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
-		"eventpipe activity indexer: ACTIVITIES -> ClickHouse")
-	stream, kv, err := d.Open(ctx)
+	s, err := startStage(ctx, x.cfg.durable(x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
+		"eventpipe activity indexer: ACTIVITIES -> ClickHouse"), WatermarkKey)
 	if err != nil {
 		return err
 	}
-	next, err := resumePoint(ctx, d, kv, WatermarkKey)
-	if err != nil {
-		return err
-	}
-	cons, err := d.Reset(ctx, next)
-	if err != nil {
-		return err
-	}
-	x.wm.Advance(next - 1)
-	x.m.watermark.Set(float64(next - 1))
-	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", next-1)
+	x.wm.Advance(s.next - 1)
+	x.m.watermark.Set(float64(s.next - 1))
+	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", s.next-1)
 	lastTrim := time.Now()
-	return d.Consume(ctx, cons, stream, next, x.log, func(ctx context.Context, b eventlog.Batch) bool {
-		if len(b.Run) > 0 && !x.commit(ctx, kv, b) {
+	return s.consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
+		if len(b.Run) > 0 && !x.commit(ctx, s.kv, b) {
 			return false
 		}
 		if time.Since(lastTrim) >= x.cfg.TrimInterval {
-			x.trim(ctx, stream)
+			x.trim(ctx, s.stream)
 			lastTrim = time.Now()
 		}
 		return true
@@ -135,20 +120,14 @@ func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.
 	x.m.indexed.Add(float64(len(rows)))
 	x.m.watermark.Set(float64(last.Seq))
 	x.wm.Advance(last.Seq)
-	x.marks = append(x.marks, mark{seq: last.Seq, stored: last.Stored})
+	x.marks.Add(last.Seq, last.Stored)
 	return true
 }
 
 // trim purges indexed states stored longer ago than the retention. States
 // not yet indexed are never purged.
 func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
-	cutoff := time.Now().Add(-x.cfg.Stream.Retention)
-	var upTo uint64
-	i := 0
-	for ; i < len(x.marks) && x.marks[i].stored.Before(cutoff); i++ {
-		upTo = x.marks[i].seq
-	}
-	x.marks = x.marks[i:]
+	upTo := x.marks.TakeBefore(time.Now().Add(-x.cfg.Stream.Retention))
 	if upTo == 0 || upTo > x.wm.Load() {
 		return
 	}

@@ -245,3 +245,33 @@ func purgedBetween(ctx context.Context, stream jetstream.Stream, from, to uint64
 	}
 	return true
 }
+
+// BatchMarks remembers where a reader's recent batches ended and when the
+// stream stored their last state, oldest first. A reader purges the states
+// it is done with once they are older than the stream's retention, and
+// these marks tell it how far that reaches without asking the stream. It
+// is not safe for concurrent use.
+type BatchMarks struct{ marks []batchMark }
+
+type batchMark struct {
+	seq    uint64
+	stored time.Time
+}
+
+// Add records a batch done up to seq, whose last state was stored then.
+func (m *BatchMarks) Add(seq uint64, stored time.Time) {
+	m.marks = append(m.marks, batchMark{seq: seq, stored: stored})
+}
+
+// TakeBefore forgets the batches whose last state was stored before cutoff
+// and returns the last sequence of the newest of them, 0 when there is
+// none.
+func (m *BatchMarks) TakeBefore(cutoff time.Time) uint64 {
+	var upTo uint64
+	i := 0
+	for ; i < len(m.marks) && m.marks[i].stored.Before(cutoff); i++ {
+		upTo = m.marks[i].seq
+	}
+	m.marks = m.marks[i:]
+	return upTo
+}

@@ -120,3 +120,18 @@ func TestDurableResumesAfterWhatWasAcknowledged(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(7), mark)
 }
+
+// TestBatchMarksTakeWhatIsOlderThanTheCutoff: the marks hand back the end
+// of the newest batch stored before the cutoff, once.
+func TestBatchMarksTakeWhatIsOlderThanTheCutoff(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	var m BatchMarks
+	require.Zero(t, m.TakeBefore(t0), "no batches")
+	m.Add(10, t0)
+	m.Add(20, t0.Add(time.Minute))
+	m.Add(30, t0.Add(2*time.Minute))
+	require.Zero(t, m.TakeBefore(t0), "a batch stored at the cutoff is not before it")
+	require.Equal(t, uint64(20), m.TakeBefore(t0.Add(90*time.Second)))
+	require.Zero(t, m.TakeBefore(t0.Add(90*time.Second)), "taken batches are forgotten")
+	require.Equal(t, uint64(30), m.TakeBefore(t0.Add(time.Hour)))
+}

@@ -47,19 +47,13 @@ type Writer struct {
 
 	wm *eventlog.Watermark
 
-	// marks remembers the last sequence and store time of recent batches,
-	// oldest first, for trimming. Only Run's goroutine touches it.
-	marks []mark
+	// marks are for trimming. Only Run's goroutine touches them.
+	marks eventlog.BatchMarks
 	// now is the clock trimming reads; tests move it.
 	now func() time.Time
 	// lastInsertErr holds the error of the latest insert attempt (nil after
 	// a success), for readiness.
 	lastInsertErr atomic.Pointer[error]
-}
-
-type mark struct {
-	seq    uint64
-	stored time.Time
 }
 
 // New returns a writer. logCfg supplies the stream's retention and size
@@ -236,7 +230,7 @@ func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstre
 	}
 	w.m.written.Add(float64(len(b.rows)))
 	w.m.lagSeconds.Set(time.Since(b.lastStored).Seconds())
-	w.marks = append(w.marks, mark{seq: b.lastSeq, stored: b.lastStored})
+	w.marks.Add(b.lastSeq, b.lastStored)
 	w.setWatermark(ctx, kv, b.lastSeq)
 	return true
 }
@@ -323,13 +317,7 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // never purged.
 func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 	wm := w.wm.Load()
-	cutoff := w.now().Add(-w.logCfg.Retention)
-	var upTo uint64
-	i := 0
-	for ; i < len(w.marks) && w.marks[i].stored.Before(cutoff); i++ {
-		upTo = w.marks[i].seq
-	}
-	w.marks = w.marks[i:]
+	upTo := w.marks.TakeBefore(w.now().Add(-w.logCfg.Retention))
 	if info, err := stream.Info(ctx); err == nil && w.logCfg.MaxBytes > 0 &&
 		float64(info.State.Bytes) > 0.8*float64(w.logCfg.MaxBytes) && wm > upTo {
 		w.log.Warn("stream is over 80% of --stream.max-bytes; purging all committed states, watch history shrinks",
