@@ -2,6 +2,7 @@ package activity
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,18 +16,44 @@ func (c Config) durable(js jetstream.JetStream, stream, name, filter, desc strin
 		AckWait: c.AckWait, MaxAckPending: 2 * c.BatchSize, BatchSize: c.BatchSize, BatchWait: c.BatchWait}
 }
 
-// resumePoint is the first sequence still to handle: one past the larger of
-// the consumer's ack floor and the mark kept in the state bucket under
-// markKey (the mark is written before the acknowledgement, so it may be
-// ahead).
-func resumePoint(ctx context.Context, d eventlog.Durable, kv jetstream.KeyValue, markKey string) (uint64, error) {
+// stage is a pipeline stage's consumer, ready to consume.
+type stage struct {
+	d      eventlog.Durable
+	stream jetstream.Stream
+	// kv is the state bucket, where the stage keeps its mark.
+	kv   jetstream.KeyValue
+	cons jetstream.Consumer
+	// next is the first sequence still to handle.
+	next uint64
+}
+
+// startStage opens d's stream and the state bucket and resets d's consumer
+// at the resume point: one past the larger of the consumer's ack floor and
+// the mark kept under markKey (the mark is written before the
+// acknowledgement, so it may be ahead).
+func startStage(ctx context.Context, d eventlog.Durable, markKey string) (*stage, error) {
+	stream, kv, err := d.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
 	done, err := d.AckFloor(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	mark, err := eventlog.ReadMark(ctx, kv, markKey)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return max(done, mark) + 1, nil
+	next := max(done, mark) + 1
+	cons, err := d.Reset(ctx, next)
+	if err != nil {
+		return nil, err
+	}
+	return &stage{d: d, stream: stream, kv: kv, cons: cons, next: next}, nil
+}
+
+// consume reads the stage's consumer until ctx ends, as
+// eventlog.Durable.Consume does.
+func (s *stage) consume(ctx context.Context, log *slog.Logger, handle func(ctx context.Context, b eventlog.Batch) bool) error {
+	return s.d.Consume(ctx, s.cons, s.stream, s.next, log, handle)
 }

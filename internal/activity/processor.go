@@ -55,23 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetr
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (p *Processor) Run(ctx context.Context) error {
-	d := p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
-		"eventpipe activity processor: EVENTS -> ACTIVITIES")
-	stream, kv, err := d.Open(ctx)
+	s, err := startStage(ctx, p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
+		"eventpipe activity processor: EVENTS -> ACTIVITIES"), ProgressKey)
 	if err != nil {
 		return err
 	}
-	next, err := resumePoint(ctx, d, kv, ProgressKey)
-	if err != nil {
-		return err
-	}
-	cons, err := d.Reset(ctx, next)
-	if err != nil {
-		return err
-	}
-	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", next)
-	return d.Consume(ctx, cons, stream, next, p.log, func(ctx context.Context, b eventlog.Batch) bool {
-		return len(b.Run) == 0 || p.handle(ctx, kv, b)
+	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", s.next)
+	return s.consume(ctx, p.log, func(ctx context.Context, b eventlog.Batch) bool {
+		return len(b.Run) == 0 || p.handle(ctx, s.kv, b)
 	})
 }
 
