@@ -167,7 +167,7 @@ func (d Durable) Consume(ctx context.Context, cons jetstream.Consumer, stream je
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return fmt.Errorf("consumer %s: %w", d.Name, err)
 			}
-			log.Warn("cannot fetch; retrying", "stream", d.Stream, "consumer", d.Name, "err", err)
+			log.Warn("cannot fetch from stream; retrying", "err", err)
 			retry.Sleep(ctx, time.Second)
 			continue
 		}
