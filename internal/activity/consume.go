@@ -2,90 +2,58 @@ package activity
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strconv"
+	"log/slog"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
 
-// The processor and the indexer consume the same way the writer does: one
-// durable pull consumer each, with AckAll, reset at start-up to begin right
-// after what is known to be done, so whatever an earlier run left in flight
-// is delivered again at once instead of after AckWait. Each is the only
-// reader of its consumer.
-
-// resumePoint is the first sequence still to handle: one past the larger of
-// the consumer's ack floor and the progress mark kept in the state bucket
-// (the mark is written before the acknowledgement, so it may be ahead).
-func resumePoint(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, stream, consumer, markKey string) (uint64, error) {
-	var done uint64
-	if c, err := js.Consumer(ctx, stream, consumer); err == nil {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("read consumer %s: %w", consumer, err)
-		}
-		done = info.AckFloor.Stream
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("read consumer %s: %w", consumer, err)
-	}
-	if e, err := kv.Get(ctx, markKey); err == nil {
-		if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil && v > done {
-			done = v
-		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, fmt.Errorf("read %s: %w", markKey, err)
-	}
-	return done + 1, nil
+// durable is the consumer one stage reads through, the way the writer
+// reads EVENTS: the processor's on EVENTS, the indexer's on ACTIVITIES.
+func (c Config) durable(js jetstream.JetStream, stream, name, filter, desc string) eventlog.Durable {
+	return eventlog.Durable{JS: js, Stream: stream, Name: name, Description: desc, Filter: filter,
+		AckWait: c.AckWait, MaxAckPending: 2 * c.BatchSize, BatchSize: c.BatchSize, BatchWait: c.BatchWait}
 }
 
-func resetConsumer(ctx context.Context, js jetstream.JetStream, stream, name, filter, desc string, from uint64, cfg Config) (jetstream.Consumer, error) {
-	if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("reset consumer %s: %w", name, err)
-	}
-	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: name, Description: desc,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-		AckPolicy: jetstream.AckAllPolicy, AckWait: cfg.AckWait, MaxAckPending: 2 * cfg.BatchSize,
-		MaxDeliver: -1, FilterSubject: filter,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reset consumer %s: %w", name, err)
-	}
-	return cons, nil
+// stage is a pipeline stage's consumer, ready to consume.
+type stage struct {
+	d      eventlog.Durable
+	stream jetstream.Stream
+	// kv is the state bucket, where the stage keeps its mark.
+	kv   jetstream.KeyValue
+	cons jetstream.Consumer
+	// next is the first sequence still to handle.
+	next uint64
 }
 
-func fetch(cons jetstream.Consumer, cfg Config) ([]jetstream.Msg, error) {
-	mb, err := cons.Fetch(cfg.BatchSize, jetstream.FetchMaxWait(cfg.BatchWait))
+// startStage opens d's stream and the state bucket and resets d's consumer
+// at the resume point: one past the larger of the consumer's ack floor and
+// the mark kept under markKey (the mark is written before the
+// acknowledgement, so it may be ahead).
+func startStage(ctx context.Context, d eventlog.Durable, markKey string) (*stage, error) {
+	stream, kv, err := d.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var msgs []jetstream.Msg
-	for m := range mb.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+	done, err := d.AckFloor(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return msgs, nil
-}
-
-// holeBefore reports whether every sequence in [next, seq) is gone from the
-// stream (purged), so that skipping to seq loses nothing still stored.
-func holeBefore(ctx context.Context, stream jetstream.Stream, next, seq uint64) bool {
-	info, err := stream.Info(ctx)
+	mark, err := eventlog.ReadMark(ctx, kv, markKey)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	for s := max(next, info.State.FirstSeq); s < seq; s++ {
-		if _, err := stream.GetMsg(ctx, s); !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return false
-		}
+	next := max(done, mark) + 1
+	cons, err := d.Reset(ctx, next)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	return &stage{d: d, stream: stream, kv: kv, cons: cons, next: next}, nil
 }
 
-func fatalConsumerErr(err error) bool {
-	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)
+// consume reads the stage's consumer until ctx ends, as
+// eventlog.Durable.Consume does.
+func (s *stage) consume(ctx context.Context, log *slog.Logger, handle func(ctx context.Context, b eventlog.Batch) bool) error {
+	return s.d.Consume(ctx, s.cons, s.stream, s.next, log, handle)
 }

@@ -2,7 +2,6 @@ package activity
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -32,14 +31,8 @@ type Indexer struct {
 	log   *slog.Logger
 	m     *metrics
 	wm    *eventlog.Watermark
-	// marks are recent batches' last sequence and store time, oldest
-	// first, for trimming. Only Run's goroutine touches them.
-	marks []mark
-}
-
-type mark struct {
-	seq    uint64
-	stored time.Time
+	// marks are for trimming. Only Run's goroutine touches them.
+	marks eventlog.BatchMarks
 }
 
 // NewIndexer returns an indexer writing to store.
@@ -56,83 +49,34 @@ func (x *Indexer) Watermark() *eventlog.Watermark { return x.wm }
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (x *Indexer) Run(ctx context.Context) error {
-	stream, err := x.js.Stream(ctx, StreamName)
-	if err != nil {
-		return fmt.Errorf("open stream %s: %w", StreamName, err)
-	}
-	kv, err := x.js.KeyValue(ctx, eventlog.StateBucket)
-	if err != nil {
-		return fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
-	}
-	next, err := resumePoint(ctx, x.js, kv, StreamName, x.cfg.IndexerConsumer, WatermarkKey)
+	s, err := startStage(ctx, x.cfg.durable(x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
+		"eventpipe activity indexer: ACTIVITIES -> ClickHouse"), WatermarkKey)
 	if err != nil {
 		return err
 	}
-	reset := func() (jetstream.Consumer, error) {
-		return resetConsumer(ctx, x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
-			"eventpipe activity indexer: ACTIVITIES -> ClickHouse", next, x.cfg)
-	}
-	cons, err := reset()
-	if err != nil {
-		return err
-	}
-	x.wm.Advance(next - 1)
-	x.m.watermark.Set(float64(next - 1))
-	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", next-1)
+	x.wm.Advance(s.next - 1)
+	x.m.watermark.Set(float64(s.next - 1))
+	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", s.next-1)
 	lastTrim := time.Now()
-	for ctx.Err() == nil {
-		msgs, err := fetch(cons, x.cfg)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if fatalConsumerErr(err) {
-				return fmt.Errorf("consumer %s: %w", x.cfg.IndexerConsumer, err)
-			}
-			x.log.Warn("cannot fetch activity states; retrying", "err", err)
-			retry.Sleep(ctx, time.Second)
-			continue
-		}
-		if len(msgs) > 0 {
-			ok, gap := x.commit(ctx, stream, kv, msgs, &next)
-			if !ok {
-				return nil
-			}
-			if gap {
-				if cons, err = reset(); err != nil {
-					return err
-				}
-			}
+	return s.consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
+		if len(b.Run) > 0 && !x.commit(ctx, s.kv, b) {
+			return false
 		}
 		if time.Since(lastTrim) >= x.cfg.TrimInterval {
-			x.trim(ctx, stream)
+			x.trim(ctx, s.stream)
 			lastTrim = time.Now()
 		}
-	}
-	return nil
+		return true
+	})
 }
 
-func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, msgs []jetstream.Msg, next *uint64) (ok, gap bool) {
-	rows := make([]chstore.ActivityRow, 0, len(msgs))
-	var last jetstream.Msg
-	var lastSeq uint64
-	var lastStored time.Time
-	for _, msg := range msgs {
-		md, err := msg.Metadata()
-		if err != nil {
-			break
-		}
-		seq := md.Sequence.Stream
-		if seq < *next {
-			continue
-		}
-		if seq > *next && !holeBefore(ctx, stream, *next, seq) {
-			x.log.Warn("gap in delivered sequence; restarting delivery", "expected", *next, "got", seq)
-			gap = true
-			break
-		}
-		*next = seq + 1
-		last, lastSeq, lastStored = msg, seq, md.Timestamp
+// commit inserts a run of activity states (retrying until ClickHouse takes
+// it), publishes the watermark and acknowledges. It reports false if ctx
+// ended first.
+func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.Batch) bool {
+	rows := make([]chstore.ActivityRow, 0, len(b.Run))
+	for _, d := range b.Run {
+		msg, seq := d.Msg, d.Seq
 		st, err := Decode(msg.Subject(), msg.Headers(), msg.Data(), seq)
 		if err != nil {
 			x.log.Error("not an activity state; skipping", "seq", seq, "subject", msg.Subject(), "err", err)
@@ -145,9 +89,7 @@ func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstr
 		}
 		rows = append(rows, row)
 	}
-	if last == nil {
-		return true, gap
-	}
+	last := b.Last()
 	backoff := 100 * time.Millisecond
 	lastRenew := time.Now()
 	for {
@@ -156,42 +98,36 @@ func (x *Indexer) commit(ctx context.Context, stream jetstream.Stream, kv jetstr
 			break
 		}
 		if ctx.Err() != nil {
-			return false, gap
+			return false
 		}
 		x.m.insertErrs.Inc()
 		x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
 		if !retry.Sleep(ctx, backoff) {
-			return false, gap
+			return false
 		}
 		backoff = min(2*backoff, 10*time.Second)
 		if time.Since(lastRenew) > x.cfg.AckWait/3 {
-			_ = last.InProgress()
+			_ = last.Msg.InProgress()
 			lastRenew = time.Now()
 		}
 	}
-	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(lastSeq, 10))); err != nil && ctx.Err() == nil {
-		x.log.Warn("cannot publish activity watermark", "watermark", lastSeq, "err", err)
+	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(last.Seq, 10))); err != nil && ctx.Err() == nil {
+		x.log.Warn("cannot publish activity watermark", "watermark", last.Seq, "err", err)
 	}
-	if err := last.Ack(); err != nil {
-		x.log.Warn("cannot acknowledge activity batch", "seq", lastSeq, "err", err)
+	if err := last.Msg.Ack(); err != nil {
+		x.log.Warn("cannot acknowledge activity batch", "seq", last.Seq, "err", err)
 	}
 	x.m.indexed.Add(float64(len(rows)))
-	x.m.watermark.Set(float64(lastSeq))
-	x.wm.Advance(lastSeq)
-	x.marks = append(x.marks, mark{seq: lastSeq, stored: lastStored})
-	return true, gap
+	x.m.watermark.Set(float64(last.Seq))
+	x.wm.Advance(last.Seq)
+	x.marks.Add(last.Seq, last.Stored)
+	return true
 }
 
 // trim purges indexed states stored longer ago than the retention. States
 // not yet indexed are never purged.
 func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
-	cutoff := time.Now().Add(-x.cfg.Stream.Retention)
-	var upTo uint64
-	i := 0
-	for ; i < len(x.marks) && x.marks[i].stored.Before(cutoff); i++ {
-		upTo = x.marks[i].seq
-	}
-	x.marks = x.marks[i:]
+	upTo := x.marks.TakeBefore(time.Now().Add(-x.cfg.Stream.Retention))
 	if upTo == 0 || upTo > x.wm.Load() {
 		return
 	}

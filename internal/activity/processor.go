@@ -2,7 +2,6 @@ package activity
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -56,52 +55,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetr
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (p *Processor) Run(ctx context.Context) error {
-	stream, err := p.js.Stream(ctx, eventlog.StreamName)
-	if err != nil {
-		return fmt.Errorf("open stream %s: %w", eventlog.StreamName, err)
-	}
-	kv, err := p.js.KeyValue(ctx, eventlog.StateBucket)
-	if err != nil {
-		return fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
-	}
-	next, err := resumePoint(ctx, p.js, kv, eventlog.StreamName, p.cfg.Consumer, ProgressKey)
+	s, err := startStage(ctx, p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
+		"eventpipe activity processor: EVENTS -> ACTIVITIES"), ProgressKey)
 	if err != nil {
 		return err
 	}
-	cons, err := resetConsumer(ctx, p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
-		"eventpipe activity processor: EVENTS -> ACTIVITIES", next, p.cfg)
-	if err != nil {
-		return err
-	}
-	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", next)
-	for ctx.Err() == nil {
-		msgs, err := fetch(cons, p.cfg)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if fatalConsumerErr(err) {
-				return fmt.Errorf("consumer %s: %w", p.cfg.Consumer, err)
-			}
-			p.log.Warn("cannot fetch events; retrying", "err", err)
-			retry.Sleep(ctx, time.Second)
-			continue
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		ok, gap := p.handle(ctx, stream, kv, msgs, &next)
-		if !ok {
-			return nil
-		}
-		if gap {
-			if cons, err = resetConsumer(ctx, p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
-				"eventpipe activity processor: EVENTS -> ACTIVITIES", next, p.cfg); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", s.next)
+	return s.consume(ctx, p.log, func(ctx context.Context, b eventlog.Batch) bool {
+		return len(b.Run) == 0 || p.handle(ctx, s.kv, b)
+	})
 }
 
 type pending struct {
@@ -109,37 +71,22 @@ type pending struct {
 	id  string
 }
 
-// handle evaluates a batch in order, publishes its activity states and dead
-// letters, records progress and acknowledges. It reports false if ctx
-// ended first (nothing is acknowledged then; the batch comes again).
-func (p *Processor) handle(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, msgs []jetstream.Msg, next *uint64) (ok, gap bool) {
+// handle evaluates a run of event states in order, publishes their
+// activity states and dead letters, records progress and acknowledges. It
+// reports false if ctx ended first (nothing is acknowledged then; the
+// states come again).
+func (p *Processor) handle(ctx context.Context, kv jetstream.KeyValue, b eventlog.Batch) bool {
 	set := p.engine.Set() // one policy version per batch
 	var out []pending
-	var last jetstream.Msg
-	var lastSeq uint64
-	for _, msg := range msgs {
-		md, err := msg.Metadata()
-		if err != nil {
-			break
-		}
-		seq := md.Sequence.Stream
-		if seq < *next {
-			continue
-		}
-		if seq > *next {
-			if !holeBefore(ctx, stream, *next, seq) {
-				p.log.Warn("gap in delivered sequence; restarting delivery", "expected", *next, "got", seq)
-				gap = true
-				break
-			}
+	for _, d := range b.Run {
+		msg, seq := d.Msg, d.Seq
+		if d.Purged > 0 {
 			// Trimmed before we saw them (the processor was down longer
 			// than the stream keeps states): reindex rebuilds those.
-			p.m.missed.Add(float64(seq - *next))
+			p.m.missed.Add(float64(d.Purged))
 			p.log.Warn("event states were trimmed before the activity processor saw them; run `eventpipe activities reindex` for that period",
-				"from", *next, "to", seq-1)
+				"from", seq-d.Purged, "to", seq-1)
 		}
-		*next = seq + 1
-		last, lastSeq = msg, seq
 		rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
 		if err != nil {
 			// The writer dead-letters undecodable states; nothing to say here.
@@ -156,7 +103,7 @@ func (p *Processor) handle(ctx context.Context, stream jetstream.Stream, kv jets
 			p.m.evalErrors.WithLabelValues(e.Policy, e.Rule).Inc()
 			out = append(out, pending{msg: deadLetter(msg, seq, e), id: "dlq-" + strconv.FormatUint(seq, 10) + "-" + e.Policy + "-" + e.Rule})
 		}
-		a := Build(rec, o, md.Timestamp)
+		a := Build(rec, o, d.Stored)
 		m, err := encode(rec.Key, a, seq, rec.Op == eventlog.OpCreate)
 		if err != nil {
 			p.log.Error("cannot encode activity; skipping", "seq", seq, "err", err)
@@ -164,14 +111,13 @@ func (p *Processor) handle(ctx context.Context, stream jetstream.Stream, kv jets
 		}
 		out = append(out, pending{msg: m, id: "ev-" + strconv.FormatUint(seq, 10)})
 	}
-	if last == nil {
-		return true, gap
-	}
+	last := b.Last()
+	lastSeq := last.Seq
 	if !p.publish(ctx, out) {
-		return false, gap
+		return false
 	}
 	if p.crashAfterPublish != nil && p.crashAfterPublish() {
-		return false, gap
+		return false
 	}
 	// Progress first, acknowledgement second: a lost ack costs a
 	// re-delivery that the mark skips; a lost mark costs a republish that
@@ -179,11 +125,11 @@ func (p *Processor) handle(ctx context.Context, stream jetstream.Stream, kv jets
 	if _, err := kv.Put(ctx, ProgressKey, []byte(strconv.FormatUint(lastSeq, 10))); err != nil && ctx.Err() == nil {
 		p.log.Warn("cannot record progress", "seq", lastSeq, "err", err)
 	}
-	if err := last.Ack(); err != nil {
+	if err := last.Msg.Ack(); err != nil {
 		p.log.Warn("cannot acknowledge batch", "seq", lastSeq, "err", err)
 	}
 	p.m.progress.Set(float64(lastSeq))
-	return true, gap
+	return true
 }
 
 func deadLetter(src jetstream.Msg, seq uint64, e RuleError) *nats.Msg {

@@ -157,11 +157,15 @@ func (e *Exporter) Ready() error {
 	return nil
 }
 
+// eachStream calls f for every running stream, holding the stream's lock,
+// which guards the fields the health and metric figures read.
 func (e *Exporter) eachStream(f func(*stream)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range e.streams {
+		s.mu.Lock()
 		f(s)
+		s.mu.Unlock()
 	}
 }
 
@@ -170,8 +174,6 @@ func (e *Exporter) eachStream(f func(*stream)) {
 func (e *Exporter) watchDownSince() *time.Time {
 	var oldest *time.Time
 	e.eachStream(func(s *stream) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		if !s.watchDown.IsZero() && (oldest == nil || s.watchDown.Before(*oldest)) {
 			t := s.watchDown
 			oldest = &t
@@ -184,8 +186,6 @@ func (e *Exporter) watchDownSince() *time.Time {
 func (e *Exporter) oldestPending() time.Duration {
 	var age time.Duration
 	e.eachStream(func(s *stream) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		for _, en := range s.pending {
 			if !en.done && en.rec != nil {
 				age = max(age, time.Since(en.queued))
@@ -201,8 +201,6 @@ func (e *Exporter) oldestPending() time.Duration {
 func (e *Exporter) checkpointAge() time.Duration {
 	var age time.Duration
 	e.eachStream(func(s *stream) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
 		if !s.unsavedSince.IsZero() {
 			age = max(age, time.Since(s.unsavedSince))
 		}

@@ -2,7 +2,6 @@ package writer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -48,19 +47,13 @@ type Writer struct {
 
 	wm *eventlog.Watermark
 
-	// marks remembers the last sequence and store time of recent batches,
-	// oldest first, for trimming. Only Run's goroutine touches it.
-	marks []mark
+	// marks are for trimming. Only Run's goroutine touches them.
+	marks eventlog.BatchMarks
 	// now is the clock trimming reads; tests move it.
 	now func() time.Time
 	// lastInsertErr holds the error of the latest insert attempt (nil after
 	// a success), for readiness.
 	lastInsertErr atomic.Pointer[error]
-}
-
-type mark struct {
-	seq    uint64
-	stored time.Time
 }
 
 // New returns a writer. logCfg supplies the stream's retention and size
@@ -108,32 +101,23 @@ func (w *Writer) setWatermark(ctx context.Context, kv jetstream.KeyValue, seq ui
 // Run consumes until ctx ends. It returns nil on cancellation; any other
 // error means the writer cannot go on (the stream or consumer is gone).
 func (w *Writer) Run(ctx context.Context) error {
-	stream, err := w.js.Stream(ctx, eventlog.StreamName)
+	d := w.durable()
+	stream, kv, err := d.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("open stream %s: %w", eventlog.StreamName, err)
-	}
-	kv, err := w.js.KeyValue(ctx, eventlog.StateBucket)
-	if err != nil {
-		return fmt.Errorf("open bucket %s: %w", eventlog.StateBucket, err)
+		return err
 	}
 	// Everything at or below the ack floor was committed by an earlier run;
 	// a published watermark above it means the acknowledgement was lost.
-	var committed uint64
-	if c, err := w.js.Consumer(ctx, eventlog.StreamName, w.cfg.Consumer); err == nil {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("read consumer %s: %w", w.cfg.Consumer, err)
-		}
-		committed = info.AckFloor.Stream
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("read consumer %s: %w", w.cfg.Consumer, err)
+	// An unreadable watermark is no reason to stop: the ack floor alone is a
+	// safe, if earlier, place to resume.
+	committed, err := d.AckFloor(ctx)
+	if err != nil {
+		return err
 	}
-	if e, err := kv.Get(ctx, WatermarkKey); err == nil {
-		if v, err := strconv.ParseUint(string(e.Value()), 10, 64); err == nil && v > committed {
-			committed = v
-		}
+	if v, err := eventlog.ReadMark(ctx, kv, WatermarkKey); err == nil {
+		committed = max(committed, v)
 	}
-	cons, err := w.resetConsumer(ctx, committed+1)
+	cons, err := d.Reset(ctx, committed+1)
 	if err != nil {
 		return err
 	}
@@ -150,7 +134,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer stopProducer()
 	prodErr := make(chan error, 1)
 	go func() {
-		prodErr <- w.produce(prodCtx, stream, cons, committed+1, batches)
+		prodErr <- w.produce(prodCtx, d, stream, cons, committed+1, batches)
 		close(batches)
 	}()
 	trimTick := time.NewTicker(w.cfg.TrimInterval)
@@ -188,112 +172,48 @@ type batch struct {
 // produce fetches and decodes batches, from sequence next on, and hands
 // them to out in order. It returns when ctx ends (nil) or when the consumer
 // is gone (an error: the writer cannot go on).
-func (w *Writer) produce(ctx context.Context, stream jetstream.Stream, cons jetstream.Consumer, next uint64, out chan<- *batch) error {
-	for {
-		if ctx.Err() != nil {
-			return nil
+func (w *Writer) produce(ctx context.Context, d eventlog.Durable, stream jetstream.Stream, cons jetstream.Consumer, next uint64, out chan<- *batch) error {
+	return d.Consume(ctx, cons, stream, next, w.log, func(ctx context.Context, fetched eventlog.Batch) bool {
+		if len(fetched.Run) == 0 {
+			return true
 		}
-		msgs, err := w.fetch(cons)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
-			}
-			w.log.Warn("cannot fetch from stream; retrying", "err", err)
-			retry.Sleep(ctx, time.Second)
-			continue
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		b, ok, gap := w.prepare(ctx, stream, msgs, &next)
+		b, ok := w.prepare(ctx, fetched)
 		if !ok {
-			return nil
+			return false
 		}
-		if b != nil {
-			select {
-			case out <- b:
-			case <-ctx.Done():
-				return nil
-			}
+		select {
+		case out <- b:
+			return true
+		case <-ctx.Done():
+			return false
 		}
-		if gap {
-			if cons, err = w.resetConsumer(ctx, next); err != nil {
-				return err
-			}
-		}
-	}
+	})
 }
 
-// fetch returns up to BatchSize messages, waiting at most BatchWait.
-func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	mb, err := cons.Fetch(w.cfg.BatchSize, jetstream.FetchMaxWait(w.cfg.BatchWait))
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]jetstream.Msg, 0, w.cfg.BatchSize)
-	for m := range mb.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
-		return nil, err
-	}
-	return msgs, nil
-}
-
-// prepare turns msgs into rows. next is the sequence the writer expects to
-// see next; states are only committed in an unbroken run from it, so the
-// watermark never passes a state that is not queryable. Undecodable states
-// go to the dead-letter stream (their rows are simply absent). It returns a
-// nil batch when msgs held nothing new, gap when delivery must restart from
-// next, and ok=false if ctx ended first.
-func (w *Writer) prepare(ctx context.Context, stream jetstream.Stream, msgs []jetstream.Msg, next *uint64) (b *batch, ok, gap bool) {
-	b = &batch{rows: make([]chstore.Row, 0, len(msgs))}
-	for i, msg := range msgs {
-		md, err := msg.Metadata()
-		if err != nil {
-			w.log.Error("message without JetStream metadata; skipping batch rest", "err", err)
-			msgs = msgs[:i]
-			break
-		}
-		seq := md.Sequence.Stream
-		if seq < *next {
-			continue // a redelivery of a state already committed
-		}
-		if seq > *next && !w.holeBefore(ctx, stream, next, seq) {
-			// A state between next and seq exists but was not delivered to us
-			// (a lost pull response). Stop here: committing seq would
-			// acknowledge the missing state with AckAll. The caller restarts
-			// delivery from next.
-			w.log.Warn("gap in delivered sequence; restarting delivery", "expected", *next, "got", seq)
-			msgs = msgs[:i]
-			gap = true
-			break
-		}
-		*next = seq + 1
-		b.last, b.lastSeq, b.lastStored = msg, seq, md.Timestamp
-		w.m.pending.Set(float64(md.NumPending))
-
+// prepare turns a run of states into rows. Undecodable states go to the
+// dead-letter stream (their rows are simply absent). It reports false if
+// ctx ended first.
+func (w *Writer) prepare(ctx context.Context, fetched eventlog.Batch) (*batch, bool) {
+	last := fetched.Last()
+	b := &batch{rows: make([]chstore.Row, 0, len(fetched.Run)), held: fetched.Fetched,
+		last: last.Msg, lastSeq: last.Seq, lastStored: last.Stored}
+	for _, d := range fetched.Run {
+		msg, seq := d.Msg, d.Seq
+		w.m.pending.Set(float64(d.Pending))
 		rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
 		if err == nil {
 			var row chstore.Row
-			row, err = chstore.EncodeRow(rec, md.Timestamp)
+			row, err = chstore.EncodeRow(rec, d.Stored)
 			if err == nil {
 				b.rows = append(b.rows, row)
 				continue
 			}
 		}
 		if !w.deadLetter(ctx, msg, seq, err) {
-			return nil, false, gap
+			return nil, false
 		}
 	}
-	if b.last == nil {
-		return nil, true, gap
-	}
-	b.held = msgs
-	return b, true, gap
+	return b, true
 }
 
 // finish inserts a batch (retrying until ClickHouse takes it or ctx ends),
@@ -310,25 +230,8 @@ func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstre
 	}
 	w.m.written.Add(float64(len(b.rows)))
 	w.m.lagSeconds.Set(time.Since(b.lastStored).Seconds())
-	w.marks = append(w.marks, mark{seq: b.lastSeq, stored: b.lastStored})
+	w.marks.Add(b.lastSeq, b.lastStored)
 	w.setWatermark(ctx, kv, b.lastSeq)
-	return true
-}
-
-// holeBefore reports whether every sequence in [*next, seq) is absent from
-// the stream (purged), in which case it moves *next to seq.
-func (w *Writer) holeBefore(ctx context.Context, stream jetstream.Stream, next *uint64, seq uint64) bool {
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return false
-	}
-	from := max(*next, info.State.FirstSeq)
-	for s := from; s < seq; s++ {
-		if _, err := stream.GetMsg(ctx, s); !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return false
-		}
-	}
-	*next = seq
 	return true
 }
 
@@ -414,13 +317,7 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // never purged.
 func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 	wm := w.wm.Load()
-	cutoff := w.now().Add(-w.logCfg.Retention)
-	var upTo uint64
-	i := 0
-	for ; i < len(w.marks) && w.marks[i].stored.Before(cutoff); i++ {
-		upTo = w.marks[i].seq
-	}
-	w.marks = w.marks[i:]
+	upTo := w.marks.TakeBefore(w.now().Add(-w.logCfg.Retention))
 	if info, err := stream.Info(ctx); err == nil && w.logCfg.MaxBytes > 0 &&
 		float64(info.State.Bytes) > 0.8*float64(w.logCfg.MaxBytes) && wm > upTo {
 		w.log.Warn("stream is over 80% of --stream.max-bytes; purging all committed states, watch history shrinks",
@@ -437,29 +334,10 @@ func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
 	w.m.trimmed.Inc()
 }
 
-// resetConsumer (re)creates the durable consumer so that delivery starts at
-// sequence from, with nothing pending. The writer is the consumer's only
-// reader, so whatever an earlier run or a lost pull left in flight is simply
-// delivered again from from, instead of after AckWait.
-func (w *Writer) resetConsumer(ctx context.Context, from uint64) (jetstream.Consumer, error) {
-	if err := w.js.DeleteConsumer(ctx, eventlog.StreamName, w.cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("reset consumer %s: %w", w.cfg.Consumer, err)
-	}
-	cons, err := w.js.CreateConsumer(ctx, eventlog.StreamName, jetstream.ConsumerConfig{
-		Durable:       w.cfg.Consumer,
-		Description:   "eventpipe writer: EVENTS -> ClickHouse",
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
-		// AckAll: one acknowledgement per batch instead of one per state.
-		AckPolicy: jetstream.AckAllPolicy,
-		AckWait:   w.cfg.AckWait,
-		// One batch being inserted, one being decoded, and slack.
-		MaxAckPending: 3 * w.cfg.BatchSize,
-		MaxDeliver:    -1,
-		FilterSubject: eventlog.SubjectPrefix + ".>",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reset consumer %s: %w", w.cfg.Consumer, err)
-	}
-	return cons, nil
+// durable is the writer's consumer on EVENTS. Its pending room holds one
+// batch being inserted, one being decoded, and slack.
+func (w *Writer) durable() eventlog.Durable {
+	return eventlog.Durable{JS: w.js, Stream: eventlog.StreamName, Name: w.cfg.Consumer,
+		Description: "eventpipe writer: EVENTS -> ClickHouse", Filter: eventlog.SubjectPrefix + ".>",
+		AckWait: w.cfg.AckWait, MaxAckPending: 3 * w.cfg.BatchSize, BatchSize: w.cfg.BatchSize, BatchWait: w.cfg.BatchWait}
 }
