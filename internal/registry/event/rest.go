@@ -325,16 +325,7 @@ func (r *REST) published(seq uint64, err error) (uint64, error) {
 // concurrent write got in first, unless the client named a resourceVersion.
 func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
 	updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	sc, err := r.scopes.ReadScope(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	for {
-		cur, expect, err := r.current(ctx, sc, ns, name)
-		if err != nil {
-			return nil, false, err
-		}
+	return r.guaranteed(ctx, name, func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error) {
 		if cur == nil {
 			return r.createOnUpdate(ctx, name, objInfo, createValidation, options, expect)
 		}
@@ -376,21 +367,41 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			prev = cur.Event
 		}
 		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, prev, expect)
-		if errors.Is(err, eventlog.ErrConflict) {
-			// Someone else wrote first: re-read and re-apply, as
-			// GuaranteedUpdate does, for as long as the request lasts. A
-			// client that named a resourceVersion gets its conflict from
-			// the check above on the next round.
-			if ctx.Err() != nil {
-				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
-			}
-			continue
-		}
 		if err != nil {
+			// On a conflict a client that named a resourceVersion gets
+			// its answer from the check above on the next round.
 			return nil, false, err
 		}
 		ev.ResourceVersion = strconv.FormatUint(seq, 10)
 		return r.v.fromCore(ev), false, nil
+	})
+}
+
+// guaranteed runs write on the current state of the event name (nil when
+// there is none) and the sequence a publish must expect, as the generic
+// registry's GuaranteedUpdate does: when write's publish loses to a
+// concurrent write (eventlog.ErrConflict), it re-reads and runs write again
+// for as long as the request lasts, then answers with the generic
+// registry's Conflict. write must return eventlog.ErrConflict only from a
+// publish it may repeat.
+func (r *REST) guaranteed(ctx context.Context, name string, write func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error)) (runtime.Object, bool, error) {
+	sc, err := r.scopes.ReadScope(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ns := genericapirequest.NamespaceValue(ctx)
+	for {
+		cur, expect, err := r.current(ctx, sc, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		obj, created, err := write(cur, expect)
+		if !errors.Is(err, eventlog.ErrConflict) {
+			return obj, created, err
+		}
+		if ctx.Err() != nil {
+			return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
+		}
 	}
 }
 
@@ -443,16 +454,7 @@ func checkPreconditions(gr schema.GroupResource, name string, p *metav1.Precondi
 // delete is immediate; like the generic registry for events it answers with
 // a Status, not the object.
 func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
-	sc, err := r.scopes.ReadScope(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	for {
-		cur, expect, err := r.current(ctx, sc, ns, name)
-		if err != nil {
-			return nil, false, err
-		}
+	return r.guaranteed(ctx, name, func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error) {
 		if cur == nil {
 			return nil, false, r.notFound(name)
 		}
@@ -471,20 +473,15 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 			}
 		}
 		if !isDryRun(options.DryRun) {
-			_, err = r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, expect)
-			if errors.Is(err, eventlog.ErrConflict) && ctx.Err() == nil {
-				continue // a concurrent write: re-check the preconditions on the new state
-			}
-			if errors.Is(err, eventlog.ErrConflict) {
-				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
-			}
-			if err != nil {
+			// On a conflict the preconditions are checked again, on the
+			// new state.
+			if _, err := r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, expect); err != nil {
 				return nil, false, err
 			}
 		}
 		return &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{
 			Name: name, Group: r.gr.Group, Kind: r.gr.Resource, UID: cur.Event.UID}}, true, nil
-	}
+	})
 }
 
 // deleteCollectionPageSize is the page size of a delete-collection without
