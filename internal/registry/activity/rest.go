@@ -21,6 +21,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/listquery"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -53,6 +54,7 @@ type Scopes interface {
 
 // REST serves Activities.
 type REST struct {
+	resource.Type
 	log    Log
 	index  Index
 	wm     Watermark
@@ -62,30 +64,23 @@ type REST struct {
 }
 
 var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.KindProvider         = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-	_ rest.ShortNamesProvider   = (*REST)(nil)
-	_ rest.Getter               = (*REST)(nil)
-	_ rest.Lister               = (*REST)(nil)
-	_ rest.Watcher              = (*REST)(nil)
-	_ rest.TableConvertor       = (*REST)(nil)
+	_ rest.KindProvider       = (*REST)(nil)
+	_ rest.ShortNamesProvider = (*REST)(nil)
+	_ rest.Getter             = (*REST)(nil)
+	_ rest.Lister             = (*REST)(nil)
+	_ rest.Watcher            = (*REST)(nil)
+	_ rest.TableConvertor     = (*REST)(nil)
 )
 
 // NewREST returns the storage. window bounds lists by last seen time.
 func NewREST(log Log, index Index, wm Watermark, scopes Scopes, window time.Duration) *REST {
-	return &REST{log: log, index: index, wm: wm, scopes: scopes, window: window, now: time.Now}
+	return &REST{Type: resource.New(func() runtime.Object { return &v1alpha1.Activity{} }, "activity", true), log: log, index: index, wm: wm, scopes: scopes, window: window, now: time.Now}
 }
 
 var gr = v1alpha1.Resource("activities")
 
-func (r *REST) New() runtime.Object     { return &v1alpha1.Activity{} }
 func (r *REST) NewList() runtime.Object { return &v1alpha1.ActivityList{} }
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return true }
 func (r *REST) Kind() string            { return "Activity" }
-func (r *REST) GetSingularName() string { return "activity" }
 func (r *REST) ShortNames() []string    { return []string{"act"} }
 
 func unavailable(err error) error {
@@ -157,7 +152,6 @@ func decodeContinue(s string) (*continueToken, error) {
 
 // query is what a list or watch selects.
 type query struct{ listquery.Query }
-
 
 // conds returns q's field conditions for the store; checkFields has made
 // sure it has a column for each.

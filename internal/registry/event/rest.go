@@ -22,6 +22,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
@@ -40,6 +41,7 @@ func DefaultOptions() Options { return Options{Window: 24 * time.Hour} }
 
 // REST serves Events of one API group.
 type REST struct {
+	resource.Type
 	v        view
 	gr       schema.GroupResource
 	strategy strategy
@@ -53,10 +55,7 @@ type REST struct {
 }
 
 var (
-	_ rest.Storage                = (*REST)(nil)
-	_ rest.Scoper                 = (*REST)(nil)
 	_ rest.KindProvider           = (*REST)(nil)
-	_ rest.SingularNameProvider   = (*REST)(nil)
 	_ rest.ShortNamesProvider     = (*REST)(nil)
 	_ rest.Getter                 = (*REST)(nil)
 	_ rest.Lister                 = (*REST)(nil)
@@ -71,23 +70,19 @@ var (
 // NewREST returns the storage of v's Events.
 func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table rest.TableConvertor, opts Options) *REST {
 	return &REST{
-		v: v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
+		// New gives the internal Event, which requests of either group
+		// are decoded into (as kube-apiserver's storage does).
+		Type: resource.New(func() runtime.Object { return &core.Event{} }, "event", true),
+		v:    v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
 		log: boundedLog{log}, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
 	}
 }
 
-// New returns the internal Event, which requests of either group are
-// decoded into (as kube-apiserver's storage does).
-func (r *REST) New() runtime.Object { return &core.Event{} }
-
-// NewList returns the internal EventList.
+// NewList returns the internal EventList, as New the internal Event.
 func (r *REST) NewList() runtime.Object { return &core.EventList{} }
 
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return true }
-func (r *REST) Kind() string            { return "Event" }
-func (r *REST) GetSingularName() string { return "event" }
-func (r *REST) ShortNames() []string    { return []string{"ev"} }
+func (r *REST) Kind() string         { return "Event" }
+func (r *REST) ShortNames() []string { return []string{"ev"} }
 
 // StorageVersion implements rest.StorageVersionProvider: Events of both
 // groups are stored as core/v1 Events, as in kube-apiserver, so discovery
