@@ -69,7 +69,6 @@ var (
 	_ rest.Getter             = (*REST)(nil)
 	_ rest.Lister             = (*REST)(nil)
 	_ rest.Watcher            = (*REST)(nil)
-	_ rest.TableConvertor     = (*REST)(nil)
 )
 
 // NewREST returns the storage. window bounds lists by last seen time.

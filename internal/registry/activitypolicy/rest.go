@@ -60,7 +60,6 @@ var (
 	_ rest.Creater         = (*REST)(nil)
 	_ rest.Updater         = (*REST)(nil)
 	_ rest.GracefulDeleter = (*REST)(nil)
-	_ rest.TableConvertor  = (*REST)(nil)
 )
 
 // NewREST returns the storage.

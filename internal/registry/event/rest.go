@@ -54,16 +54,11 @@ type REST struct {
 	now      func() time.Time
 }
 
+// Events have every verb of the generic registry's storage.
 var (
 	_ rest.KindProvider           = (*REST)(nil)
 	_ rest.ShortNamesProvider     = (*REST)(nil)
-	_ rest.Getter                 = (*REST)(nil)
-	_ rest.Lister                 = (*REST)(nil)
-	_ rest.Watcher                = (*REST)(nil)
-	_ rest.Creater                = (*REST)(nil)
-	_ rest.Updater                = (*REST)(nil)
-	_ rest.GracefulDeleter        = (*REST)(nil)
-	_ rest.CollectionDeleter      = (*REST)(nil)
+	_ rest.StandardStorage        = (*REST)(nil)
 	_ rest.StorageVersionProvider = (*REST)(nil)
 )
 
