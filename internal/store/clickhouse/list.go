@@ -153,12 +153,7 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog
 // DecodeRow's as they are, a scan's after "scan: ": callers put their own
 // words before them, and those texts reach clients in 503s.
 func (s *Store) eachRecord(ctx context.Context, sql string, args []any, add func(r *Row, rec *eventlog.Record)) error {
-	rows, err := s.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return s.eachRow(ctx, sql, args, func(rows driver.Rows) error {
 		var r Row
 		if err := scanRow(rows, &r); err != nil {
 			return fmt.Errorf("scan: %w", err)
@@ -168,6 +163,24 @@ func (s *Store) eachRecord(ctx context.Context, sql string, args []any, add func
 			return err
 		}
 		add(&r, rec)
+		return nil
+	})
+}
+
+// eachRow runs sql and calls scan on each row it selects, in order, until
+// scan fails. Errors (the query's, scan's, the driver's after the last
+// row) come back unwrapped, so that each caller words them as it always
+// has.
+func (s *Store) eachRow(ctx context.Context, sql string, args []any, scan func(driver.Rows) error) error {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
 	}
 	return rows.Err()
 }
