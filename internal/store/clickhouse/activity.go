@@ -96,22 +96,16 @@ func (s *Store) InsertActivities(ctx context.Context, rows []ActivityRow) error 
 	if len(rows) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.activityTable()+" ("+activityColumnNames()+")")
-	if err != nil {
-		return fmt.Errorf("insert activities: prepare batch: %w", err)
-	}
-	for i := range rows {
-		r := &rows[i]
-		if err := b.Append(r.ScopeType, r.ScopeName, r.Namespace, r.Name, r.Seq, r.SourceSeq, r.LastTime, r.LastNanos,
-			r.ResourceKind, r.ResourceName, r.ActorName, r.Reason, r.Type, r.Summary, string(r.Body)); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("insert activities: %w", err)
+	return s.insertBatch(ctx, s.activityTable(), activityColumnNames(), "activities", func(b driver.Batch) error {
+		for i := range rows {
+			r := &rows[i]
+			if err := b.Append(r.ScopeType, r.ScopeName, r.Namespace, r.Name, r.Seq, r.SourceSeq, r.LastTime, r.LastNanos,
+				r.ResourceKind, r.ResourceName, r.ActorName, r.Reason, r.Type, r.Summary, string(r.Body)); err != nil {
+				return err
+			}
 		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert activities: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // ActivityFieldColumns maps the Activity field selectors to columns.
