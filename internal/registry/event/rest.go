@@ -68,7 +68,8 @@ func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table re
 		// New gives the internal Event, which requests of either group
 		// are decoded into (as kube-apiserver's storage does).
 		Type: resource.New(func() runtime.Object { return &core.Event{} }, "event", true),
-		v:    v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
+
+		v: v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
 		log: boundedLog{log}, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
 	}
 }
