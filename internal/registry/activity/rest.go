@@ -21,6 +21,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/listquery"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -53,6 +54,7 @@ type Scopes interface {
 
 // REST serves Activities.
 type REST struct {
+	resource.Type
 	log    Log
 	index  Index
 	wm     Watermark
@@ -62,30 +64,22 @@ type REST struct {
 }
 
 var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.KindProvider         = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-	_ rest.ShortNamesProvider   = (*REST)(nil)
-	_ rest.Getter               = (*REST)(nil)
-	_ rest.Lister               = (*REST)(nil)
-	_ rest.Watcher              = (*REST)(nil)
-	_ rest.TableConvertor       = (*REST)(nil)
+	_ rest.KindProvider       = (*REST)(nil)
+	_ rest.ShortNamesProvider = (*REST)(nil)
+	_ rest.Getter             = (*REST)(nil)
+	_ rest.Lister             = (*REST)(nil)
+	_ rest.Watcher            = (*REST)(nil)
 )
 
 // NewREST returns the storage. window bounds lists by last seen time.
 func NewREST(log Log, index Index, wm Watermark, scopes Scopes, window time.Duration) *REST {
-	return &REST{log: log, index: index, wm: wm, scopes: scopes, window: window, now: time.Now}
+	return &REST{Type: resource.New(func() runtime.Object { return &v1alpha1.Activity{} }, "activity", true), log: log, index: index, wm: wm, scopes: scopes, window: window, now: time.Now}
 }
 
 var gr = v1alpha1.Resource("activities")
 
-func (r *REST) New() runtime.Object     { return &v1alpha1.Activity{} }
 func (r *REST) NewList() runtime.Object { return &v1alpha1.ActivityList{} }
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return true }
 func (r *REST) Kind() string            { return "Activity" }
-func (r *REST) GetSingularName() string { return "activity" }
 func (r *REST) ShortNames() []string    { return []string{"act"} }
 
 func unavailable(err error) error {
@@ -158,8 +152,6 @@ func decodeContinue(s string) (*continueToken, error) {
 // query is what a list or watch selects.
 type query struct{ listquery.Query }
 
-func newQuery(opts *metainternalversion.ListOptions) query { return query{listquery.New(opts)} }
-
 // conds returns q's field conditions for the store; checkFields has made
 // sure it has a column for each.
 func (q query) conds() []chstore.FieldCond {
@@ -222,16 +214,11 @@ func (r *REST) listAt(ctx context.Context, rvParam string) (uint64, error) {
 // List implements rest.Lister: activities last seen within the window,
 // newest first, as of the activity watermark.
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
-	if opts == nil {
-		opts = &metainternalversion.ListOptions{}
-	}
-	if err := checkFields(opts); err != nil {
-		return nil, err
-	}
-	sc, err := r.scopes.ReadScope(ctx)
+	req, err := listquery.Begin(ctx, opts, checkFields, r.scopes)
 	if err != nil {
 		return nil, err
 	}
+	opts = req.Opts
 	var at uint64
 	var after *chstore.ActivityCursor
 	if opts.Continue != "" {
@@ -252,7 +239,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	} else if at, err = r.listAt(ctx, opts.ResourceVersion); err != nil {
 		return nil, err
 	}
-	items, next, err := r.page(ctx, sc, genericapirequest.NamespaceValue(ctx), newQuery(opts), at, after, opts.Limit)
+	items, next, err := r.page(ctx, req.Scope, req.Namespace, query{req.Query}, at, after, opts.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -313,41 +300,26 @@ func (r *REST) page(ctx context.Context, sc *scope.Scope, ns string, q query, at
 // resourceVersion X every later state once, in order; with none (or "0")
 // or sendInitialEvents, the current list first as ADDED.
 func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions) (watch.Interface, error) {
-	if opts == nil {
-		opts = &metainternalversion.ListOptions{}
-	}
-	if err := checkFields(opts); err != nil {
-		return nil, err
-	}
-	sc, err := r.scopes.ReadScope(ctx)
+	req, err := listquery.Begin(ctx, opts, checkFields, r.scopes)
 	if err != nil {
 		return nil, err
 	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	var nsp *string
-	if ns != metav1.NamespaceAll {
-		nsp = &ns
-	}
-	q := newQuery(opts)
-	return tailwatch.Serve(ctx, opts, tailwatch.Request[*activity.State]{
+	q := query{req.Query}
+	return tailwatch.Serve(ctx, req.Opts, tailwatch.Request[*activity.State]{
 		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
-			at, err := r.listAt(ctx, opts.ResourceVersion)
+			at, err := r.listAt(ctx, req.Opts.ResourceVersion)
 			if err != nil {
 				return nil, 0, err
 			}
-			items, _, err := r.page(ctx, sc, ns, q, at, nil, 0)
+			items, _, err := r.page(ctx, req.Scope, req.Namespace, q, at, nil, 0)
 			if err != nil {
 				return nil, 0, err
 			}
-			objs := make([]runtime.Object, len(items))
-			for i := range items {
-				objs[i] = &items[i]
-			}
-			return objs, at, nil
+			return tailwatch.Objects(items, func(a *v1alpha1.Activity) runtime.Object { return a }), at, nil
 		},
 		Bounds: r.log.Bounds,
 		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[*activity.State], error) {
-			return r.log.Tail(ctx, activity.FilterSubject(sc, nsp), from)
+			return r.log.Tail(ctx, activity.FilterSubject(req.Scope, req.NamespaceFilter()), from)
 		},
 		NewObject: func() runtime.Object { return &v1alpha1.Activity{} },
 		Event: func(st *activity.State) (uint64, watch.Event, bool) {

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"github.com/eventpipe/eventpipe/internal/activity"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
@@ -46,35 +47,30 @@ type Store interface {
 
 // REST serves ActivityPolicies.
 type REST struct {
+	resource.Type
 	store Store
 	now   func() time.Time
 }
 
 var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.KindProvider         = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-	_ rest.Getter               = (*REST)(nil)
-	_ rest.Lister               = (*REST)(nil)
-	_ rest.Watcher              = (*REST)(nil)
-	_ rest.Creater              = (*REST)(nil)
-	_ rest.Updater              = (*REST)(nil)
-	_ rest.GracefulDeleter      = (*REST)(nil)
-	_ rest.TableConvertor       = (*REST)(nil)
+	_ rest.KindProvider    = (*REST)(nil)
+	_ rest.Getter          = (*REST)(nil)
+	_ rest.Lister          = (*REST)(nil)
+	_ rest.Watcher         = (*REST)(nil)
+	_ rest.Creater         = (*REST)(nil)
+	_ rest.Updater         = (*REST)(nil)
+	_ rest.GracefulDeleter = (*REST)(nil)
 )
 
 // NewREST returns the storage.
-func NewREST(store Store) *REST { return &REST{store: store, now: time.Now} }
+func NewREST(store Store) *REST {
+	return &REST{Type: resource.New(func() runtime.Object { return &v1alpha1.ActivityPolicy{} }, "activitypolicy", false), store: store, now: time.Now}
+}
 
 var gr = v1alpha1.Resource("activitypolicies")
 
-func (r *REST) New() runtime.Object     { return &v1alpha1.ActivityPolicy{} }
 func (r *REST) NewList() runtime.Object { return &v1alpha1.ActivityPolicyList{} }
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return false }
 func (r *REST) Kind() string            { return "ActivityPolicy" }
-func (r *REST) GetSingularName() string { return "activitypolicy" }
 
 func unavailable(err error) error {
 	se := apierrors.NewServiceUnavailable(fmt.Sprintf("policy storage is unavailable, retry shortly: %v", err))

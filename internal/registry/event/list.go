@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/storage"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
@@ -247,13 +246,11 @@ func (q query) matches(ev *corev1.Event) bool {
 // parameters resolve to (see listAt), ordered by namespace, name and scope.
 // Every page of a list, continued by its token, reads the same snapshot.
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
-	if opts == nil {
-		opts = &metainternalversion.ListOptions{}
-	}
-	sc, err := r.scopes.ReadScope(ctx)
+	req, err := listquery.Begin(ctx, opts, nil, r.scopes)
 	if err != nil {
 		return nil, err
 	}
+	opts, sc, ns := req.Opts, req.Scope, req.Namespace
 	var at uint64
 	var after *eventlog.Key
 	var offset int64
@@ -282,12 +279,11 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	} else if at, err = r.listAt(ctx, opts); err != nil {
 		return nil, err
 	}
-	ns := genericapirequest.NamespaceValue(ctx)
 	snap, err := r.snapshot(ctx, sc, ns, at)
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := r.listPage(ctx, sc, ns, newQuery(opts), snap, after, opts.Limit)
+	items, next, err := r.listPage(ctx, sc, ns, query{req.Query}, snap, after, opts.Limit)
 	if err != nil {
 		return nil, err
 	}

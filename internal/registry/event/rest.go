@@ -22,6 +22,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/core"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
@@ -40,6 +41,7 @@ func DefaultOptions() Options { return Options{Window: 24 * time.Hour} }
 
 // REST serves Events of one API group.
 type REST struct {
+	resource.Type
 	v        view
 	gr       schema.GroupResource
 	strategy strategy
@@ -52,42 +54,31 @@ type REST struct {
 	now      func() time.Time
 }
 
+// Events have every verb of the generic registry's storage.
 var (
-	_ rest.Storage                = (*REST)(nil)
-	_ rest.Scoper                 = (*REST)(nil)
 	_ rest.KindProvider           = (*REST)(nil)
-	_ rest.SingularNameProvider   = (*REST)(nil)
 	_ rest.ShortNamesProvider     = (*REST)(nil)
-	_ rest.Getter                 = (*REST)(nil)
-	_ rest.Lister                 = (*REST)(nil)
-	_ rest.Watcher                = (*REST)(nil)
-	_ rest.Creater                = (*REST)(nil)
-	_ rest.Updater                = (*REST)(nil)
-	_ rest.GracefulDeleter        = (*REST)(nil)
-	_ rest.CollectionDeleter      = (*REST)(nil)
+	_ rest.StandardStorage        = (*REST)(nil)
 	_ rest.StorageVersionProvider = (*REST)(nil)
 )
 
 // NewREST returns the storage of v's Events.
 func NewREST(v view, log Log, index Index, wm Watermark, scopes Scopes, table rest.TableConvertor, opts Options) *REST {
 	return &REST{
+		// New gives the internal Event, which requests of either group
+		// are decoded into (as kube-apiserver's storage does).
+		Type: resource.New(func() runtime.Object { return &core.Event{} }, "event", true),
+
 		v: v, gr: schema.GroupResource{Group: v.gv.Group, Resource: "events"}, strategy: newStrategy(v.gv),
 		log: boundedLog{log}, index: index, wm: wm, scopes: scopes, table: table, opts: opts, now: time.Now,
 	}
 }
 
-// New returns the internal Event, which requests of either group are
-// decoded into (as kube-apiserver's storage does).
-func (r *REST) New() runtime.Object { return &core.Event{} }
-
-// NewList returns the internal EventList.
+// NewList returns the internal EventList, as New the internal Event.
 func (r *REST) NewList() runtime.Object { return &core.EventList{} }
 
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return true }
-func (r *REST) Kind() string            { return "Event" }
-func (r *REST) GetSingularName() string { return "event" }
-func (r *REST) ShortNames() []string    { return []string{"ev"} }
+func (r *REST) Kind() string         { return "Event" }
+func (r *REST) ShortNames() []string { return []string{"ev"} }
 
 // StorageVersion implements rest.StorageVersionProvider: Events of both
 // groups are stored as core/v1 Events, as in kube-apiserver, so discovery
@@ -325,16 +316,7 @@ func (r *REST) published(seq uint64, err error) (uint64, error) {
 // concurrent write got in first, unless the client named a resourceVersion.
 func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc,
 	updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	sc, err := r.scopes.ReadScope(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	for {
-		cur, expect, err := r.current(ctx, sc, ns, name)
-		if err != nil {
-			return nil, false, err
-		}
+	return r.guaranteed(ctx, name, func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error) {
 		if cur == nil {
 			return r.createOnUpdate(ctx, name, objInfo, createValidation, options, expect)
 		}
@@ -376,21 +358,41 @@ func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			prev = cur.Event
 		}
 		seq, err := r.publish(ctx, cur.Key.Scope, eventlog.OpUpdate, ev, prev, expect)
-		if errors.Is(err, eventlog.ErrConflict) {
-			// Someone else wrote first: re-read and re-apply, as
-			// GuaranteedUpdate does, for as long as the request lasts. A
-			// client that named a resourceVersion gets its conflict from
-			// the check above on the next round.
-			if ctx.Err() != nil {
-				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
-			}
-			continue
-		}
 		if err != nil {
+			// On a conflict a client that named a resourceVersion gets
+			// its answer from the check above on the next round.
 			return nil, false, err
 		}
 		ev.ResourceVersion = strconv.FormatUint(seq, 10)
 		return r.v.fromCore(ev), false, nil
+	})
+}
+
+// guaranteed runs write on the current state of the event name (nil when
+// there is none) and the sequence a publish must expect, as the generic
+// registry's GuaranteedUpdate does: when write's publish loses to a
+// concurrent write (eventlog.ErrConflict), it re-reads and runs write again
+// for as long as the request lasts, then answers with the generic
+// registry's Conflict. write must return eventlog.ErrConflict only from a
+// publish it may repeat.
+func (r *REST) guaranteed(ctx context.Context, name string, write func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error)) (runtime.Object, bool, error) {
+	sc, err := r.scopes.ReadScope(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	ns := genericapirequest.NamespaceValue(ctx)
+	for {
+		cur, expect, err := r.current(ctx, sc, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		obj, created, err := write(cur, expect)
+		if !errors.Is(err, eventlog.ErrConflict) {
+			return obj, created, err
+		}
+		if ctx.Err() != nil {
+			return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
+		}
 	}
 }
 
@@ -443,16 +445,7 @@ func checkPreconditions(gr schema.GroupResource, name string, p *metav1.Precondi
 // delete is immediate; like the generic registry for events it answers with
 // a Status, not the object.
 func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.ValidateObjectFunc, options *metav1.DeleteOptions) (runtime.Object, bool, error) {
-	sc, err := r.scopes.ReadScope(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	for {
-		cur, expect, err := r.current(ctx, sc, ns, name)
-		if err != nil {
-			return nil, false, err
-		}
+	return r.guaranteed(ctx, name, func(cur *eventlog.Record, expect uint64) (runtime.Object, bool, error) {
 		if cur == nil {
 			return nil, false, r.notFound(name)
 		}
@@ -471,20 +464,15 @@ func (r *REST) Delete(ctx context.Context, name string, deleteValidation rest.Va
 			}
 		}
 		if !isDryRun(options.DryRun) {
-			_, err = r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, expect)
-			if errors.Is(err, eventlog.ErrConflict) && ctx.Err() == nil {
-				continue // a concurrent write: re-check the preconditions on the new state
-			}
-			if errors.Is(err, eventlog.ErrConflict) {
-				return nil, false, apierrors.NewConflict(r.gr, name, errors.New(optimisticLockMsg))
-			}
-			if err != nil {
+			// On a conflict the preconditions are checked again, on the
+			// new state.
+			if _, err := r.publish(ctx, cur.Key.Scope, eventlog.OpDelete, cur.Event, nil, expect); err != nil {
 				return nil, false, err
 			}
 		}
 		return &metav1.Status{Status: metav1.StatusSuccess, Details: &metav1.StatusDetails{
 			Name: name, Group: r.gr.Group, Kind: r.gr.Resource, UID: cur.Event.UID}}, true, nil
-	}
+	})
 }
 
 // deleteCollectionPageSize is the page size of a delete-collection without

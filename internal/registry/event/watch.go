@@ -5,15 +5,14 @@ import (
 	"maps"
 
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubeevents/fields"
+	"github.com/eventpipe/eventpipe/internal/registry/listquery"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 	"github.com/eventpipe/eventpipe/internal/watchtail"
 	kfields "k8s.io/apimachinery/pkg/fields"
@@ -27,44 +26,32 @@ func eventFields(ev *corev1.Event) kfields.Set { return fields.Fields(ev) }
 // no resourceVersion (or "0") or with sendInitialEvents it first sends the
 // current events as ADDED, as kube-apiserver does.
 func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions) (watch.Interface, error) {
-	if opts == nil {
-		opts = &metainternalversion.ListOptions{}
-	}
-	sc, err := r.scopes.ReadScope(ctx)
+	req, err := listquery.Begin(ctx, opts, nil, r.scopes)
 	if err != nil {
 		return nil, err
 	}
-	ns := genericapirequest.NamespaceValue(ctx)
-	var nsp *string
-	if ns != metav1.NamespaceAll {
-		nsp = &ns
-	}
-	q := newQuery(opts)
-	return tailwatch.Serve(ctx, opts, tailwatch.Request[watchtail.State]{
+	q := query{req.Query}
+	return tailwatch.Serve(ctx, req.Opts, tailwatch.Request[watchtail.State]{
 		Initial: func(ctx context.Context) ([]runtime.Object, uint64, error) {
 			// The initial state is a list's: consistent without a
 			// resourceVersion, at the watermark for "0".
-			at, err := r.listAt(ctx, opts)
+			at, err := r.listAt(ctx, req.Opts)
 			if err != nil {
 				return nil, 0, err
 			}
-			snap, err := r.snapshot(ctx, sc, ns, at)
+			snap, err := r.snapshot(ctx, req.Scope, req.Namespace, at)
 			if err != nil {
 				return nil, 0, err
 			}
-			evs, _, err := r.listPage(ctx, sc, ns, q, snap, nil, 0)
+			evs, _, err := r.listPage(ctx, req.Scope, req.Namespace, q, snap, nil, 0)
 			if err != nil {
 				return nil, 0, err
 			}
-			objs := make([]runtime.Object, len(evs))
-			for i := range evs {
-				objs[i] = r.v.fromCore(&evs[i])
-			}
-			return objs, at, nil
+			return tailwatch.Objects(evs, r.v.fromCore), at, nil
 		},
 		Bounds: r.log.Bounds,
 		Tail: func(ctx context.Context, from uint64) (watchtail.Feed[watchtail.State], error) {
-			return r.log.Tail(ctx, eventlog.FilterSubject(sc, nsp), from)
+			return r.log.Tail(ctx, eventlog.FilterSubject(req.Scope, req.NamespaceFilter()), from)
 		},
 		NewObject: r.v.newObj,
 		Event: func(st watchtail.State) (uint64, watch.Event, bool) {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"github.com/eventpipe/eventpipe/internal/fieldselector"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
@@ -23,33 +24,16 @@ import (
 // cluster-scoped (the namespace is a spec field, so one query can span
 // namespaces), persisting nothing. Its REST storage embeds it.
 type Resource struct {
-	gvk    schema.GroupVersionKind
-	newObj func() runtime.Object
+	resource.Type
+	gvk schema.GroupVersionKind
 }
 
 // NewResource returns the Resource of kind, whose objects newObj makes.
 func NewResource(kind string, newObj func() runtime.Object) Resource {
-	return Resource{gvk: v1alpha1.SchemeGroupVersion.WithKind(kind), newObj: newObj}
+	return Resource{Type: resource.New(newObj, strings.ToLower(kind), false), gvk: v1alpha1.SchemeGroupVersion.WithKind(kind)}
 }
 
-var (
-	_ rest.Storage                  = Resource{}
-	_ rest.Scoper                   = Resource{}
-	_ rest.SingularNameProvider     = Resource{}
-	_ rest.GroupVersionKindProvider = Resource{}
-)
-
-// New implements rest.Storage.
-func (r Resource) New() runtime.Object { return r.newObj() }
-
-// Destroy implements rest.Storage.
-func (r Resource) Destroy() {}
-
-// NamespaceScoped implements rest.Scoper.
-func (r Resource) NamespaceScoped() bool { return false }
-
-// GetSingularName implements rest.SingularNameProvider.
-func (r Resource) GetSingularName() string { return strings.ToLower(r.gvk.Kind) }
+var _ rest.GroupVersionKindProvider = Resource{}
 
 // GroupVersionKind implements rest.GroupVersionKindProvider.
 func (r Resource) GroupVersionKind(schema.GroupVersion) schema.GroupVersionKind { return r.gvk }

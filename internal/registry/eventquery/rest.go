@@ -67,13 +67,7 @@ type REST struct {
 	d Deps
 }
 
-var (
-	_ rest.Creater                  = (*REST)(nil)
-	_ rest.Scoper                   = (*REST)(nil)
-	_ rest.Storage                  = (*REST)(nil)
-	_ rest.SingularNameProvider     = (*REST)(nil)
-	_ rest.GroupVersionKindProvider = (*REST)(nil)
-)
+var _ rest.Creater = (*REST)(nil)
 
 // NewREST returns the storage.
 func NewREST(d Deps) *REST {

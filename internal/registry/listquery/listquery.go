@@ -1,7 +1,9 @@
-// Package listquery splits a list's or a watch's selectors into what an
-// index can filter on (exact-match field conditions) and the match in
-// memory that decides: the Events and Activities registries both filter
-// the index's rows, and the log's states, this way.
+// Package listquery is what the Events and Activities registries share in
+// beginning a list or a watch: the request's options, the caller's scope
+// and namespace (Begin), and its selectors split into what an index can
+// filter on (exact-match field conditions) and the match in memory that
+// decides. Both registries filter the index's rows, and the log's states,
+// this way.
 package listquery
 
 import (

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
@@ -42,24 +43,17 @@ const (
 
 // REST serves PolicyPreview.
 type REST struct {
+	resource.Type
 	events Events
 	scopes Scopes
 }
 
-var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.Creater              = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-)
+var _ rest.Creater = (*REST)(nil)
 
 // NewREST returns the storage.
-func NewREST(events Events, scopes Scopes) *REST { return &REST{events: events, scopes: scopes} }
-
-func (r *REST) New() runtime.Object     { return &v1alpha1.PolicyPreview{} }
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return false }
-func (r *REST) GetSingularName() string { return "policypreview" }
+func NewREST(events Events, scopes Scopes) *REST {
+	return &REST{Type: resource.New(func() runtime.Object { return &v1alpha1.PolicyPreview{} }, "policypreview", false), events: events, scopes: scopes}
+}
 
 var gk = v1alpha1.SchemeGroupVersion.WithKind("PolicyPreview").GroupKind()
 

@@ -9,30 +9,22 @@ package refonly
 import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/rest"
+
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 )
 
 // REST is a resource type with no verbs.
 type REST struct {
-	newObj     func() runtime.Object
-	kind       string
-	singular   string
-	namespaced bool
+	resource.Type
+	kind string
 }
 
-var (
-	_ rest.Storage              = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.KindProvider         = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-)
+var _ rest.KindProvider = (*REST)(nil)
 
 // New returns a verb-less resource type of the given kind.
 func New(newObj func() runtime.Object, kind, singular string, namespaced bool) *REST {
-	return &REST{newObj: newObj, kind: kind, singular: singular, namespaced: namespaced}
+	return &REST{Type: resource.New(newObj, singular, namespaced), kind: kind}
 }
 
-func (r *REST) New() runtime.Object     { return r.newObj() }
-func (r *REST) Destroy()                {}
-func (r *REST) NamespaceScoped() bool   { return r.namespaced }
-func (r *REST) Kind() string            { return r.kind }
-func (r *REST) GetSingularName() string { return r.singular }
+// Kind implements rest.KindProvider.
+func (r *REST) Kind() string { return r.kind }

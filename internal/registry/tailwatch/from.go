@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/storage"
 )
@@ -38,4 +39,14 @@ func ParseResourceVersion(s string) (uint64, error) {
 		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version: %v", err))
 	}
 	return v, nil
+}
+
+// Objects returns a list's items as a watch's initial objects, obj making
+// each from a pointer into items (so items must not be reused after).
+func Objects[T any](items []T, obj func(*T) runtime.Object) []runtime.Object {
+	objs := make([]runtime.Object, len(items))
+	for i := range items {
+		objs[i] = obj(&items[i])
+	}
+	return objs
 }

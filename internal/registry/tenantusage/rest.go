@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/rest"
 
+	"github.com/eventpipe/eventpipe/internal/registry/resource"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/quota"
@@ -40,6 +41,7 @@ type Tenants interface {
 
 // REST serves TenantUsage.
 type REST struct {
+	resource.Type
 	scopes  Scopes
 	usage   Usage
 	tenants Tenants
@@ -48,33 +50,18 @@ type REST struct {
 
 // NewREST returns the storage.
 func NewREST(scopes Scopes, usage Usage, tenants Tenants) *REST {
-	return &REST{scopes: scopes, usage: usage, tenants: tenants, table: tableConvertor{}}
+	return &REST{Type: resource.New(func() runtime.Object { return &v1alpha1.TenantUsage{} }, "tenantusage", false), scopes: scopes, usage: usage, tenants: tenants, table: tableConvertor{}}
 }
 
 var (
-	_ rest.Getter               = (*REST)(nil)
-	_ rest.Lister               = (*REST)(nil)
-	_ rest.Scoper               = (*REST)(nil)
-	_ rest.SingularNameProvider = (*REST)(nil)
-	_ rest.Storage              = (*REST)(nil)
+	_ rest.Getter = (*REST)(nil)
+	_ rest.Lister = (*REST)(nil)
 )
 
-var resource = v1alpha1.Resource("tenantusages")
-
-// New implements rest.Storage.
-func (r *REST) New() runtime.Object { return &v1alpha1.TenantUsage{} }
+var gr = v1alpha1.Resource("tenantusages")
 
 // NewList implements rest.Lister.
 func (r *REST) NewList() runtime.Object { return &v1alpha1.TenantUsageList{} }
-
-// Destroy implements rest.Storage.
-func (r *REST) Destroy() {}
-
-// NamespaceScoped implements rest.Scoper.
-func (r *REST) NamespaceScoped() bool { return false }
-
-// GetSingularName implements rest.SingularNameProvider.
-func (r *REST) GetSingularName() string { return "tenantusage" }
 
 // Name is the object name of sc's TenantUsage: "project.alpha".
 func Name(sc scope.Scope) string { return strings.ToLower(sc.Type) + "." + sc.Name }
@@ -90,7 +77,7 @@ func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runt
 			return r.object(sc), nil
 		}
 	}
-	return nil, apierrors.NewNotFound(resource, name)
+	return nil, apierrors.NewNotFound(gr, name)
 }
 
 // List implements rest.Lister: the caller's own usage for a tenant, every

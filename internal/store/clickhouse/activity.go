@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
@@ -94,22 +96,16 @@ func (s *Store) InsertActivities(ctx context.Context, rows []ActivityRow) error 
 	if len(rows) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.activityTable()+" ("+activityColumnNames()+")")
-	if err != nil {
-		return fmt.Errorf("insert activities: prepare batch: %w", err)
-	}
-	for i := range rows {
-		r := &rows[i]
-		if err := b.Append(r.ScopeType, r.ScopeName, r.Namespace, r.Name, r.Seq, r.SourceSeq, r.LastTime, r.LastNanos,
-			r.ResourceKind, r.ResourceName, r.ActorName, r.Reason, r.Type, r.Summary, string(r.Body)); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("insert activities: %w", err)
+	return s.insertBatch(ctx, s.activityTable(), activityColumnNames(), "activities", func(b driver.Batch) error {
+		for i := range rows {
+			r := &rows[i]
+			if err := b.Append(r.ScopeType, r.ScopeName, r.Namespace, r.Name, r.Seq, r.SourceSeq, r.LastTime, r.LastNanos,
+				r.ResourceKind, r.ResourceName, r.ActorName, r.Reason, r.Type, r.Summary, string(r.Body)); err != nil {
+				return err
+			}
 		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert activities: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // ActivityFieldColumns maps the Activity field selectors to columns.
@@ -190,23 +186,19 @@ func (s *Store) ListActivities(ctx context.Context, q ActivityQuery) ([]Activity
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list activities: %w", err)
-	}
-	defer rows.Close()
 	var out []ActivityRow
-	for rows.Next() {
+	err = s.eachRow(ctx, sql, args, func(rows driver.Rows) error {
 		var r ActivityRow
 		var body string
 		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.Seq, &r.SourceSeq, &r.LastTime, &r.LastNanos,
 			&r.ResourceKind, &r.ResourceName, &r.ActorName, &r.Reason, &r.Type, &r.Summary, &body); err != nil {
-			return nil, fmt.Errorf("list activities: scan: %w", err)
+			return fmt.Errorf("scan: %w", err)
 		}
 		r.Body = []byte(body)
 		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list activities: %w", err)
 	}
 	return out, nil

@@ -266,24 +266,11 @@ func (s *Store) QueryHistory(ctx context.Context, q HistoryQuery, l Limits) ([]H
 // queryHistoryRows is query that also keeps each row's exact last
 // observation, the history cursor's key.
 func (s *Store) queryHistoryRows(ctx context.Context, sql string, args ...any) ([]HistoryRecord, error) {
-	rows, err := s.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []HistoryRecord
-	for rows.Next() {
-		var r Row
-		if err := scanRow(rows, &r); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
-		}
-		rec, err := DecodeRow(&r)
-		if err != nil {
-			return nil, err
-		}
+	err := s.eachRecord(ctx, sql, args, func(r *Row, rec *eventlog.Record) {
 		out = append(out, HistoryRecord{Record: rec, LastTime: r.LastTime.UTC().Add(time.Duration(r.LastNanos))})
-	}
-	return out, rows.Err()
+	})
+	return out, err
 }
 
 // Facets are the fields EventFacetQuery counts, and the SQL expression of

@@ -141,27 +141,48 @@ func (s *Store) Get(ctx context.Context, sc *scope.Scope, namespace, name string
 }
 
 func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*eventlog.Record, error) {
-	rows, err := s.conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
-	}
-	defer rows.Close()
 	var out []*eventlog.Record
-	for rows.Next() {
-		var r Row
-		if err := scanRow(rows, &r); err != nil {
-			return nil, fmt.Errorf("query events: scan: %w", err)
-		}
-		rec, err := DecodeRow(&r)
-		if err != nil {
-			return nil, fmt.Errorf("query events: %w", err)
-		}
-		out = append(out, rec)
-	}
-	if err := rows.Err(); err != nil {
+	if err := s.eachRecord(ctx, sql, args, func(_ *Row, rec *eventlog.Record) { out = append(out, rec) }); err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
 	return out, nil
+}
+
+// eachRecord runs sql, which selects columnNames(), and hands add each row
+// and the record it holds, in order. Its errors are the driver's and
+// DecodeRow's as they are, a scan's after "scan: ": callers put their own
+// words before them, and those texts reach clients in 503s.
+func (s *Store) eachRecord(ctx context.Context, sql string, args []any, add func(r *Row, rec *eventlog.Record)) error {
+	return s.eachRow(ctx, sql, args, func(rows driver.Rows) error {
+		var r Row
+		if err := scanRow(rows, &r); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		rec, err := DecodeRow(&r)
+		if err != nil {
+			return err
+		}
+		add(&r, rec)
+		return nil
+	})
+}
+
+// eachRow runs sql and calls scan on each row it selects, in order, until
+// scan fails. Errors (the query's, scan's, the driver's after the last
+// row) come back unwrapped, so that each caller words them as it always
+// has.
+func (s *Store) eachRow(ctx context.Context, sql string, args []any, scan func(driver.Rows) error) error {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // scanRow reads one row selected with columnNames() into r.

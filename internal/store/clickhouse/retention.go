@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -48,21 +50,17 @@ func cutoffsSQL(cs []Cutoff) (string, []any) {
 // have something to delete come back, and only old partitions are read.
 func (s *Store) OldestByScope(ctx context.Context, before time.Time) (map[scope.Scope]time.Time, error) {
 	q, args := s.oldestByScopeSQL(before)
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("find old rows: %w", err)
-	}
-	defer rows.Close()
 	out := map[scope.Scope]time.Time{}
-	for rows.Next() {
+	err := s.eachRow(ctx, q, args, func(rows driver.Rows) error {
 		var sc scope.Scope
 		var t time.Time
 		if err := rows.Scan(&sc.Type, &sc.Name, &t); err != nil {
-			return nil, fmt.Errorf("find old rows: %w", err)
+			return err
 		}
 		out[sc] = t.UTC()
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("find old rows: %w", err)
 	}
 	return out, nil
@@ -86,20 +84,16 @@ func (s *Store) CountPastCutoffs(ctx context.Context, cs []Cutoff) (map[scope.Sc
 		return out, nil
 	}
 	q, args := s.countPastCutoffsSQL(cs)
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count rows past retention: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := s.eachRow(ctx, q, args, func(rows driver.Rows) error {
 		var sc scope.Scope
 		var n uint64
 		if err := rows.Scan(&sc.Type, &sc.Name, &n); err != nil {
-			return nil, fmt.Errorf("count rows past retention: %w", err)
+			return err
 		}
 		out[sc] = n
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("count rows past retention: %w", err)
 	}
 	return out, nil

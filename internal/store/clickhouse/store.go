@@ -130,11 +130,38 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.table()+" ("+columnNames()+")")
+	cols := insertColumns(rows)
+	return s.insertBatch(ctx, s.table(), columnNames(), "events", func(b driver.Batch) error {
+		for i, c := range cols {
+			if err := b.Column(i).Append(c); err != nil {
+				return fmt.Errorf("column %s: %w", columns[i].name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// insertBatch sends one batch of rows into table: fill appends them, and
+// when it fails the batch is aborted unsent. what names the rows in the
+// errors, "insert what: ...".
+func (s *Store) insertBatch(ctx context.Context, table, columnList, what string, fill func(driver.Batch) error) error {
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columnList+")")
 	if err != nil {
-		return fmt.Errorf("insert events: prepare batch: %w", err)
+		return fmt.Errorf("insert %s: prepare batch: %w", what, err)
 	}
-	// Column-wise appends avoid per-value reflection on the hot path.
+	if err := fill(b); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	return nil
+}
+
+// insertColumns lays rows out column by column, in the order of columns:
+// column-wise appends avoid per-value reflection on the hot path.
+func insertColumns(rows []Row) []any {
 	n := len(rows)
 	strCol := func(f func(*Row) string) []string {
 		out := make([]string, n)
@@ -183,16 +210,7 @@ func (s *Store) Insert(ctx context.Context, rows []Row) error {
 	if len(cols) != len(columns) {
 		panic("BUG: insert column count does not match the schema")
 	}
-	for i, c := range cols {
-		if err := b.Column(i).Append(c); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("insert events: column %s: %w", columns[i].name, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
-	return nil
+	return cols
 }
 
 // PasswordEnv is read when --clickhouse.password is empty.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -76,21 +78,17 @@ const partitionsSQL = "SELECT partition_id, sum(rows), max(max_time), " +
 
 // Partitions lists the events table's partitions, oldest first.
 func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
-	rows, err := s.conn.Query(ctx, partitionsSQL, s.cfg.Database)
-	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", err)
-	}
-	defer rows.Close()
 	var out []Partition
-	for rows.Next() {
+	err := s.eachRow(ctx, partitionsSQL, []any{s.cfg.Database}, func(rows driver.Rows) error {
 		var p Partition
 		if err := rows.Scan(&p.ID, &p.Rows, &p.MaxTime, &p.MutationVersion); err != nil {
-			return nil, fmt.Errorf("list partitions: %w", err)
+			return err
 		}
 		p.MaxTime = p.MaxTime.UTC()
 		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list partitions: %w", err)
 	}
 	return out, nil
@@ -113,23 +111,19 @@ func (s *Store) PartitionUsage(ctx context.Context, id string, afterSeq uint64) 
 		return nil, 0, err
 	}
 	q, args := s.partitionUsageSQL(day, afterSeq)
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("measure partition %s: %w", id, err)
-	}
-	defer rows.Close()
 	var out []ScopeUsage
 	var maxSeq uint64
-	for rows.Next() {
+	err = s.eachRow(ctx, q, args, func(rows driver.Rows) error {
 		var u ScopeUsage
 		var seq uint64
 		if err := rows.Scan(&u.Scope.Type, &u.Scope.Name, &u.Rows, &u.Bytes, &seq); err != nil {
-			return nil, 0, fmt.Errorf("measure partition %s: %w", id, err)
+			return err
 		}
 		maxSeq = max(maxSeq, seq)
 		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, 0, fmt.Errorf("measure partition %s: %w", id, err)
 	}
 	return out, maxSeq, nil
