@@ -188,10 +188,7 @@ func BenchmarkCheck(b *testing.B) {
 	res := tiers.NewResolver(nil)
 	tr := quota.New(emptySource{}, res, quota.Config{}, clocktesting.NewFakeClock(now), nil, nil)
 	require.NoError(b, tr.Refresh(context.Background()))
-	many := make([]scope.Scope, 1000)
-	for i := range many {
-		many[i] = scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("p%d", i)}
-	}
+	many := tierstest.Projects(1000)
 	b.Run("check", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

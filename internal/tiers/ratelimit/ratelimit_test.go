@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,10 +233,7 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		}
 	})
-	many := make([]scope.Scope, 1000)
-	for i := range many {
-		many[i] = scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("p%d", i)}
-	}
+	many := tierstest.Projects(1000)
 	b.Run("1000-tenants", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

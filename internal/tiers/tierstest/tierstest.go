@@ -4,6 +4,7 @@
 package tierstest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,4 +34,15 @@ func Config(tb testing.TB, yaml string) *tiers.Config {
 func Resolver(tb testing.TB, yaml string) *tiers.Resolver {
 	tb.Helper()
 	return tiers.NewResolver(Config(tb, yaml))
+}
+
+// Projects returns n distinct projects (p0, p1, …) that no tier file names,
+// so they all fall to the default tier: for benchmarks that spread their
+// calls over many tenants.
+func Projects(n int) []scope.Scope {
+	ps := make([]scope.Scope, n)
+	for i := range ps {
+		ps[i] = scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("p%d", i)}
+	}
+	return ps
 }
