@@ -30,10 +30,9 @@ import (
 	"github.com/ebitengine/purego"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/testenv"
 )
@@ -395,18 +394,6 @@ func countLatest(t *testing.T, db *chdbSession, s *Store, f LatestFilter) uint64
 	return n
 }
 
-func modernTestEvent(ns, name string, count int32, last time.Time) *corev1.Event {
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name),
-			CreationTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second))},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-1", UID: "pod-uid", APIVersion: "v1"},
-		Reason:         "BackOff", Message: "Back-off restarting failed container", Type: corev1.EventTypeWarning,
-		Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
-		FirstTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second)),
-		LastTimestamp:  metav1.NewTime(last.Truncate(time.Second)), Count: count,
-	}
-}
-
 func TestModernClickHouseBinder(t *testing.T) {
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.FixedZone("x", 3600))
 	got, err := bindPositional("SELECT '?', `a?` FROM t WHERE a = ? AND b = ? AND c >= ? -- ?\nAND d = ?",
@@ -491,13 +478,13 @@ func TestModernClickHouse(t *testing.T) {
 		rows = append(rows, row)
 	}
 	for i := range 5 {
-		add(alpha, eventlog.OpCreate, modernTestEvent("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
+		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
 	}
-	add(beta, eventlog.OpCreate, modernTestEvent("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
+	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
 	for c := int32(2); c <= 4; c++ {
-		add(alpha, eventlog.OpUpdate, modernTestEvent("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
+		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
 	}
-	add(alpha, eventlog.OpDelete, modernTestEvent("prod", "e1", 1, now.Add(-time.Hour)))
+	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
 	for _, batch := range [][]Row{rows, rows[2:7]} { // the second: an exact re-insert (writer crash before ack)
 		ins, err := insertSQL(s.table(), batch)
 		require.NoError(t, err)
