@@ -348,14 +348,28 @@ func listPage(t *testing.T, db *chdbSession, s *Store, q ListQuery) []*eventlog.
 // decodes the records, ordered by namespace, name and uid.
 func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.Record {
 	t.Helper()
+	var recs []*eventlog.Record
+	for _, r := range chdbRows(t, db, "namespace, name, uid", q, args...) {
+		rec, err := DecodeRow(&r)
+		require.NoError(t, err)
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// chdbRows binds and runs q, a query returning the events table's columns,
+// on 26.7 and reads the rows back, ordered by orderBy. chdb speaks no native
+// protocol, so the rows travel as JSON and are turned back into Rows here.
+func chdbRows(t *testing.T, db *chdbSession, orderBy, q string, args ...any) []Row {
+	t.Helper()
 	bound, err := bindPositional(q, args...)
 	require.NoError(t, err)
 	// Test-side wrapper only (26.7 syntax): text-safe encodings for JSON.
 	wrapped := "SELECT * REPLACE (toString(seq) AS seq, toUnixTimestamp(last_ts) AS last_ts, hex(rest) AS rest) FROM (" +
-		bound + ") ORDER BY namespace, name, uid"
+		bound + ") ORDER BY " + orderBy
 	out, err := db.query(wrapped, "JSONEachRow")
 	require.NoError(t, err, "on ClickHouse 26.7 (chdb): %s", bound)
-	var recs []*eventlog.Record
+	var rows []Row
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {
 		var cr chdbRow
@@ -364,7 +378,7 @@ func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.R
 		require.NoError(t, err)
 		rest, err := hex.DecodeString(cr.Rest)
 		require.NoError(t, err)
-		r := Row{
+		rows = append(rows, Row{
 			ScopeType: cr.ScopeType, ScopeName: cr.ScopeName, Namespace: cr.Namespace, Name: cr.Name, UID: cr.UID,
 			Seq: seq, Op: cr.Op, LastTime: time.Unix(cr.LastTS, 0).UTC(), LastNanos: cr.LastTSNanos,
 			InvolvedKind: cr.InvolvedKind, InvolvedNamespace: cr.InvolvedNamespace, InvolvedName: cr.InvolvedName,
@@ -375,12 +389,9 @@ func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.R
 			ReportingController: cr.ReportingController, ReportingInstance: cr.ReportingInstance, Action: cr.Action,
 			RelatedKind: cr.RelatedKind, RelatedNamespace: cr.RelatedNamespace, RelatedName: cr.RelatedName,
 			Count: cr.Count, Rest: rest,
-		}
-		rec, err := DecodeRow(&r)
-		require.NoError(t, err)
-		recs = append(recs, rec)
+		})
 	}
-	return recs
+	return rows
 }
 
 // countLatest runs the query Store.CountLatest builds.
