@@ -344,6 +344,20 @@ func listPage(t *testing.T, db *chdbSession, s *Store, q ListQuery) []*eventlog.
 	return records(t, db, sql, args...)
 }
 
+// chdbStore is a Store for running SQL on chdb by hand: cfg, the version
+// chdb reports (which gates migrations and SQL as on a real server), and the
+// database and bookkeeping table Migrate creates before any migration.
+func chdbStore(t *testing.T, db *chdbSession, cfg Config) *Store {
+	t.Helper()
+	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
+	require.NoError(t, err)
+	s := &Store{cfg: cfg, version: v}
+	for _, q := range bootstrapStatements(cfg.Database) {
+		db.exec(t, q)
+	}
+	return s
+}
+
 // records runs a query returning the events table's columns on 26.7 and
 // decodes the records, ordered by namespace, name and uid.
 func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.Record {
@@ -420,20 +434,15 @@ func TestModernClickHouseBinder(t *testing.T) {
 
 func TestModernClickHouse(t *testing.T) {
 	db := openChdb(t)
-	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
-	require.NoError(t, err)
-	t.Logf("chdb reports ClickHouse %s", v)
-	require.True(t, v.AtLeast(23, 8), "the modern half of the matrix must be 23.8+, got %s", v)
-
-	s := &Store{cfg: Config{Database: "eventpipe", MaxRetentionDays: 30}, version: v}
-	dbName := quoteIdent(s.cfg.Database)
-
 	// Migrate's bootstrap, then every migration with Migrate's MinServer
 	// gating. Twice: statements must be idempotent, because a migration
 	// interrupted half-way runs again from the start.
-	for _, q := range bootstrapStatements(s.cfg.Database) {
-		db.exec(t, q)
-	}
+	s := chdbStore(t, db, Config{Database: "eventpipe", MaxRetentionDays: 30})
+	v := s.version
+	t.Logf("chdb reports ClickHouse %s", v)
+	require.True(t, v.AtLeast(23, 8), "the modern half of the matrix must be 23.8+, got %s", v)
+	dbName := quoteIdent(s.cfg.Database)
+
 	var applied []int
 	for pass := range 2 {
 		for _, m := range Migrations {
