@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/bench/internal/fleet"
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
@@ -133,7 +134,7 @@ func post(b *testing.B, hc *http.Client, url string, body []byte) {
 // the scope annotations (the benchmark posts as a platform admin).
 func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 	now := time.Date(2026, time.March, 2, 6, 0, 0, 0, time.UTC)
-	g, err := generator.New(generator.Config{Tenants: tenants(), Seed: 2,
+	g, err := generator.New(generator.Config{Tenants: fleet.Tenants(), Seed: 2,
 		Now: func() time.Time { now = now.Add(24 * time.Hour / 500_000); return now }})
 	if err != nil {
 		b.Fatal(err)
@@ -180,20 +181,6 @@ func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 		flush()
 	}
 	return bodies, jsonBytes
-}
-
-func tenants() []scope.Scope {
-	var out []scope.Scope
-	for i := range 14 {
-		out = append(out, scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("project-%02d", i)})
-	}
-	for i := range 4 {
-		out = append(out, scope.Scope{Type: scope.TypeOrganization, Name: fmt.Sprintf("org-%02d", i)})
-	}
-	for i := range 2 {
-		out = append(out, scope.Scope{Type: scope.TypeUser, Name: fmt.Sprintf("user-%02d", i)})
-	}
-	return out
 }
 
 func startEventpipe(b testing.TB) *devenv.Env {
