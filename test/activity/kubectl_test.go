@@ -181,17 +181,7 @@ lastTimestamp: %s
 	t.Run("watch streams new activities", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		w := kubetest.KubectlCommand(ctx, t, kc, "get", "activities", "-n", "acttest", "-w", "--output-watch-events")
-		out, err := w.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, w.Start())
-		lines := make(chan string, 16)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
+		lines := kubetest.KubectlLines(ctx, t, kc, "get", "activities", "-n", "acttest", "-w", "--output-watch-events")
 		// Whether the processor makes the Activity before kubectl's list or
 		// after its watch started, --output-watch-events shows it ADDED.
 		_, stderr, err := apply(event("web.watch1", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3 from 1", 1))
@@ -199,7 +189,8 @@ lastTimestamp: %s
 		deadline := time.After(30 * time.Second)
 		for {
 			select {
-			case l := <-lines:
+			case l, ok := <-lines:
+				require.True(t, ok, "kubectl get activities -w exited")
 				if strings.Contains(l, "Deployment web scaled replica set web-7d9f to 3") {
 					require.Regexp(t, `^ADDED\s`, l)
 					return

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"os"
@@ -146,23 +145,13 @@ type: Normal
 	t.Run("watch", func(t *testing.T) {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cmd := kubetest.KubectlCommand(wctx, t, env.Kubeconfig, "get", "events", "-n", "live", "-w",
+		lines := kubetest.KubectlLines(wctx, t, env.Kubeconfig, "get", "events", "-n", "live", "-w",
 			"-o", "custom-columns=TYPE:.type,REASON:.reason,COUNT:.count")
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		lines := make(chan string, 10)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- strings.Join(strings.Fields(sc.Text()), " ")
-			}
-			close(lines)
-		}()
+		// next is kubectl's next line with its column padding folded.
 		next := func() string {
 			select {
 			case l := <-lines:
-				return l
+				return strings.Join(strings.Fields(l), " ")
 			case <-time.After(20 * time.Second):
 				t.Fatal("kubectl get -w printed nothing for 20s")
 				return ""
@@ -181,7 +170,6 @@ type: Normal
 		require.NoError(t, err)
 		require.Equal(t, "Normal Started 2", next(), "the update arrives live")
 		cancel() // Ctrl-C: kubectl exits without complaint
-		_ = cmd.Wait()
 	})
 }
 
