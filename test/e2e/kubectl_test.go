@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,20 +121,7 @@ func TestKubectl(t *testing.T) {
 	}
 
 	t.Run("create and delete from a file", func(t *testing.T) {
-		f := filepath.Join(t.TempDir(), "event.yaml")
-		require.NoError(t, os.WriteFile(f, []byte(`apiVersion: v1
-kind: Event
-metadata:
-  name: manual.1
-  namespace: demo
-involvedObject:
-  kind: Pod
-  name: web-6f7d9
-  namespace: demo
-reason: Manual
-message: created with kubectl
-type: Normal
-`), 0o644))
+		f := demoEventFile(t, "manual.1", "Manual", "created with kubectl")
 		golden(t, "create-file", kubectl("create", "-f", f))
 		golden(t, "get-created", kubectl("get", "event", "-n", "demo", "manual.1", "-o", "custom-columns=REASON:.reason,MESSAGE:.message"))
 		golden(t, "delete", kubectl("delete", "event", "-n", "demo", "manual.1"))
@@ -177,6 +165,27 @@ type: Normal
 // cache directory (kubetest.Kubectl gives every call a fresh one), so that
 // discovery and OpenAPI are fetched with the tenant's own credentials:
 // kube-apiserver lets every authenticated user read them.
+// demoEventFile writes a manifest for kubectl -f: a Normal Event named name
+// about the demo stack's pod web-6f7d9, and returns its path.
+func demoEventFile(t *testing.T, name, reason, message string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "event.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Event
+metadata:
+  name: %s
+  namespace: demo
+involvedObject:
+  kind: Pod
+  name: web-6f7d9
+  namespace: demo
+reason: %s
+message: %s
+type: Normal
+`, name, reason, message)), 0o644))
+	return f
+}
+
 func TestKubectlAsTenants(t *testing.T) {
 	_, env := startStack(t)
 	require.NotEmpty(t, env.TenantKubeconfigs)
@@ -189,20 +198,7 @@ func TestKubectlAsTenants(t *testing.T) {
 				return out
 			}
 			kubectl("get", "events", "-A")
-			f := filepath.Join(t.TempDir(), "event.yaml")
-			require.NoError(t, os.WriteFile(f, []byte(`apiVersion: v1
-kind: Event
-metadata:
-  name: tenant.1
-  namespace: demo
-involvedObject:
-  kind: Pod
-  name: web-6f7d9
-  namespace: demo
-reason: TenantManual
-message: created by `+tk.User+`
-type: Normal
-`), 0o644))
+			f := demoEventFile(t, "tenant.1", "TenantManual", "created by "+tk.User)
 			// Validation is on by default: kubectl checks the object against
 			// the OpenAPI it downloads as this user.
 			require.Equal(t, "event/tenant.1 created\n", kubectl("create", "--validate=strict", "-f", f))
