@@ -12,9 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +24,7 @@ import (
 	"github.com/eventpipe/eventpipe/bench/internal/fleet"
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -184,26 +183,10 @@ func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 }
 
 func startEventpipe(b testing.TB) *devenv.Env {
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(b.TempDir(), "eventpipe")
-	o.Demo = false
+	b.Helper()
+	o := devtest.Options(b)
 	// Batched ingest ends in ClickHouse; the activity pipeline is another
 	// consumer of the same stream and, in production, another process.
 	o.Activities = false
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { ready <- e })
-	}()
-	b.Cleanup(func() { cancel(); <-done })
-	select {
-	case env := <-ready:
-		return env
-	case err := <-done:
-		b.Fatalf("eventpipe did not start: %v", err)
-	case <-time.After(2 * time.Minute):
-		b.Fatal("eventpipe not ready after 2m")
-	}
-	return nil
+	return devtest.Run(b, o)
 }
