@@ -18,7 +18,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -60,9 +60,8 @@ func BenchmarkEvaluate(b *testing.B) {
 // EVENTS; the clock runs until each has its Activity state in ACTIVITIES
 // (published, acknowledged by JetStream, progress recorded).
 func BenchmarkProcessor(b *testing.B) {
-	ns := natstest.ForTest(b)
+	ns := eventtest.Stream(b)
 	ctx := context.Background()
-	require.NoError(b, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	cfg := activity.DefaultConfig()
 	require.NoError(b, activity.Ensure(ctx, ns.JS, cfg.Stream))
 	set, err := activity.BuiltinSet()

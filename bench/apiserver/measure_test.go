@@ -1,9 +1,7 @@
 package apiserverbench
 
 import (
-	"bytes"
 	"flag"
-	"fmt"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -13,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 )
 
 var cpuProfile = flag.String("apibench.cpuprofile", "",
@@ -129,23 +129,12 @@ func readCPU(b *testing.B) cpuTimes {
 	}
 	t.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	for _, pid := range descendants(os.Getpid()) {
-		if d, err := processCPU(pid); err == nil {
+		if d, err := procstat.ProcessCPU(pid); err == nil {
 			t.children += d
 		}
 	}
-	all, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	line, _, _ := strings.Cut(string(all), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		b.Fatalf("unexpected /proc/stat line %q", line)
-	}
-	// user nice system idle iowait irq softirq steal: all but idle and
-	// iowait are busy.
-	t.machine, err = sumTicks(append(f[1:4:4], f[6:9]...))
-	if err != nil {
+	var err error
+	if t.machine, err = procstat.MachineBusy(); err != nil {
 		b.Fatal(err)
 	}
 	return t
@@ -167,7 +156,7 @@ func descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if f := statFields(stat); len(f) > 2 {
+		if f := procstat.Fields(stat); len(f) > 2 {
 			if pp, err := strconv.Atoi(f[1]); err == nil {
 				parent[p] = pp
 			}
@@ -183,40 +172,4 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
-}
-
-// statFields returns the fields of /proc/PID/stat after the command name,
-// which is in parentheses and may hold spaces: state, ppid, ...
-func statFields(stat []byte) []string {
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-		return strings.Fields(string(stat[i+1:]))
-	}
-	return nil
-}
-
-// processCPU reads a process's user and system time, fields 14 and 15 of
-// /proc/PID/stat.
-func processCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := statFields(stat)
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: unexpected %q", pid, stat)
-	}
-	return sumTicks(f[11:13])
-}
-
-// sumTicks adds clock ticks (USER_HZ is 100 on Linux).
-func sumTicks(fields []string) (time.Duration, error) {
-	var sum int64
-	for _, s := range fields {
-		t, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse clock ticks: %w", err)
-		}
-		sum += t
-	}
-	return time.Duration(sum) * 10 * time.Millisecond, nil
 }

@@ -2,11 +2,7 @@ package apiserverbench
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,8 +11,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -76,36 +72,14 @@ func startKubeAPIServer(b *testing.B) *server {
 // adjust the options before it starts.
 func startEventpipe(b *testing.B, opts ...func(*devenv.Options)) *server {
 	b.Helper()
-	chtest.RequireBinary(b)
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(b.TempDir(), "data")
-	o.Demo = false
+	o := devtest.Options(b)
 	// The activity pipeline is not part of the Events API (kube-apiserver has
 	// none), and in production it is a process of its own.
 	o.Activities = false
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	envc := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
-	}()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("eventpipe stopped with: %v", err)
-		}
-	})
-	var env *devenv.Env
-	select {
-	case env = <-envc:
-	case err := <-done:
-		b.Fatalf("eventpipe stopped while starting: %v", err)
-	case <-time.After(90 * time.Second):
-		b.Fatal("eventpipe not ready in 90s")
-	}
+	env := devtest.Run(b, o)
 	rc, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
 	if err != nil {
 		b.Fatal(err)

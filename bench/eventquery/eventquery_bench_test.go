@@ -29,6 +29,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -176,16 +177,7 @@ func BenchmarkEventQuery(b *testing.B) {
 	} else {
 		srv = chtest.ForTest(b)
 	}
-	cfg := chstore.DefaultConfig()
-	cfg.Addr = srv.Addr
-	s, err := chstore.Open(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	s := storetest.Migrated(b, srv)
 	now := time.Now().UTC()
 	var have uint64
 	if err := s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Database()+".events").Scan(&have); err != nil {

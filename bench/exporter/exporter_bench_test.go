@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/exporter"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -33,11 +33,8 @@ const writers = 32
 
 func BenchmarkExporter(b *testing.B) {
 	kube := kubetest.StartCluster(b, kubetest.Options{})
-	ns := natstest.ForTest(b)
+	ns := eventtest.Stream(b)
 	ctx := context.Background()
-	if err := eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()); err != nil {
-		b.Fatal(err)
-	}
 	cs, err := kubernetes.NewForConfig(kube.Config)
 	if err != nil {
 		b.Fatal(err)

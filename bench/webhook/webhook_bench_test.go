@@ -12,9 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,8 +21,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/bench/internal/fleet"
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -133,7 +133,7 @@ func post(b *testing.B, hc *http.Client, url string, body []byte) {
 // the scope annotations (the benchmark posts as a platform admin).
 func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 	now := time.Date(2026, time.March, 2, 6, 0, 0, 0, time.UTC)
-	g, err := generator.New(generator.Config{Tenants: tenants(), Seed: 2,
+	g, err := generator.New(generator.Config{Tenants: fleet.Tenants(), Seed: 2,
 		Now: func() time.Time { now = now.Add(24 * time.Hour / 500_000); return now }})
 	if err != nil {
 		b.Fatal(err)
@@ -182,41 +182,11 @@ func corpus(b testing.TB, n int) (bodies [][]byte, jsonBytes int64) {
 	return bodies, jsonBytes
 }
 
-func tenants() []scope.Scope {
-	var out []scope.Scope
-	for i := range 14 {
-		out = append(out, scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("project-%02d", i)})
-	}
-	for i := range 4 {
-		out = append(out, scope.Scope{Type: scope.TypeOrganization, Name: fmt.Sprintf("org-%02d", i)})
-	}
-	for i := range 2 {
-		out = append(out, scope.Scope{Type: scope.TypeUser, Name: fmt.Sprintf("user-%02d", i)})
-	}
-	return out
-}
-
 func startEventpipe(b testing.TB) *devenv.Env {
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(b.TempDir(), "eventpipe")
-	o.Demo = false
+	b.Helper()
+	o := devtest.Options(b)
 	// Batched ingest ends in ClickHouse; the activity pipeline is another
 	// consumer of the same stream and, in production, another process.
 	o.Activities = false
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { ready <- e })
-	}()
-	b.Cleanup(func() { cancel(); <-done })
-	select {
-	case env := <-ready:
-		return env
-	case err := <-done:
-		b.Fatalf("eventpipe did not start: %v", err)
-	case <-time.After(2 * time.Minute):
-		b.Fatal("eventpipe not ready after 2m")
-	}
-	return nil
+	return devtest.Run(b, o)
 }

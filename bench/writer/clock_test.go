@@ -1,15 +1,15 @@
 package writerbench
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 )
 
 // clock is the timed part of a run.
@@ -91,61 +91,16 @@ func (e *env) cpuTimes() (cpuTimes, error) {
 	}
 	t.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	var err error
-	if t.ch, err = processCPU(e.ch.PID()); err != nil {
+	if t.ch, err = procstat.ProcessCPU(e.ch.PID()); err != nil {
 		return t, fmt.Errorf("read clickhouse-server CPU time: %w", err)
 	}
 	if e.natsPID != 0 {
-		if t.nats, err = processCPU(e.natsPID); err != nil {
+		if t.nats, err = procstat.ProcessCPU(e.natsPID); err != nil {
 			return t, fmt.Errorf("read JetStream CPU time: %w", err)
 		}
 	}
-	// /proc/stat: "cpu user nice system idle iowait irq softirq steal ...";
-	// everything but idle and iowait is busy.
-	all, err := os.ReadFile("/proc/stat")
-	if err != nil {
+	if t.machine, err = procstat.MachineBusy(); err != nil {
 		return t, fmt.Errorf("read machine CPU time: %w", err)
 	}
-	line, _, _ := strings.Cut(string(all), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return t, fmt.Errorf("read machine CPU time: unexpected /proc/stat line %q", line)
-	}
-	busy, err := sumTicks(append(f[1:4:4], f[6:9]...))
-	if err != nil {
-		return t, fmt.Errorf("read machine CPU time: %w", err)
-	}
-	t.machine = busy
 	return t, nil
-}
-
-// processCPU reads a process's user and system time from /proc/PID/stat,
-// fields 14 and 15: the 12th and 13th after the command name, which is in
-// parentheses and may hold spaces.
-func processCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	var f []string
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
-		f = strings.Fields(string(stat[i+1:]))
-	}
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: unexpected %q", pid, stat)
-	}
-	return sumTicks(f[11:13])
-}
-
-// sumTicks adds clock ticks. USER_HZ is 100 on every Linux architecture Go
-// supports.
-func sumTicks(fields []string) (time.Duration, error) {
-	var sum int64
-	for _, s := range fields {
-		t, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse clock ticks: %w", err)
-		}
-		sum += t
-	}
-	return time.Duration(sum) * 10 * time.Millisecond, nil
 }

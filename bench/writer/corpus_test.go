@@ -7,9 +7,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventpipe/eventpipe/bench/internal/fleet"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/generator"
-	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
 // corpus is a run's event states, encoded as the API server publishes them.
@@ -18,21 +18,6 @@ type corpus struct {
 	ids       []string // each message's Nats-Msg-Id
 	bodyBytes int64    // protobuf bodies: what the stream and the writer carry
 	jsonBytes int64    // the same events as Kubernetes JSON
-}
-
-// tenants are the simulated clusters: 20 tenants of the three tenant kinds.
-func tenants() []scope.Scope {
-	var out []scope.Scope
-	for i := range 14 {
-		out = append(out, scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("project-%02d", i)})
-	}
-	for i := range 4 {
-		out = append(out, scope.Scope{Type: scope.TypeOrganization, Name: fmt.Sprintf("org-%02d", i)})
-	}
-	for i := range 2 {
-		out = append(out, scope.Scope{Type: scope.TypeUser, Name: fmt.Sprintf("user-%02d", i)})
-	}
-	return out
 }
 
 // clockStep is the simulated time between two states: 500,000 states make a
@@ -49,7 +34,7 @@ var corpusStart = time.Date(2026, time.March, 2, 6, 0, 0, 0, time.UTC)
 func buildCorpus(n int) (*corpus, error) {
 	now := corpusStart
 	g, err := generator.New(generator.Config{
-		Tenants: tenants(),
+		Tenants: fleet.Tenants(),
 		Seed:    2,
 		Now:     func() time.Time { now = now.Add(clockStep); return now },
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
@@ -27,7 +28,7 @@ func BenchmarkClickHouseInsert(b *testing.B) {
 			e := newEnv(b)
 			pid := e.ch.PID()
 			merged0 := e.mergedRows(ctx, b)
-			c0, err := processCPU(pid)
+			c0, err := procstat.ProcessCPU(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -38,7 +39,7 @@ func BenchmarkClickHouseInsert(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			c1, err := processCPU(pid)
+			c1, err := procstat.ProcessCPU(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -46,7 +47,7 @@ func BenchmarkClickHouseInsert(b *testing.B) {
 			if _, _, err := e.diskUsage(ctx); err != nil {
 				b.Fatal(err)
 			}
-			c2, err := processCPU(pid)
+			c2, err := procstat.ProcessCPU(pid)
 			if err != nil {
 				b.Fatal(err)
 			}

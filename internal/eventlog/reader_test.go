@@ -12,14 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
 func TestReaderLatestAndTail(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx := context.Background()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	pub := eventlog.NewPublisher(ns.JS)
 	r, err := eventlog.NewReader(ctx, ns.JS)
 	require.NoError(t, err)
@@ -67,9 +66,8 @@ func TestReaderLatestAndTail(t *testing.T) {
 }
 
 func TestEachLatest(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx := context.Background()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	pub := eventlog.NewPublisher(ns.JS)
 	put := func(ns, name string, count int32, op eventlog.Op) {
 		t.Helper()

@@ -1,6 +1,6 @@
 // Package eventtest holds what tests of several packages build and read
-// again and again: a realistic Event, and every state the EVENTS stream
-// holds.
+// again and again: a realistic Event, a JetStream with the EVENTS stream,
+// and every state that stream holds.
 package eventtest
 
 import (
@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 )
 
 // BackOff is the kubelet's warning that a container of pod web-1 in ns keeps
@@ -31,6 +32,15 @@ func BackOff(ns, name string, count int32, last time.Time) *corev1.Event {
 		FirstTimestamp: first,
 		LastTimestamp:  metav1.NewTime(last.Truncate(time.Second)), Count: count,
 	}
+}
+
+// Stream starts a private JetStream server for tb, stopped when tb ends,
+// with the EVENTS stream created as eventpipe creates it at start-up.
+func Stream(tb testing.TB) *natstest.Server {
+	tb.Helper()
+	ns := natstest.ForTest(tb)
+	require.NoError(tb, eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
+	return ns
 }
 
 // States reads every state in the EVENTS stream on the subjects filter

@@ -8,14 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 )
 
 func TestCheckpointsOnlyMoveForward(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx := context.Background()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	cps, err := openCheckpoints(ctx, ns.JS)
 	require.NoError(t, err)
 	key := CheckpointKey("prod", "")

@@ -135,12 +135,39 @@ func Kubectl(tb testing.TB, kubeconfig string, args ...string) (stdout, stderr s
 	return outBuf.String(), errBuf.String(), err
 }
 
-// KubectlCommand returns an unstarted kubectl command set up as Kubectl sets
-// it up, for callers that stream its output, such as `kubectl get -w`. It is
-// killed when ctx is done; the caller starts and waits for it.
-func KubectlCommand(ctx context.Context, tb testing.TB, kubeconfig string, args ...string) *exec.Cmd {
+// KubectlLines starts kubectl with args, for commands that keep printing,
+// such as `kubectl get -w`, and sends each line it prints to stdout on the
+// returned channel, which is closed when kubectl exits. Cancelling ctx
+// kills kubectl; the test waits at cleanup until it has exited, so the
+// caller must cancel ctx before the test ends.
+func KubectlLines(ctx context.Context, tb testing.TB, kubeconfig string, args ...string) <-chan string {
 	tb.Helper()
-	return kubectlCommand(ctx, tb, kubeconfig, args...)
+	cmd := kubectlCommand(ctx, tb, kubeconfig, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	lines := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done(): // nobody reads any more
+			}
+		}
+		close(lines)
+		// Wait only after reading stops: it closes the pipe. Its error is
+		// the kill the caller asked for, or a failure the lines showed.
+		_ = cmd.Wait()
+	}()
+	tb.Cleanup(func() { <-done })
+	return lines
 }
 
 func kubectlCommand(ctx context.Context, tb testing.TB, kubeconfig string, args ...string) *exec.Cmd {

@@ -10,11 +10,12 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tiers"
+	"github.com/eventpipe/eventpipe/internal/tiers/tierstest"
 )
 
 var (
-	alpha = scope.Scope{Type: scope.TypeProject, Name: "alpha"}
-	beta  = scope.Scope{Type: scope.TypeProject, Name: "beta"}
+	alpha = tierstest.Alpha
+	beta  = tierstest.Beta
 )
 
 func TestDefaultsAreTheProductTable(t *testing.T) {

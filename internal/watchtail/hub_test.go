@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -31,8 +31,7 @@ type hubFixture struct {
 
 func newHubFixture(t *testing.T, size int) *hubFixture {
 	t.Helper()
-	ns := natstest.ForTest(t)
-	require.NoError(t, eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
+	ns := eventtest.Stream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	r, err := eventlog.NewReader(ctx, ns.JS)
@@ -194,10 +193,9 @@ func TestHubTailAheadOfHub(t *testing.T) {
 // stops reading once it has had none for hubIdle, and starts again for the
 // next one.
 func TestHubReadsOnlyWithWatches(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	r, err := eventlog.NewReader(ctx, ns.JS)
 	require.NoError(t, err)
 	h := newHub(ctx, r, slog.New(slog.NewTextHandler(io.Discard, nil)), 16)

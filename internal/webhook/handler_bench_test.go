@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -25,10 +25,7 @@ func (platformScopes) WriteScope(context.Context, *corev1.Event) (scope.Scope, e
 // validate and publish batches of 1,000 events (no HTTP server, no
 // writer). One op is one event.
 func BenchmarkHandler(b *testing.B) {
-	ns := natstest.ForTest(b)
-	if err := eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()); err != nil {
-		b.Fatal(err)
-	}
+	ns := eventtest.Stream(b)
 	h := New(eventlog.NewPublisher(ns.JS), platformScopes{}, DefaultConfig())
 	const batch = 1000
 	var bodies [][]byte

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 )
 
 func serve(t *testing.T, h http.Handler, method string, body []byte) (int, metav1.Status, http.Header) {
@@ -34,9 +34,8 @@ func serve(t *testing.T, h http.Handler, method string, body []byte) (int, metav
 // cheaply: a JetStream that does not acknowledge (503, retry the whole
 // request, which then stores nothing twice) and a wrong method.
 func TestHandlerAnswers(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx := context.Background()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	cfg := DefaultConfig()
 	cfg.PublishTimeout = 2 * time.Second
 	h := New(eventlog.NewPublisher(ns.JS), platformScopes{}, cfg)
@@ -82,9 +81,8 @@ func TestHandlerAnswers(t *testing.T) {
 // states go in successive rounds, a failure part-way through a round, is
 // for PublishAll's contract; a healthy stream cannot show it.)
 func TestHandlerKeepsEachEventsOrder(t *testing.T) {
-	ns := natstest.ForTest(t)
+	ns := eventtest.Stream(t)
 	ctx := context.Background()
-	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	cfg := DefaultConfig()
 	cfg.MaxInFlight = 2
 	h := New(eventlog.NewPublisher(ns.JS), platformScopes{}, cfg)

@@ -181,17 +181,7 @@ lastTimestamp: %s
 	t.Run("watch streams new activities", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		w := kubetest.KubectlCommand(ctx, t, kc, "get", "activities", "-n", "acttest", "-w", "--output-watch-events")
-		out, err := w.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, w.Start())
-		lines := make(chan string, 16)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
+		lines := kubetest.KubectlLines(ctx, t, kc, "get", "activities", "-n", "acttest", "-w", "--output-watch-events")
 		// Whether the processor makes the Activity before kubectl's list or
 		// after its watch started, --output-watch-events shows it ADDED.
 		_, stderr, err := apply(event("web.watch1", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3 from 1", 1))
@@ -199,7 +189,8 @@ lastTimestamp: %s
 		deadline := time.After(30 * time.Second)
 		for {
 			select {
-			case l := <-lines:
+			case l, ok := <-lines:
+				require.True(t, ok, "kubectl get activities -w exited")
 				if strings.Contains(l, "Deployment web scaled replica set web-7d9f to 3") {
 					require.Regexp(t, `^ADDED\s`, l)
 					return
@@ -211,7 +202,10 @@ lastTimestamp: %s
 	})
 
 	t.Run("a custom policy changes new summaries", func(t *testing.T) {
-		_, stderr, err := apply(`apiVersion: activity.miloapis.com/v1alpha1
+		// deploymentPolicy is the my-deployments policy with one rule for
+		// apps Deployments; match and summary are YAML scalars as written.
+		deploymentPolicy := func(match, summary string) string {
+			return fmt.Sprintf(`apiVersion: activity.miloapis.com/v1alpha1
 kind: ActivityPolicy
 metadata:
   name: my-deployments
@@ -221,43 +215,40 @@ spec:
     kind: Deployment
   eventRules:
   - name: scaled
-    match: event.reason == "ScalingReplicaSet"
-    summary: "{{ regarding.name }} now runs {{ event.message.split(' ')[6] }} pods via {{ actor }}"
-`)
+    match: %s
+    summary: %s
+`, match, summary)
+		}
+		// summaryBecomes writes ScalingReplicaSet Events with message until
+		// one's Activity reads want. The policy takes effect for new events
+		// as soon as the processor sees it, so each try is a new Event
+		// (prefix plus a unique number).
+		summaryBecomes := func(what, prefix, message, want string) {
+			t.Helper()
+			eventually(what, func() bool {
+				name := fmt.Sprintf("web.%s%d", prefix, time.Now().UnixNano())
+				_, _, err := apply(event(name, "ScalingReplicaSet", message, 1))
+				require.NoError(t, err)
+				// Judge the try by its own Activity once that exists; each
+				// kubectl call in summaryOf paces the poll.
+				var got string
+				for deadline := time.Now().Add(2 * time.Second); got == "" && time.Now().Before(deadline); {
+					got = summaryOf(name)
+				}
+				return got == want
+			})
+		}
+
+		_, stderr, err := apply(deploymentPolicy(`event.reason == "ScalingReplicaSet"`,
+			`"{{ regarding.name }} now runs {{ event.message.split(' ')[6] }} pods via {{ actor }}"`))
 		require.NoError(t, err, stderr)
 		defer kubectl("delete", "activitypolicy", "my-deployments")
-		// The policy takes effect for new events as soon as the processor
-		// sees it; retry the event until it does (names differ per try).
-		var name string
-		eventually("the custom policy applies", func() bool {
-			name = fmt.Sprintf("web.custom%d", time.Now().UnixNano())
-			_, _, err := apply(event(name, "ScalingReplicaSet", "Scaled up replica set web-7d9f to 5 from 3", 1))
-			require.NoError(t, err)
-			time.Sleep(300 * time.Millisecond)
-			return summaryOf(name) == "web now runs 5 pods via deployment-controller"
-		})
+		summaryBecomes("the custom policy applies", "custom", "Scaled up replica set web-7d9f to 5 from 3",
+			"web now runs 5 pods via deployment-controller")
 		// Editing the policy with apply again changes the next summaries.
-		_, stderr, err = apply(`apiVersion: activity.miloapis.com/v1alpha1
-kind: ActivityPolicy
-metadata:
-  name: my-deployments
-spec:
-  resource:
-    apiGroup: apps
-    kind: Deployment
-  eventRules:
-  - name: scaled
-    match: "true"
-    summary: "edited {{ regarding.name }}"
-`)
+		_, stderr, err = apply(deploymentPolicy(`"true"`, `"edited {{ regarding.name }}"`))
 		require.NoError(t, err, stderr)
-		eventually("the edited policy applies", func() bool {
-			name = fmt.Sprintf("web.edited%d", time.Now().UnixNano())
-			_, _, err := apply(event(name, "ScalingReplicaSet", "Scaled up replica set web-7d9f to 6 from 5", 1))
-			require.NoError(t, err)
-			time.Sleep(300 * time.Millisecond)
-			return summaryOf(name) == "edited web"
-		})
+		summaryBecomes("the edited policy applies", "edited", "Scaled up replica set web-7d9f to 6 from 5", "edited web")
 	})
 
 	t.Run("repeats update one activity", func(t *testing.T) {

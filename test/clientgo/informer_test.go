@@ -379,51 +379,58 @@ func rvNum(t *testing.T, o interface{ GetResourceVersion() string }) uint64 {
 // while it reconnects and after: it resumes its watch, without a relist, a
 // 410 or an error loop.
 func TestInformerAcrossRestart(t *testing.T) {
+	inBothModes(t, func(t *testing.T, watchList bool) {
+		s := devtest.New(t)
+		w := newWrites(t, s.Client(), "restart")
+		// The informer starts on an empty store, as a controller would,
+		// and keeps its client (and credentials) across the restart.
+		in := startInformer(t, devtest.NewClient(t, s.Cfg), watchList)
+		for i := range 5 {
+			w.create(fmt.Sprintf("e.%d", i))
+		}
+		w.bump("e.1", 2)
+		t.Logf("synced in %s", in.converge(t, s.Client(), w.want, recoverWithin))
+		before := in.p.counts()
+
+		down := s.Restart()
+		// Writes right after the restart, most likely before the
+		// informer is back (it is backing off), by a new client, as
+		// kubectl would make one.
+		w.cs = s.Client()
+		w.create("e.5")
+		w.create("e.6")
+		w.bump("e.2", 5)
+		w.patch("e.3", 7)
+		w.delete("e.0")
+		took := in.converge(t, s.Client(), w.want, recoverWithin)
+		t.Logf("restart took %s; informer converged %s after it", down.Round(time.Millisecond), took.Round(time.Millisecond))
+		require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
+
+		// The resumed watch carries later writes.
+		w.create("e.7")
+		w.delete("e.1")
+		w.patch("e.5", 3)
+		in.converge(t, s.Client(), w.want, 10*time.Second)
+		in.steady(t, 2*time.Second)
+
+		after := in.p.counts()
+		t.Logf("requests:\n%s", in.p)
+		require.Zero(t, after.expired, "no 410 across a restart")
+		require.Equal(t, before.lists, after.lists, "no relist across a restart")
+		require.Equal(t, before.watchLists, after.watchLists, "no relist across a restart")
+		require.Equal(t, 1, in.p.relists(), "one list in all, at start")
+	})
+}
+
+// inBothModes runs test once for each way an informer can start: a
+// streaming watch-list, and a list followed by a watch. Both must survive
+// what the tests do to the server.
+func inBothModes(t *testing.T, test func(t *testing.T, watchList bool)) {
 	for _, mode := range []struct {
 		name      string
 		watchList bool
 	}{{"watch-list", true}, {"list-then-watch", false}} {
-		t.Run(mode.name, func(t *testing.T) {
-			s := devtest.New(t)
-			w := newWrites(t, s.Client(), "restart")
-			// The informer starts on an empty store, as a controller would,
-			// and keeps its client (and credentials) across the restart.
-			in := startInformer(t, devtest.NewClient(t, s.Cfg), mode.watchList)
-			for i := range 5 {
-				w.create(fmt.Sprintf("e.%d", i))
-			}
-			w.bump("e.1", 2)
-			t.Logf("synced in %s", in.converge(t, s.Client(), w.want, recoverWithin))
-			before := in.p.counts()
-
-			down := s.Restart()
-			// Writes right after the restart, most likely before the
-			// informer is back (it is backing off), by a new client, as
-			// kubectl would make one.
-			w.cs = s.Client()
-			w.create("e.5")
-			w.create("e.6")
-			w.bump("e.2", 5)
-			w.patch("e.3", 7)
-			w.delete("e.0")
-			took := in.converge(t, s.Client(), w.want, recoverWithin)
-			t.Logf("restart took %s; informer converged %s after it", down.Round(time.Millisecond), took.Round(time.Millisecond))
-			require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
-
-			// The resumed watch carries later writes.
-			w.create("e.7")
-			w.delete("e.1")
-			w.patch("e.5", 3)
-			in.converge(t, s.Client(), w.want, 10*time.Second)
-			in.steady(t, 2*time.Second)
-
-			after := in.p.counts()
-			t.Logf("requests:\n%s", in.p)
-			require.Zero(t, after.expired, "no 410 across a restart")
-			require.Equal(t, before.lists, after.lists, "no relist across a restart")
-			require.Equal(t, before.watchLists, after.watchLists, "no relist across a restart")
-			require.Equal(t, 1, in.p.relists(), "one list in all, at start")
-		})
+		t.Run(mode.name, func(t *testing.T) { test(t, mode.watchList) })
 	}
 }
 
@@ -433,62 +440,57 @@ func TestInformerAcrossRestart(t *testing.T) {
 // older than the stream. Its watch must get 410 Expired; it must relist
 // once and converge, and then follow later writes.
 func TestInformerAcrossForced410(t *testing.T) {
-	for _, mode := range []struct {
-		name      string
-		watchList bool
-	}{{"watch-list", true}, {"list-then-watch", false}} {
-		t.Run(mode.name, func(t *testing.T) {
-			s := devtest.New(t)
-			w := newWrites(t, s.Client(), "expiry")
-			for i := range 5 {
-				w.create(fmt.Sprintf("e.%d", i))
-			}
-			in := startInformer(t, devtest.NewClient(t, s.Cfg), mode.watchList)
-			w.bump("e.1", 2)
-			in.converge(t, s.Client(), w.want, recoverWithin)
-			require.Equal(t, 1, in.p.relists(), "one list at start")
-			lastSeen := in.inf.LastSyncResourceVersion()
+	inBothModes(t, func(t *testing.T, watchList bool) {
+		s := devtest.New(t)
+		w := newWrites(t, s.Client(), "expiry")
+		for i := range 5 {
+			w.create(fmt.Sprintf("e.%d", i))
+		}
+		in := startInformer(t, devtest.NewClient(t, s.Cfg), watchList)
+		w.bump("e.1", 2)
+		in.converge(t, s.Client(), w.want, recoverWithin)
+		require.Equal(t, 1, in.p.relists(), "one list at start")
+		lastSeen := in.inf.LastSyncResourceVersion()
 
-			in.p.close()
-			s.Restart()
-			ctx := context.Background()
-			w.cs = s.Client()
-			w.create("e.5")
-			w.create("e.6")
-			w.bump("e.2", 4)
-			w.patch("e.3", 9)
-			w.delete("e.0")
-			last := w.create("e.7")
-			require.NoError(t, s.Env.Writer.WaitFor(ctx, rvNum(t, last)))
-			stream, err := s.Env.JS.Stream(ctx, eventlog.StreamName)
-			require.NoError(t, err)
-			wm := s.Env.Writer.Watermark()
-			require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(wm+1)))
-			info, err := stream.Info(ctx)
-			require.NoError(t, err)
-			seen, err := strconv.ParseUint(lastSeen, 10, 64)
-			require.NoError(t, err)
-			require.Less(t, seen+1, info.State.FirstSeq, "the informer's resourceVersion %d is older than the stream (first %d)", seen, info.State.FirstSeq)
-			t.Logf("informer at rv %d; stream purged to %d (watermark %d)", seen, info.State.FirstSeq, wm)
+		in.p.close()
+		s.Restart()
+		ctx := context.Background()
+		w.cs = s.Client()
+		w.create("e.5")
+		w.create("e.6")
+		w.bump("e.2", 4)
+		w.patch("e.3", 9)
+		w.delete("e.0")
+		last := w.create("e.7")
+		require.NoError(t, s.Env.Writer.WaitFor(ctx, rvNum(t, last)))
+		stream, err := s.Env.JS.Stream(ctx, eventlog.StreamName)
+		require.NoError(t, err)
+		wm := s.Env.Writer.Watermark()
+		require.NoError(t, stream.Purge(ctx, jetstream.WithPurgeSequence(wm+1)))
+		info, err := stream.Info(ctx)
+		require.NoError(t, err)
+		seen, err := strconv.ParseUint(lastSeen, 10, 64)
+		require.NoError(t, err)
+		require.Less(t, seen+1, info.State.FirstSeq, "the informer's resourceVersion %d is older than the stream (first %d)", seen, info.State.FirstSeq)
+		t.Logf("informer at rv %d; stream purged to %d (watermark %d)", seen, info.State.FirstSeq, wm)
 
-			in.p.open()
-			took := in.converge(t, s.Client(), w.want, recoverWithin)
-			t.Logf("converged %s after the gate opened", took.Round(time.Millisecond))
-			require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
+		in.p.open()
+		took := in.converge(t, s.Client(), w.want, recoverWithin)
+		t.Logf("converged %s after the gate opened", took.Round(time.Millisecond))
+		require.Equal(t, 1, in.deletes("e.0"), "one delete notification for e.0")
 
-			// After the relist the watch follows new writes, including
-			// updates and deletes of events the log no longer holds.
-			w.create("e.8")
-			w.bump("e.5", 2)
-			w.patch("e.6", 6)
-			w.delete("e.4")
-			in.converge(t, s.Client(), w.want, 10*time.Second)
-			in.steady(t, 2*time.Second)
+		// After the relist the watch follows new writes, including
+		// updates and deletes of events the log no longer holds.
+		w.create("e.8")
+		w.bump("e.5", 2)
+		w.patch("e.6", 6)
+		w.delete("e.4")
+		in.converge(t, s.Client(), w.want, 10*time.Second)
+		in.steady(t, 2*time.Second)
 
-			c := in.p.counts()
-			t.Logf("requests:\n%s", in.p)
-			require.Equal(t, 1, c.expired, "exactly one 410")
-			require.Equal(t, 2, in.p.relists(), "one relist after the 410 (plus the first list)")
-		})
-	}
+		c := in.p.counts()
+		t.Logf("requests:\n%s", in.p)
+		require.Equal(t, 1, c.expired, "exactly one 410")
+		require.Equal(t, 2, in.p.relists(), "one relist after the 410 (plus the first list)")
+	})
 }

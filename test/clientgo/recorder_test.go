@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,41 +163,55 @@ func runRecorders(t *testing.T, server string, cfg *rest.Config) outcome {
 
 	o := outcome{calls: append(coreCalls, evCalls...), core: map[string][]coreRow{}, events: map[string][]eventsRow{}}
 	for _, e := range cl.Items {
-		if len(e.InvolvedObject.Name) < len(objPrefix) || e.InvolvedObject.Name[:len(objPrefix)] != objPrefix {
+		k, ours := rowKey(e.InvolvedObject, e.Reason)
+		if !ours {
 			continue
 		}
-		k := e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name + " " + e.Reason
-		r := coreRow{Count: e.Count, Type: e.Type, Message: e.Message, Source: e.Source,
-			ReportingController: e.ReportingController, ReportingInstance: e.ReportingInstance, Action: e.Action,
-			Series: seriesCount(e.Series)}
 		require.False(t, e.LastTimestamp.Before(&e.FirstTimestamp), "%s: %s: lastTimestamp before firstTimestamp", server, e.Name)
-		if e.Related != nil {
-			r.Related = e.Related.Kind + "/" + e.Related.Name
-		}
-		o.core[k] = append(o.core[k], r)
+		o.core[k] = append(o.core[k], coreRow{Count: e.Count, Type: e.Type, Message: e.Message, Source: e.Source,
+			ReportingController: e.ReportingController, ReportingInstance: e.ReportingInstance, Action: e.Action,
+			Series: seriesCount(e.Series), Related: refName(e.Related)})
 	}
 	for _, e := range el.Items {
-		if len(e.Regarding.Name) < len(objPrefix) || e.Regarding.Name[:len(objPrefix)] != objPrefix {
+		k, ours := rowKey(e.Regarding, e.Reason)
+		if !ours {
 			continue
 		}
-		k := e.Regarding.Kind + "/" + e.Regarding.Name + " " + e.Reason
-		r := eventsRow{Type: e.Type, Note: e.Note, DeprecatedCount: e.DeprecatedCount, DeprecatedSource: e.DeprecatedSource,
-			ReportingController: e.ReportingController, ReportingInstance: e.ReportingInstance, Action: e.Action,
-			Series: seriesCount(e.Series)}
-		if e.Related != nil {
-			r.Related = e.Related.Kind + "/" + e.Related.Name
-		}
-		o.events[k] = append(o.events[k], r)
+		o.events[k] = append(o.events[k], eventsRow{Type: e.Type, Note: e.Note, DeprecatedCount: e.DeprecatedCount,
+			DeprecatedSource: e.DeprecatedSource, ReportingController: e.ReportingController,
+			ReportingInstance: e.ReportingInstance, Action: e.Action, Series: seriesCount(e.Series), Related: refName(e.Related)})
 	}
-	for k := range o.core {
-		sort.Slice(o.core[k], func(i, j int) bool { return fmt.Sprint(o.core[k][i]) < fmt.Sprint(o.core[k][j]) })
-	}
-	for k := range o.events {
-		sort.Slice(o.events[k], func(i, j int) bool { return fmt.Sprint(o.events[k][i]) < fmt.Sprint(o.events[k][j]) })
-	}
+	sortRows(o.core)
+	sortRows(o.events)
 	t.Logf("%s: %d core/v1 and %d events.k8s.io/v1 events under test, at resourceVersion %s (list answered at %s)",
 		server, len(cl.Items), len(el.Items), rv, cl.ResourceVersion)
 	return o
+}
+
+// rowKey is the key an Event about object is compared under on both
+// servers, and whether object is one of those the recorders wrote about
+// (other Events in the namespace are not the test's).
+func rowKey(object corev1.ObjectReference, reason string) (key string, ours bool) {
+	if !strings.HasPrefix(object.Name, objPrefix) {
+		return "", false
+	}
+	return object.Kind + "/" + object.Name + " " + reason, true
+}
+
+// refName is ref as Kind/name, or "" for no reference.
+func refName(ref *corev1.ObjectReference) string {
+	if ref == nil {
+		return ""
+	}
+	return ref.Kind + "/" + ref.Name
+}
+
+// sortRows puts each key's rows in one order, so that outcomes compare
+// whatever order the servers listed them in.
+func sortRows[R any](rows map[string][]R) {
+	for _, rs := range rows {
+		sort.Slice(rs, func(i, j int) bool { return fmt.Sprint(rs[i]) < fmt.Sprint(rs[j]) })
+	}
 }
 
 // callLog records the calls a sink made and how they ended.

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
-	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
@@ -83,31 +80,9 @@ func startKube(tb testing.TB) *server {
 // lists catch up with writes quickly.
 func startEventpipe(tb testing.TB) *server {
 	tb.Helper()
-	chtest.RequireBinary(tb)
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(tb.TempDir(), "data")
-	o.Demo = false
+	o := devtest.Options(tb)
 	o.Writer.BatchWait = 20 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	envc := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("eventpipe dev stack: %v", err)
-		}
-	})
-	var env *devenv.Env
-	select {
-	case env = <-envc:
-	case err := <-done:
-		tb.Fatalf("eventpipe dev stack stopped: %v", err)
-	case <-time.After(90 * time.Second):
-		tb.Fatal("eventpipe dev stack not ready in 90s")
-	}
+	env := devtest.Run(tb, o)
 	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
 	if err != nil {
 		tb.Fatalf("eventpipe kubeconfig: %v", err)

@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,20 +121,7 @@ func TestKubectl(t *testing.T) {
 	}
 
 	t.Run("create and delete from a file", func(t *testing.T) {
-		f := filepath.Join(t.TempDir(), "event.yaml")
-		require.NoError(t, os.WriteFile(f, []byte(`apiVersion: v1
-kind: Event
-metadata:
-  name: manual.1
-  namespace: demo
-involvedObject:
-  kind: Pod
-  name: web-6f7d9
-  namespace: demo
-reason: Manual
-message: created with kubectl
-type: Normal
-`), 0o644))
+		f := demoEventFile(t, "manual.1", "Manual", "created with kubectl")
 		golden(t, "create-file", kubectl("create", "-f", f))
 		golden(t, "get-created", kubectl("get", "event", "-n", "demo", "manual.1", "-o", "custom-columns=REASON:.reason,MESSAGE:.message"))
 		golden(t, "delete", kubectl("delete", "event", "-n", "demo", "manual.1"))
@@ -146,23 +133,13 @@ type: Normal
 	t.Run("watch", func(t *testing.T) {
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		cmd := kubetest.KubectlCommand(wctx, t, env.Kubeconfig, "get", "events", "-n", "live", "-w",
+		lines := kubetest.KubectlLines(wctx, t, env.Kubeconfig, "get", "events", "-n", "live", "-w",
 			"-o", "custom-columns=TYPE:.type,REASON:.reason,COUNT:.count")
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		lines := make(chan string, 10)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- strings.Join(strings.Fields(sc.Text()), " ")
-			}
-			close(lines)
-		}()
+		// next is kubectl's next line with its column padding folded.
 		next := func() string {
 			select {
 			case l := <-lines:
-				return l
+				return strings.Join(strings.Fields(l), " ")
 			case <-time.After(20 * time.Second):
 				t.Fatal("kubectl get -w printed nothing for 20s")
 				return ""
@@ -181,7 +158,6 @@ type: Normal
 		require.NoError(t, err)
 		require.Equal(t, "Normal Started 2", next(), "the update arrives live")
 		cancel() // Ctrl-C: kubectl exits without complaint
-		_ = cmd.Wait()
 	})
 }
 
@@ -189,6 +165,27 @@ type: Normal
 // cache directory (kubetest.Kubectl gives every call a fresh one), so that
 // discovery and OpenAPI are fetched with the tenant's own credentials:
 // kube-apiserver lets every authenticated user read them.
+// demoEventFile writes a manifest for kubectl -f: a Normal Event named name
+// about the demo stack's pod web-6f7d9, and returns its path.
+func demoEventFile(t *testing.T, name, reason, message string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "event.yaml")
+	require.NoError(t, os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Event
+metadata:
+  name: %s
+  namespace: demo
+involvedObject:
+  kind: Pod
+  name: web-6f7d9
+  namespace: demo
+reason: %s
+message: %s
+type: Normal
+`, name, reason, message)), 0o644))
+	return f
+}
+
 func TestKubectlAsTenants(t *testing.T) {
 	_, env := startStack(t)
 	require.NotEmpty(t, env.TenantKubeconfigs)
@@ -201,20 +198,7 @@ func TestKubectlAsTenants(t *testing.T) {
 				return out
 			}
 			kubectl("get", "events", "-A")
-			f := filepath.Join(t.TempDir(), "event.yaml")
-			require.NoError(t, os.WriteFile(f, []byte(`apiVersion: v1
-kind: Event
-metadata:
-  name: tenant.1
-  namespace: demo
-involvedObject:
-  kind: Pod
-  name: web-6f7d9
-  namespace: demo
-reason: TenantManual
-message: created by `+tk.User+`
-type: Normal
-`), 0o644))
+			f := demoEventFile(t, "tenant.1", "TenantManual", "created by "+tk.User)
 			// Validation is on by default: kubectl checks the object against
 			// the OpenAPI it downloads as this user.
 			require.Equal(t, "event/tenant.1 created\n", kubectl("create", "--validate=strict", "-f", f))

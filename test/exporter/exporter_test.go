@@ -154,6 +154,15 @@ type scenario struct {
 	sc      scope.Scope
 }
 
+// startReady starts one exporter for s, without leader election, and
+// waits until it serves.
+func (s *scenario) startReady(t *testing.T) *proc {
+	t.Helper()
+	p := startExporter(t, "exporter", s.args()...)
+	p.waitReady()
+	return p
+}
+
 func (s *scenario) args(extra ...string) []string {
 	return append([]string{
 		"--exporter.kubeconfig", s.kube.Kubeconfig, "--nats.url", s.env.NATSURL,
@@ -174,17 +183,18 @@ func TestExporter(t *testing.T) {
 	<-built
 	cs, err := kubernetes.NewForConfig(kube.Config)
 	require.NoError(t, err)
-	newScenario := func(name string) *scenario {
-		return &scenario{kube: kube, env: env, cs: cs, ns: name, cluster: name + "-cluster",
+	// newScenario gives a subtest its own namespace, cluster name and
+	// tenant, a generator writing Events there and an oracle recording what
+	// the apiserver holds, so subtests never see each other's Events.
+	newScenario := func(t *testing.T, name string) (*scenario, *gen, *oracle) {
+		s := &scenario{kube: kube, env: env, cs: cs, ns: name, cluster: name + "-cluster",
 			sc: scope.Scope{Type: scope.TypeProject, Name: name}}
+		return s, newGen(t, cs, s.ns), startOracle(t, cs, s.ns)
 	}
 
 	t.Run("export", func(t *testing.T) {
-		s := newScenario("basic")
-		g := newGen(t, cs, s.ns)
-		o := startOracle(t, cs, s.ns)
-		p := startExporter(t, "exporter", s.args()...)
-		p.waitReady()
+		s, g, o := newScenario(t, "basic")
+		p := s.startReady(t)
 		for range 8 {
 			g.step()
 			time.Sleep(50 * time.Millisecond)
@@ -212,11 +222,8 @@ func TestExporter(t *testing.T) {
 	})
 
 	t.Run("kill -9 and restart while events keep coming", func(t *testing.T) {
-		s := newScenario("crash")
-		g := newGen(t, cs, s.ns)
-		o := startOracle(t, cs, s.ns)
-		p := startExporter(t, "exporter", s.args()...)
-		p.waitReady()
+		s, g, o := newScenario(t, "crash")
+		p := s.startReady(t)
 		g.deletes = true
 		stop := g.run(100 * time.Millisecond)
 		for range 3 {
@@ -235,9 +242,7 @@ func TestExporter(t *testing.T) {
 	})
 
 	t.Run("leader failover", func(t *testing.T) {
-		s := newScenario("ha")
-		g := newGen(t, cs, s.ns)
-		o := startOracle(t, cs, s.ns)
+		s, g, o := newScenario(t, "ha")
 		le := func(id string) []string {
 			return s.args("--exporter.leader-elect", "--exporter.leader-elect.namespace", s.ns, "--exporter.leader-elect.identity", id,
 				"--exporter.leader-elect.lease-duration", "3s", "--exporter.leader-elect.renew-deadline", "2s", "--exporter.leader-elect.retry-period", "500ms")
@@ -277,11 +282,8 @@ func TestExporter(t *testing.T) {
 	})
 
 	t.Run("resume point compacted away: 410 and relist", func(t *testing.T) {
-		s := newScenario("gone")
-		g := newGen(t, cs, s.ns)
-		o := startOracle(t, cs, s.ns)
-		p := startExporter(t, "exporter", s.args()...)
-		p.waitReady()
+		s, g, o := newScenario(t, "gone")
+		p := s.startReady(t)
 		for range 4 {
 			g.step()
 		}

@@ -84,10 +84,7 @@ type Stack struct {
 // installed, and fails it when CI=true.
 func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 	t.Helper()
-	chtest.RequireBinary(t)
-	o := devenv.DefaultOptions()
-	o.DataDir = filepath.Join(t.TempDir(), "data")
-	o.Demo = false
+	o := Options(t)
 	o.Writer.BatchWait = 50 * time.Millisecond
 	o.APIServerPort = FreePort(t)
 	for _, f := range opts {
@@ -101,6 +98,48 @@ func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 	})
 	s.Start()
 	return s
+}
+
+// Options are devenv's defaults as tests and benchmarks run them: a private
+// data directory under tb.TempDir() and no simulated cluster, so that only
+// what the test writes is there. It skips tb when clickhouse-server is not
+// installed, and fails it when CI=true.
+func Options(tb testing.TB) devenv.Options {
+	tb.Helper()
+	chtest.RequireBinary(tb)
+	o := devenv.DefaultOptions()
+	o.DataDir = filepath.Join(tb.TempDir(), "data")
+	o.Demo = false
+	return o
+}
+
+// Run runs eventpipe with o until tb ends and returns it once it serves,
+// for tests and benchmarks that need neither a restart nor a fixed port
+// (New gives both). tb fails when eventpipe stops during start-up, is not
+// ready within two minutes, or stops with an error at cleanup.
+func Run(tb testing.TB, o devenv.Options) *devenv.Env {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	envc := make(chan *devenv.Env, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("eventpipe stopped with: %v", err)
+		}
+	})
+	select {
+	case env := <-envc:
+		return env
+	case err := <-done:
+		tb.Fatalf("eventpipe stopped during start-up: %v", err)
+	case <-time.After(2 * time.Minute):
+		tb.Fatal("eventpipe not ready in 2m")
+	}
+	return nil
 }
 
 // FreePort returns a loopback TCP port that nothing listens on now.

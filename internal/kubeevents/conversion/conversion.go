@@ -37,7 +37,7 @@ func ToEventsV1(in *corev1.Event) *eventsv1.Event {
 		return nil
 	}
 	out := &eventsv1.Event{}
-	toEventsV1(in.DeepCopy(), out)
+	toEventsV1(in, out)
 	out.TypeMeta = eventsEventType
 	return out
 }
@@ -51,7 +51,7 @@ func FromEventsV1(in *eventsv1.Event) *corev1.Event {
 		return nil
 	}
 	out := &corev1.Event{}
-	fromEventsV1(in.DeepCopy(), out)
+	fromEventsV1(in, out)
 	out.TypeMeta = coreEventType
 	return out
 }
@@ -71,12 +71,7 @@ func ToEventsV1List(in *corev1.EventList) *eventsv1.EventList {
 	}
 	out := &eventsv1.EventList{TypeMeta: eventsEventListType}
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]eventsv1.Event, len(in.Items))
-		for i := range in.Items {
-			toEventsV1(in.Items[i].DeepCopy(), &out.Items[i])
-		}
-	}
+	out.Items = convertItems(in.Items, toEventsV1)
 	return out
 }
 
@@ -89,18 +84,29 @@ func FromEventsV1List(in *eventsv1.EventList) *corev1.EventList {
 	}
 	out := &corev1.EventList{TypeMeta: coreEventListType}
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]corev1.Event, len(in.Items))
-		for i := range in.Items {
-			fromEventsV1(in.Items[i].DeepCopy(), &out.Items[i])
-		}
+	out.Items = convertItems(in.Items, fromEventsV1)
+	return out
+}
+
+// convertItems converts a list's items one by one with convert. A nil slice
+// stays nil and an empty one stays empty, because kube's generated conversion
+// keeps them apart and clients see the difference as `null` versus `[]`.
+func convertItems[In, Out any](in []In, convert func(*In, *Out)) []Out {
+	if in == nil {
+		return nil
+	}
+	out := make([]Out, len(in))
+	for i := range in {
+		convert(&in[i], &out[i])
 	}
 	return out
 }
 
-// toEventsV1 moves every field of in (which the caller owns, usually a fresh
-// deep copy) into out, leaving out's TypeMeta alone.
+// toEventsV1 copies every field of in into out, leaving out's TypeMeta alone.
+// It works on a deep copy of in so that out shares no memory with it (see
+// ToEventsV1).
 func toEventsV1(in *corev1.Event, out *eventsv1.Event) {
+	in = in.DeepCopy()
 	out.ObjectMeta = in.ObjectMeta
 
 	// Same name on both sides.
@@ -128,8 +134,10 @@ func toEventsV1(in *corev1.Event, out *eventsv1.Event) {
 	out.DeprecatedCount = in.Count
 }
 
-// fromEventsV1 is the inverse of toEventsV1, with the same ownership rule.
+// fromEventsV1 is the inverse of toEventsV1, and likewise leaves out sharing
+// no memory with in.
 func fromEventsV1(in *eventsv1.Event, out *corev1.Event) {
+	in = in.DeepCopy()
 	out.ObjectMeta = in.ObjectMeta
 
 	out.EventTime = in.EventTime

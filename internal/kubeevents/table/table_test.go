@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipe/eventpipe/internal/kubeevents/conversion"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -298,56 +299,11 @@ func TestCells(t *testing.T) {
 	}
 }
 
-// toCore is a test-only mapping of the fields these tests use; the real one
-// lives in the conversion package.
-func toCore(in *eventsv1.Event) *corev1.Event {
-	out := &corev1.Event{
-		ObjectMeta:          in.ObjectMeta,
-		InvolvedObject:      in.Regarding,
-		Reason:              in.Reason,
-		Message:             in.Note,
-		Source:              in.DeprecatedSource,
-		FirstTimestamp:      in.DeprecatedFirstTimestamp,
-		LastTimestamp:       in.DeprecatedLastTimestamp,
-		Count:               in.DeprecatedCount,
-		Type:                in.Type,
-		EventTime:           in.EventTime,
-		Action:              in.Action,
-		Related:             in.Related,
-		ReportingController: in.ReportingController,
-		ReportingInstance:   in.ReportingInstance,
-	}
-	if in.Series != nil {
-		out.Series = &corev1.EventSeries{Count: in.Series.Count, LastObservedTime: in.Series.LastObservedTime}
-	}
-	return out
-}
-
-func fromCore(in *corev1.Event) eventsv1.Event {
-	out := eventsv1.Event{
-		ObjectMeta:               in.ObjectMeta,
-		Regarding:                in.InvolvedObject,
-		Reason:                   in.Reason,
-		Note:                     in.Message,
-		DeprecatedSource:         in.Source,
-		DeprecatedFirstTimestamp: in.FirstTimestamp,
-		DeprecatedLastTimestamp:  in.LastTimestamp,
-		DeprecatedCount:          in.Count,
-		Type:                     in.Type,
-		EventTime:                in.EventTime,
-		Action:                   in.Action,
-		Related:                  in.Related,
-		ReportingController:      in.ReportingController,
-		ReportingInstance:        in.ReportingInstance,
-	}
-	if in.Series != nil {
-		out.Series = &eventsv1.EventSeries{Count: in.Series.Count, LastObservedTime: in.Series.LastObservedTime}
-	}
-	return out
-}
-
+// fixedConvertor measures ages at now and maps events.k8s.io/v1 Events to
+// core/v1 with the conversion the apiserver wires in, so the events.k8s.io
+// tests see the same rows a client would.
 func fixedConvertor() TableConvertor {
-	c := NewTableConvertor(toCore)
+	c := NewTableConvertor(conversion.FromEventsV1)
 	c.Now = func() time.Time { return now }
 	return c
 }
@@ -402,7 +358,7 @@ func TestConvertToTableEventsV1(t *testing.T) {
 	remaining := int64(1)
 	list := &eventsv1.EventList{ListMeta: metav1.ListMeta{ResourceVersion: "108", Continue: "c", RemainingItemCount: &remaining}}
 	for i := range events {
-		list.Items = append(list.Items, fromCore(&events[i]))
+		list.Items = append(list.Items, *conversion.ToEventsV1(&events[i]))
 	}
 	c := fixedConvertor()
 

@@ -86,14 +86,40 @@ func errorTexts(errs field.ErrorList) []string {
 	return texts
 }
 
+// validationCase is one row of the table tests below: the Event start
+// returns, changed by mutate, validated as gv, and the error texts expected
+// (nil for none).
+type validationCase struct {
+	name   string
+	gv     schema.GroupVersion
+	start  func() *corev1.Event
+	mutate func(ev *corev1.Event)
+	want   []string
+}
+
+// runValidationCases runs every case through validate. The unchanged Event
+// start returned is passed as old, so update rules see a real before and
+// after; create validators ignore it.
+func runValidationCases(t *testing.T, cases []validationCase, validate func(ev, old *corev1.Event, gv schema.GroupVersion) field.ErrorList) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			old := tc.start()
+			ev := old.DeepCopy()
+			if tc.mutate != nil {
+				tc.mutate(ev)
+			}
+			want := tc.want
+			if want == nil {
+				want = []string{}
+			}
+			require.Equal(t, want, errorTexts(validate(ev, old, tc.gv)))
+		})
+	}
+}
+
 func TestValidateCreate(t *testing.T) {
-	tests := []struct {
-		name   string
-		gv     schema.GroupVersion
-		mutate func(ev *corev1.Event)
-		start  func() *corev1.Event
-		want   []string
-	}{
+	tests := []validationCase{
 		// core/v1: old-style Events.
 		{
 			name: "core kubelet event is valid",
@@ -386,19 +412,9 @@ func TestValidateCreate(t *testing.T) {
 			},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ev := tc.start()
-			if tc.mutate != nil {
-				tc.mutate(ev)
-			}
-			want := tc.want
-			if want == nil {
-				want = []string{}
-			}
-			require.Equal(t, want, errorTexts(ValidateCreate(ev, tc.gv)))
-		})
-	}
+	runValidationCases(t, tests, func(ev, _ *corev1.Event, gv schema.GroupVersion) field.ErrorList {
+		return ValidateCreate(ev, gv)
+	})
 }
 
 func TestValidateCreateErrorTypes(t *testing.T) {
@@ -421,13 +437,7 @@ func TestValidateCreateErrorTypes(t *testing.T) {
 }
 
 func TestValidateCreateWithGeneric(t *testing.T) {
-	tests := []struct {
-		name   string
-		gv     schema.GroupVersion
-		start  func() *corev1.Event
-		mutate func(ev *corev1.Event)
-		want   []string
-	}{
+	tests := []validationCase{
 		{
 			name: "core name must be a path segment",
 			gv:   coreV1, start: kubeletEvent,
@@ -488,30 +498,14 @@ func TestValidateCreateWithGeneric(t *testing.T) {
 			gv:   eventsV1, start: seriesEvent,
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ev := tc.start()
-			if tc.mutate != nil {
-				tc.mutate(ev)
-			}
-			want := tc.want
-			if want == nil {
-				want = []string{}
-			}
-			require.Equal(t, want, errorTexts(ValidateCreateWithGeneric(ev, tc.gv)))
-		})
-	}
+	runValidationCases(t, tests, func(ev, _ *corev1.Event, gv schema.GroupVersion) field.ErrorList {
+		return ValidateCreateWithGeneric(ev, gv)
+	})
 }
 
 func TestValidateUpdate(t *testing.T) {
 	refJSON := `{"Kind":"Pod","Namespace":"default","Name":"web-1","UID":"","APIVersion":"v1","ResourceVersion":"","FieldPath":""}`
-	tests := []struct {
-		name   string
-		gv     schema.GroupVersion
-		start  func() *corev1.Event
-		mutate func(ev *corev1.Event)
-		want   []string
-	}{
+	tests := []validationCase{
 		// core/v1: only the consistency checks; anything may change.
 		{
 			name: "core kubelet bumps count and lastTimestamp",
@@ -675,30 +669,11 @@ func TestValidateUpdate(t *testing.T) {
 			},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			old := tc.start()
-			ev := old.DeepCopy()
-			if tc.mutate != nil {
-				tc.mutate(ev)
-			}
-			want := tc.want
-			if want == nil {
-				want = []string{}
-			}
-			require.Equal(t, want, errorTexts(ValidateUpdate(ev, old, tc.gv)))
-		})
-	}
+	runValidationCases(t, tests, ValidateUpdate)
 }
 
 func TestValidateUpdateWithGeneric(t *testing.T) {
-	tests := []struct {
-		name   string
-		gv     schema.GroupVersion
-		start  func() *corev1.Event
-		mutate func(ev *corev1.Event)
-		want   []string
-	}{
+	tests := []validationCase{
 		{
 			name: "core kubelet update is valid",
 			gv:   coreV1, start: kubeletEvent,
@@ -754,20 +729,7 @@ func TestValidateUpdateWithGeneric(t *testing.T) {
 			},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			old := tc.start()
-			ev := old.DeepCopy()
-			if tc.mutate != nil {
-				tc.mutate(ev)
-			}
-			want := tc.want
-			if want == nil {
-				want = []string{}
-			}
-			require.Equal(t, want, errorTexts(ValidateUpdateWithGeneric(ev, old, tc.gv)))
-		})
-	}
+	runValidationCases(t, tests, ValidateUpdateWithGeneric)
 }
 
 func TestDeduplicate(t *testing.T) {

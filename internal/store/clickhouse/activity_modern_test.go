@@ -15,12 +15,7 @@ import (
 // 26.7 (chdb), the modern half of the matrix TestActivities runs on 18.16.
 func TestModernClickHouseActivities(t *testing.T) {
 	db := openChdb(t)
-	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
-	require.NoError(t, err)
-	s := &Store{cfg: Config{Database: "eventpipe"}, version: v}
-	for _, q := range bootstrapStatements(s.cfg.Database) {
-		db.exec(t, q)
-	}
+	s := chdbStore(t, db, Config{Database: "eventpipe"})
 	for range 2 { // idempotent
 		for _, q := range activitiesMigration(s.cfg.Database, SchemaOptions{}) {
 			db.exec(t, q)

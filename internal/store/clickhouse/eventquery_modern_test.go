@@ -1,8 +1,6 @@
 package clickhouse
 
 import (
-	"encoding/hex"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,27 +14,8 @@ func chdbHistory(t *testing.T, db *chdbSession, s *Store, q HistoryQuery) []Hist
 	t.Helper()
 	sql, args, err := s.historySQL(q)
 	require.NoError(t, err)
-	bound, err := bindPositional(sql, args...)
-	require.NoError(t, err)
-	// Test-side wrapper only (26.7 syntax): text-safe encodings for JSON.
-	wrapped := "SELECT * REPLACE (toString(seq) AS seq, toUnixTimestamp(last_ts) AS last_ts, hex(rest) AS rest) FROM (" +
-		bound + ") ORDER BY " + historyOrder
-	out, err := db.query(wrapped, "JSONEachRow")
-	require.NoError(t, err, "on ClickHouse 26.7 (chdb): %s", bound)
 	var recs []HistoryRecord
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	for dec.More() {
-		var cr chdbRow
-		require.NoError(t, dec.Decode(&cr))
-		seq, err := strconv.ParseUint(cr.Seq, 10, 64)
-		require.NoError(t, err)
-		rest, err := hex.DecodeString(cr.Rest)
-		require.NoError(t, err)
-		r := Row{ScopeType: cr.ScopeType, ScopeName: cr.ScopeName, Namespace: cr.Namespace, Name: cr.Name, UID: cr.UID,
-			Seq: seq, Op: cr.Op, LastTime: time.Unix(cr.LastTS, 0).UTC(), LastNanos: cr.LastTSNanos,
-			InvolvedKind: cr.InvolvedKind, InvolvedNamespace: cr.InvolvedNamespace, InvolvedName: cr.InvolvedName,
-			Reason: cr.Reason, Type: cr.Type, SourceComponent: cr.SourceComponent, ReportingController: cr.ReportingController,
-			RelatedKind: cr.RelatedKind, RelatedNamespace: cr.RelatedNamespace, RelatedName: cr.RelatedName, Rest: rest}
+	for _, r := range chdbRows(t, db, historyOrder, sql, args...) {
 		rec, err := DecodeRow(&r)
 		require.NoError(t, err)
 		recs = append(recs, HistoryRecord{Record: rec, LastTime: r.LastTime.Add(time.Duration(r.LastNanos))})

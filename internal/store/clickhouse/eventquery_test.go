@@ -25,12 +25,20 @@ func openInternalStore(t *testing.T) *Store {
 	return s
 }
 
-func TestQueryHistoryMatchesBruteForce(t *testing.T) {
+// historyStore is a migrated store holding genHistory's realistic mix of
+// states, generated relative to the now it returns.
+func historyStore(t *testing.T) (*Store, time.Time, []historyState) {
+	t.Helper()
 	s := openInternalStore(t)
-	ctx := context.Background()
 	now := time.Now().UTC()
 	rows, states := genHistory(t, now, 400)
-	require.NoError(t, s.Insert(ctx, rows))
+	require.NoError(t, s.Insert(context.Background(), rows))
+	return s, now, states
+}
+
+func TestQueryHistoryMatchesBruteForce(t *testing.T) {
+	s, now, states := historyStore(t)
+	ctx := context.Background()
 	atSeq := states[len(states)-1].rec.Seq
 
 	for name, f := range historyCases(t, now, atSeq) {
@@ -75,11 +83,8 @@ func TestQueryHistoryMatchesBruteForce(t *testing.T) {
 }
 
 func TestQueryHistoryLimits(t *testing.T) {
-	s := openInternalStore(t)
+	s, now, states := historyStore(t)
 	ctx := context.Background()
-	now := time.Now().UTC()
-	rows, states := genHistory(t, now, 400)
-	require.NoError(t, s.Insert(ctx, rows))
 	f := HistoryFilter{Start: now.Add(-10 * 24 * time.Hour), End: now, AtSeq: states[len(states)-1].rec.Seq}
 	_, err := s.QueryHistory(ctx, HistoryQuery{HistoryFilter: f, Limit: 10}, Limits{MaxRowsToRead: 10})
 	require.True(t, errors.Is(err, ErrTooManyRows), "%v", err)

@@ -30,10 +30,9 @@ import (
 	"github.com/ebitengine/purego"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/testenv"
 )
@@ -345,18 +344,46 @@ func listPage(t *testing.T, db *chdbSession, s *Store, q ListQuery) []*eventlog.
 	return records(t, db, sql, args...)
 }
 
+// chdbStore is a Store for running SQL on chdb by hand: cfg, the version
+// chdb reports (which gates migrations and SQL as on a real server), and the
+// database and bookkeeping table Migrate creates before any migration.
+func chdbStore(t *testing.T, db *chdbSession, cfg Config) *Store {
+	t.Helper()
+	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
+	require.NoError(t, err)
+	s := &Store{cfg: cfg, version: v}
+	for _, q := range bootstrapStatements(cfg.Database) {
+		db.exec(t, q)
+	}
+	return s
+}
+
 // records runs a query returning the events table's columns on 26.7 and
 // decodes the records, ordered by namespace, name and uid.
 func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.Record {
+	t.Helper()
+	var recs []*eventlog.Record
+	for _, r := range chdbRows(t, db, "namespace, name, uid", q, args...) {
+		rec, err := DecodeRow(&r)
+		require.NoError(t, err)
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// chdbRows binds and runs q, a query returning the events table's columns,
+// on 26.7 and reads the rows back, ordered by orderBy. chdb speaks no native
+// protocol, so the rows travel as JSON and are turned back into Rows here.
+func chdbRows(t *testing.T, db *chdbSession, orderBy, q string, args ...any) []Row {
 	t.Helper()
 	bound, err := bindPositional(q, args...)
 	require.NoError(t, err)
 	// Test-side wrapper only (26.7 syntax): text-safe encodings for JSON.
 	wrapped := "SELECT * REPLACE (toString(seq) AS seq, toUnixTimestamp(last_ts) AS last_ts, hex(rest) AS rest) FROM (" +
-		bound + ") ORDER BY namespace, name, uid"
+		bound + ") ORDER BY " + orderBy
 	out, err := db.query(wrapped, "JSONEachRow")
 	require.NoError(t, err, "on ClickHouse 26.7 (chdb): %s", bound)
-	var recs []*eventlog.Record
+	var rows []Row
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {
 		var cr chdbRow
@@ -365,7 +392,7 @@ func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.R
 		require.NoError(t, err)
 		rest, err := hex.DecodeString(cr.Rest)
 		require.NoError(t, err)
-		r := Row{
+		rows = append(rows, Row{
 			ScopeType: cr.ScopeType, ScopeName: cr.ScopeName, Namespace: cr.Namespace, Name: cr.Name, UID: cr.UID,
 			Seq: seq, Op: cr.Op, LastTime: time.Unix(cr.LastTS, 0).UTC(), LastNanos: cr.LastTSNanos,
 			InvolvedKind: cr.InvolvedKind, InvolvedNamespace: cr.InvolvedNamespace, InvolvedName: cr.InvolvedName,
@@ -376,12 +403,9 @@ func records(t *testing.T, db *chdbSession, q string, args ...any) []*eventlog.R
 			ReportingController: cr.ReportingController, ReportingInstance: cr.ReportingInstance, Action: cr.Action,
 			RelatedKind: cr.RelatedKind, RelatedNamespace: cr.RelatedNamespace, RelatedName: cr.RelatedName,
 			Count: cr.Count, Rest: rest,
-		}
-		rec, err := DecodeRow(&r)
-		require.NoError(t, err)
-		recs = append(recs, rec)
+		})
 	}
-	return recs
+	return rows
 }
 
 // countLatest runs the query Store.CountLatest builds.
@@ -393,18 +417,6 @@ func countLatest(t *testing.T, db *chdbSession, s *Store, f LatestFilter) uint64
 	n, err := strconv.ParseUint(db.scalar(t, bound), 10, 64)
 	require.NoError(t, err)
 	return n
-}
-
-func modernTestEvent(ns, name string, count int32, last time.Time) *corev1.Event {
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name),
-			CreationTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second))},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-1", UID: "pod-uid", APIVersion: "v1"},
-		Reason:         "BackOff", Message: "Back-off restarting failed container", Type: corev1.EventTypeWarning,
-		Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
-		FirstTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second)),
-		LastTimestamp:  metav1.NewTime(last.Truncate(time.Second)), Count: count,
-	}
 }
 
 func TestModernClickHouseBinder(t *testing.T) {
@@ -422,20 +434,15 @@ func TestModernClickHouseBinder(t *testing.T) {
 
 func TestModernClickHouse(t *testing.T) {
 	db := openChdb(t)
-	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
-	require.NoError(t, err)
-	t.Logf("chdb reports ClickHouse %s", v)
-	require.True(t, v.AtLeast(23, 8), "the modern half of the matrix must be 23.8+, got %s", v)
-
-	s := &Store{cfg: Config{Database: "eventpipe", MaxRetentionDays: 30}, version: v}
-	dbName := quoteIdent(s.cfg.Database)
-
 	// Migrate's bootstrap, then every migration with Migrate's MinServer
 	// gating. Twice: statements must be idempotent, because a migration
 	// interrupted half-way runs again from the start.
-	for _, q := range bootstrapStatements(s.cfg.Database) {
-		db.exec(t, q)
-	}
+	s := chdbStore(t, db, Config{Database: "eventpipe", MaxRetentionDays: 30})
+	v := s.version
+	t.Logf("chdb reports ClickHouse %s", v)
+	require.True(t, v.AtLeast(23, 8), "the modern half of the matrix must be 23.8+, got %s", v)
+	dbName := quoteIdent(s.cfg.Database)
+
 	var applied []int
 	for pass := range 2 {
 		for _, m := range Migrations {
@@ -491,13 +498,13 @@ func TestModernClickHouse(t *testing.T) {
 		rows = append(rows, row)
 	}
 	for i := range 5 {
-		add(alpha, eventlog.OpCreate, modernTestEvent("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
+		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
 	}
-	add(beta, eventlog.OpCreate, modernTestEvent("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
+	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
 	for c := int32(2); c <= 4; c++ {
-		add(alpha, eventlog.OpUpdate, modernTestEvent("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
+		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
 	}
-	add(alpha, eventlog.OpDelete, modernTestEvent("prod", "e1", 1, now.Add(-time.Hour)))
+	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
 	for _, batch := range [][]Row{rows, rows[2:7]} { // the second: an exact re-insert (writer crash before ack)
 		ins, err := insertSQL(s.table(), batch)
 		require.NoError(t, err)

@@ -17,14 +17,9 @@ import (
 // binds them, run on the embedded modern server with the same expectations.
 func TestModernUsageAndRetentionSQL(t *testing.T) {
 	db := openChdb(t)
-	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
-	require.NoError(t, err)
-	s := &Store{cfg: Config{Database: "eptiers"}, version: v}
-	for _, q := range bootstrapStatements(s.cfg.Database) {
-		db.exec(t, q)
-	}
+	s := chdbStore(t, db, Config{Database: "eptiers"})
 	for _, m := range Migrations {
-		if m.supported(v) {
+		if m.supported(s.version) {
 			for _, q := range m.Statements(s.cfg.Database, s.cfg.schemaOptions()) {
 				db.exec(t, q)
 			}

@@ -8,27 +8,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
-
-func testEvent(ns, name string, count int32, last time.Time) *corev1.Event {
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name),
-			CreationTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second))},
-		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-1", UID: "pod-uid", APIVersion: "v1"},
-		Reason:         "BackOff", Message: "Back-off restarting failed container", Type: corev1.EventTypeWarning,
-		Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
-		FirstTimestamp: metav1.NewTime(last.Add(-time.Minute).Truncate(time.Second)),
-		LastTimestamp:  metav1.NewTime(last.Truncate(time.Second)), Count: count,
-	}
-}
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	s := storetest.Open(t, chtest.ForTest(t))
@@ -61,13 +48,13 @@ func TestLatestFoldsStatesAndDuplicates(t *testing.T) {
 		rows = append(rows, row)
 	}
 	for i := range 5 {
-		add(alpha, eventlog.OpCreate, testEvent("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
+		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
 	}
-	add(beta, eventlog.OpCreate, testEvent("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
+	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
 	for c := int32(2); c <= 4; c++ {
-		add(alpha, eventlog.OpUpdate, testEvent("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
+		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
 	}
-	add(alpha, eventlog.OpDelete, testEvent("prod", "e1", 1, now.Add(-time.Hour)))
+	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
 	require.NoError(t, s.Insert(ctx, rows))
 	require.NoError(t, s.Insert(ctx, rows[2:7]), "an exact re-insert (writer crash before ack)")
 
@@ -113,14 +100,14 @@ func TestListFiltersPagesAndGets(t *testing.T) {
 		rows = append(rows, row)
 	}
 	for i := range 10 {
-		ev := testEvent([]string{"a", "b"}[i%2], fmt.Sprintf("e%02d", i), 1, now.Add(-time.Minute))
+		ev := eventtest.BackOff([]string{"a", "b"}[i%2], fmt.Sprintf("e%02d", i), 1, now.Add(-time.Minute))
 		if i%3 == 0 {
 			ev.Type, ev.Reason = corev1.EventTypeNormal, "Pulled"
 		}
 		add(eventlog.OpCreate, ev)
 	}
 	// e00 changes reason in its latest state: filters see only that state.
-	ev := testEvent("a", "e00", 2, now)
+	ev := eventtest.BackOff("a", "e00", 2, now)
 	ev.Reason = "BackOff"
 	add(eventlog.OpUpdate, ev)
 	require.NoError(t, s.Insert(ctx, rows))

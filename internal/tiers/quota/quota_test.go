@@ -21,11 +21,12 @@ import (
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/quota"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
+	"github.com/eventpipe/eventpipe/internal/tiers/tierstest"
 )
 
 var (
-	alpha = scope.Scope{Type: scope.TypeProject, Name: "alpha"}
-	beta  = scope.Scope{Type: scope.TypeProject, Name: "beta"}
+	alpha = tierstest.Alpha
+	beta  = tierstest.Beta
 	now   = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 )
 
@@ -81,8 +82,7 @@ func TestQuotaExactAndRecoversAfterRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, chstore.RowBytes(&nextRow), next)
 	limit := used + next
-	cfg, err := tiers.Parse("t.yaml", fmt.Appendf(nil, "tenants:\n  Project/alpha: {storageQuota: \"%d\"}\n", limit))
-	require.NoError(t, err)
+	cfg := tierstest.Config(t, fmt.Sprintf("tenants:\n  Project/alpha: {storageQuota: \"%d\"}\n", limit))
 	res := tiers.NewResolver(cfg)
 
 	var committed atomic.Uint64
@@ -129,9 +129,7 @@ func TestQuotaExactAndRecoversAfterRetention(t *testing.T) {
 	require.Error(t, tr.Check(alpha, 1))
 
 	// A cancelled reservation gives its bytes back.
-	cfg2, err := tiers.Parse("t.yaml", fmt.Appendf(nil, "tenants:\n  Project/alpha: {storageQuota: \"%d\"}\n", limit+10))
-	require.NoError(t, err)
-	res.Set(cfg2)
+	res.Set(tierstest.Config(t, fmt.Sprintf("tenants:\n  Project/alpha: {storageQuota: \"%d\"}\n", limit+10)))
 	rv, err = tr.Reserve(alpha, 10)
 	require.NoError(t, err)
 	rv.Cancel()
@@ -190,10 +188,7 @@ func BenchmarkCheck(b *testing.B) {
 	res := tiers.NewResolver(nil)
 	tr := quota.New(emptySource{}, res, quota.Config{}, clocktesting.NewFakeClock(now), nil, nil)
 	require.NoError(b, tr.Refresh(context.Background()))
-	many := make([]scope.Scope, 1000)
-	for i := range many {
-		many[i] = scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("p%d", i)}
-	}
+	many := tierstest.Projects(1000)
 	b.Run("check", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,21 +17,15 @@ import (
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/ratelimit"
+	"github.com/eventpipe/eventpipe/internal/tiers/tierstest"
 )
 
 var (
-	alpha = scope.Scope{Type: scope.TypeProject, Name: "alpha"}
+	alpha = tierstest.Alpha
 	acme  = scope.Scope{Type: scope.TypeOrganization, Name: "acme"}
 	// start is 10 s into a minute.
 	start = time.Date(2026, 11, 25, 10, 0, 10, 0, time.UTC)
 )
-
-func resolver(t testing.TB, yaml string) *tiers.Resolver {
-	t.Helper()
-	c, err := tiers.Parse("test.yaml", []byte(yaml))
-	require.NoError(t, err)
-	return tiers.NewResolver(c)
-}
 
 func newLimiter(t testing.TB, srv *natstest.Server, res ratelimit.Limits, clk *clocktesting.FakeClock, replicas int, reg prometheus.Registerer) *ratelimit.Limiter {
 	t.Helper()
@@ -93,7 +86,7 @@ func TestSoftAndHardAtTheRightCounts(t *testing.T) {
 	require.EqualValues(t, 1, d.Count)
 
 	// Unlimited: Enterprise and the platform, with no bucket traffic.
-	ent := newLimiter(t, srv, resolver(t, "tenants:\n  Organization/acme: Enterprise\n"), clk, 1, nil)
+	ent := newLimiter(t, srv, tierstest.Resolver(t, "tenants:\n  Organization/acme: Enterprise\n"), clk, 1, nil)
 	for range 10_000 {
 		require.Equal(t, ratelimit.Allow, ent.Allow(ctx, acme).Verdict)
 		require.Equal(t, ratelimit.Allow, ent.Allow(ctx, scope.Platform).Verdict)
@@ -176,16 +169,12 @@ func TestTierChangeMidMinute(t *testing.T) {
 	}
 	require.Equal(t, ratelimit.Deny, l.Allow(ctx, alpha).Verdict)
 
-	pro, err := tiers.Parse("t", []byte("tenants:\n  Project/alpha: Pro\n"))
-	require.NoError(t, err)
-	res.Set(pro)
+	res.Set(tierstest.Config(t, "tenants:\n  Project/alpha: Pro\n"))
 	d := l.Allow(ctx, alpha)
 	require.Equal(t, ratelimit.Allow, d.Verdict, "Pro: 501 is below the soft limit of 1000")
 	require.EqualValues(t, 501, d.Count)
 
-	down, err := tiers.Parse("t", []byte("tenants:\n  Project/alpha: {rateLimit: {soft: 10, hard: 20}}\n"))
-	require.NoError(t, err)
-	res.Set(down)
+	res.Set(tierstest.Config(t, "tenants:\n  Project/alpha: {rateLimit: {soft: 10, hard: 20}}\n"))
 	require.Equal(t, ratelimit.Deny, l.Allow(ctx, alpha).Verdict, "leased tokens above the new hard limit are not spent")
 }
 
@@ -213,7 +202,7 @@ func TestKey(t *testing.T) {
 // turn (one lease per tenant per 64 writes).
 func BenchmarkAllow(b *testing.B) {
 	srv := natstest.ForTest(b)
-	res := resolver(b, "tiers:\n  Big:\n    queryWindow: 1h\n    storageQuota: 1Gi\n    rateLimit: {soft: 1000000000000, hard: 1000000000000}\n"+
+	res := tierstest.Resolver(b, "tiers:\n  Big:\n    queryWindow: 1h\n    storageQuota: 1Gi\n    rateLimit: {soft: 1000000000000, hard: 1000000000000}\n"+
 		"defaultTier: Big\ntenants:\n  Organization/acme: Enterprise\n  Project/full: Free\n")
 	clk := clocktesting.NewFakeClock(start)
 	ctx := context.Background()
@@ -244,10 +233,7 @@ func BenchmarkAllow(b *testing.B) {
 			}
 		}
 	})
-	many := make([]scope.Scope, 1000)
-	for i := range many {
-		many[i] = scope.Scope{Type: scope.TypeProject, Name: fmt.Sprintf("p%d", i)}
-	}
+	many := tierstest.Projects(1000)
 	b.Run("1000-tenants", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0

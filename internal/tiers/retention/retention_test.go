@@ -19,11 +19,12 @@ import (
 	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
+	"github.com/eventpipe/eventpipe/internal/tiers/tierstest"
 )
 
 var (
-	alpha = scope.Scope{Type: scope.TypeProject, Name: "alpha"}
-	beta  = scope.Scope{Type: scope.TypeProject, Name: "beta"}
+	alpha = tierstest.Alpha
+	beta  = tierstest.Beta
 	gamma = scope.Scope{Type: scope.TypeOrganization, Name: "gamma"}
 	// now has a sub-second part, so every line falls inside a second.
 	now = time.Date(2026, 11, 25, 12, 0, 0, 500_000_000, time.UTC)
@@ -61,8 +62,7 @@ func stored(t *testing.T, s *chstore.Store) []string {
 func TestRetentionDeletesExactlyPastTheLine(t *testing.T) {
 	s := storetest.New(t)
 	ctx := context.Background()
-	cfg, err := tiers.Parse("t.yaml", []byte("tenants:\n  Project/alpha: Free\n  Project/beta: Pro\n  Organization/gamma: Enterprise\n"))
-	require.NoError(t, err)
+	cfg := tierstest.Config(t, "tenants:\n  Project/alpha: Free\n  Project/beta: Pro\n  Organization/gamma: Enterprise\n")
 	res := tiers.NewResolver(cfg)
 	day := 24 * time.Hour
 	rows := []chstore.Row{
@@ -144,9 +144,7 @@ eventpipe_tiers_retention_partitions_dropped_total 1
 	// One second later a-on is past the line; a tier change (alpha to Pro)
 	// takes effect at the next run without a restart and keeps it instead.
 	clk.Step(time.Second)
-	pro, err := tiers.Parse("t.yaml", []byte("tenants:\n  Project/alpha: Pro\n  Project/beta: Pro\n  Organization/gamma: Enterprise\n"))
-	require.NoError(t, err)
-	res.Set(pro)
+	res.Set(tierstest.Config(t, "tenants:\n  Project/alpha: Pro\n  Project/beta: Pro\n  Organization/gamma: Enterprise\n"))
 	rep, err = w.RunOnce(ctx)
 	require.NoError(t, err)
 	require.Empty(t, rep.Deleted)

@@ -1,0 +1,70 @@
+// Package procstat reads the CPU time Linux accounts in /proc, for the
+// benchmarks that report how many cores each party of a run used.
+package procstat
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// tick is one clock tick, the unit of /proc CPU times: USER_HZ is 100 on
+// every Linux architecture Go supports.
+const tick = 10 * time.Millisecond
+
+// Fields returns the fields of a /proc/PID/stat file after the command name
+// (state, ppid, ...). The name is in parentheses and may itself hold spaces
+// and parentheses, so the split starts after the last ')'.
+func Fields(stat []byte) []string {
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		return strings.Fields(string(stat[i+1:]))
+	}
+	return nil
+}
+
+// ProcessCPU reads the user and system time process pid has used, fields 14
+// and 15 of /proc/PID/stat (the 12th and 13th after the command name).
+func ProcessCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := Fields(stat)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: unexpected %q", pid, stat)
+	}
+	return sumTicks(f[11:13])
+}
+
+// MachineBusy reads the CPU time all cores together have spent busy since
+// boot. The first line of /proc/stat is "cpu user nice system idle iowait
+// irq softirq steal ..."; everything up to steal but idle and iowait is busy
+// (guest time is already inside user and nice).
+func MachineBusy() (time.Duration, error) {
+	all, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(all), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	return sumTicks(append(f[1:4:4], f[6:9]...))
+}
+
+// sumTicks adds up clock-tick counts.
+func sumTicks(fields []string) (time.Duration, error) {
+	var sum int64
+	for _, s := range fields {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse clock ticks: %w", err)
+		}
+		sum += t
+	}
+	return time.Duration(sum) * tick, nil
+}
