@@ -131,11 +131,17 @@ func (w *Writer) Run(ctx context.Context) error {
 	// the slower of the two stages rather than their sum.
 	batches := make(chan *batch)
 	prodCtx, stopProducer := context.WithCancel(ctx)
-	defer stopProducer()
 	prodErr := make(chan error, 1)
 	go func() {
 		prodErr <- w.produce(prodCtx, d, stream, cons, committed+1, batches)
 		close(batches)
+	}()
+	// Run does not return before the producer has: it may be in a fetch,
+	// which waits up to the batch wait whatever the context says.
+	defer func() {
+		stopProducer()
+		for range batches {
+		}
 	}()
 	trimTick := time.NewTicker(w.cfg.TrimInterval)
 	defer trimTick.Stop()
