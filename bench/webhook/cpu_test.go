@@ -1,38 +1,14 @@
 package webhookbench
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 )
-
-// clockTicks is USER_HZ, the unit of /proc CPU times (100 on Linux).
-const clockTicks = 100
-
-// machineBusy is the CPU time all cores spent not idle, from /proc/stat.
-func machineBusy() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
-	}
-	var busy int64
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		busy += n
-	}
-	return time.Duration(busy) * time.Second / clockTicks, nil
-}
 
 // treeCPU is the CPU time of this process and of every process it started
 // (clickhouse-server), from /proc/<pid>/stat, each read once.
@@ -40,10 +16,13 @@ func treeCPU() (self, children time.Duration) {
 	me := strconv.Itoa(os.Getpid())
 	var walk func(pid string)
 	walk = func(pid string) {
+		// A process gone meanwhile counts nothing.
+		n, _ := strconv.Atoi(pid)
+		cpu, _ := procstat.ProcessCPU(n)
 		if pid == me {
-			self = procCPU(pid)
+			self = cpu
 		} else {
-			children += procCPU(pid)
+			children += cpu
 		}
 		tasks, _ := filepath.Glob(filepath.Join("/proc", pid, "task", "*", "children"))
 		for _, t := range tasks {
@@ -57,23 +36,6 @@ func treeCPU() (self, children time.Duration) {
 	return self, children
 }
 
-// procCPU is one process's CPU time (all its threads): utime and stime,
-// the 12th and 13th fields after the command's closing parenthesis.
-func procCPU(pid string) time.Duration {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) <= 12 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / clockTicks
-}
-
 // cpuMeter measures, over an interval, the CPU of this process tree, of
 // its children (clickhouse-server) alone, and of the rest of the machine
 // (other-cores: anything well above 0 means the run shared the machine).
@@ -83,7 +45,7 @@ type cpuMeter struct {
 }
 
 func startCPU() *cpuMeter {
-	busy, _ := machineBusy()
+	busy, _ := procstat.MachineBusy()
 	self, child := treeCPU()
 	return &cpuMeter{t0: time.Now(), busy0: busy, self0: self, child0: child}
 }
@@ -98,7 +60,7 @@ type cpuUse struct {
 }
 
 func (m *cpuMeter) stop() cpuUse {
-	busy, _ := machineBusy()
+	busy, _ := procstat.MachineBusy()
 	self, child := treeCPU()
 	u := cpuUse{wall: time.Since(m.t0), self: self - m.self0, children: child - m.child0}
 	w := u.wall.Seconds()
