@@ -486,25 +486,9 @@ func TestModernClickHouse(t *testing.T) {
 
 	// The rows of TestLatestFoldsStatesAndDuplicates.
 	now := time.Now().UTC()
+	rows := foldingRows(t, now)
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
 	beta := scope.Scope{Type: scope.TypeProject, Name: "beta"}
-	var rows []Row
-	seq := uint64(0)
-	add := func(sc scope.Scope, op eventlog.Op, ev *corev1.Event) {
-		seq++
-		rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev, Seq: seq}
-		row, err := EncodeRow(rec, now)
-		require.NoError(t, err)
-		rows = append(rows, row)
-	}
-	for i := range 5 {
-		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
-	}
-	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
-	for c := int32(2); c <= 4; c++ {
-		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
-	}
-	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
 	for _, batch := range [][]Row{rows, rows[2:7]} { // the second: an exact re-insert (writer crash before ack)
 		ins, err := insertSQL(s.table(), batch)
 		require.NoError(t, err)
@@ -570,4 +554,32 @@ func TestModernClickHouse(t *testing.T) {
 	require.Equal(t, strconv.Itoa(len(rows)), db.scalar(t, "SELECT count() FROM "+s.table()), "exact duplicates folded on merge")
 	require.Len(t, latest(t, db, s, LatestFilter{Scope: &alpha}), 4)
 	require.EqualValues(t, 5, countLatest(t, db, s, LatestFilter{}))
+}
+
+// foldingRows are the states both halves of the version matrix fold to
+// their latest (TestLatestFoldsStatesAndDuplicates, TestModernClickHouse):
+// five events of tenant alpha, an event of tenant beta with the name of
+// alpha's first, three updates of alpha's first and a delete of its second,
+// with sequences 1 to 10 in that order, each observed relative to now.
+func foldingRows(t testing.TB, now time.Time) []Row {
+	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
+	beta := scope.Scope{Type: scope.TypeProject, Name: "beta"}
+	var rows []Row
+	seq := uint64(0)
+	add := func(sc scope.Scope, op eventlog.Op, ev *corev1.Event) {
+		seq++
+		rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev, Seq: seq}
+		row, err := EncodeRow(rec, now)
+		require.NoError(t, err)
+		rows = append(rows, row)
+	}
+	for i := range 5 {
+		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
+	}
+	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
+	for c := int32(2); c <= 4; c++ {
+		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
+	}
+	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
+	return rows
 }

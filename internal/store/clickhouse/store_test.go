@@ -36,25 +36,9 @@ func TestLatestFoldsStatesAndDuplicates(t *testing.T) {
 	ctx := context.Background()
 
 	now := time.Now().UTC()
+	rows := chstore.FoldingRows(t, now)
 	alpha := scope.Scope{Type: scope.TypeProject, Name: "alpha"}
 	beta := scope.Scope{Type: scope.TypeProject, Name: "beta"}
-	var rows []chstore.Row
-	seq := uint64(0)
-	add := func(sc scope.Scope, op eventlog.Op, ev *corev1.Event) {
-		seq++
-		rec := &eventlog.Record{Key: eventlog.Key{Scope: sc, Namespace: ev.Namespace, Name: ev.Name}, Op: op, Event: ev, Seq: seq}
-		row, err := chstore.EncodeRow(rec, now)
-		require.NoError(t, err)
-		rows = append(rows, row)
-	}
-	for i := range 5 {
-		add(alpha, eventlog.OpCreate, eventtest.BackOff("prod", fmt.Sprintf("e%d", i), 1, now.Add(-time.Hour)))
-	}
-	add(beta, eventlog.OpCreate, eventtest.BackOff("prod", "e0", 1, now.Add(-time.Hour))) // same name, other tenant
-	for c := int32(2); c <= 4; c++ {
-		add(alpha, eventlog.OpUpdate, eventtest.BackOff("prod", "e0", c, now.Add(-time.Hour+time.Duration(c)*time.Second)))
-	}
-	add(alpha, eventlog.OpDelete, eventtest.BackOff("prod", "e1", 1, now.Add(-time.Hour)))
 	require.NoError(t, s.Insert(ctx, rows))
 	require.NoError(t, s.Insert(ctx, rows[2:7]), "an exact re-insert (writer crash before ack)")
 
