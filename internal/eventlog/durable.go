@@ -203,6 +203,9 @@ func (d Durable) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 // cut picks the unbroken run from *next out of msgs and moves *next past
 // it. gap reports that the run stopped at an undelivered state.
 func (d Durable) cut(ctx context.Context, stream jetstream.Stream, msgs []jetstream.Msg, next *uint64, log *slog.Logger) (b Batch, gap bool) {
+	// Sized once: batches run to thousands of states, and growing the run
+	// by appending copied it over and over on the writer's hot path.
+	b.Run = make([]Delivery, 0, len(msgs))
 	for i, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
