@@ -49,21 +49,21 @@ func (x *Indexer) Watermark() *eventlog.Watermark { return x.wm }
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (x *Indexer) Run(ctx context.Context) error {
-	s, err := startStage(ctx, x.cfg.durable(x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
-		"eventpipe activity indexer: ACTIVITIES -> ClickHouse"), WatermarkKey)
+	s, err := x.cfg.durable(x.js, StreamName, x.cfg.IndexerConsumer, SubjectPrefix+".>",
+		"eventpipe activity indexer: ACTIVITIES -> ClickHouse").Resume(ctx, WatermarkKey)
 	if err != nil {
 		return err
 	}
-	x.wm.Advance(s.next - 1)
-	x.m.watermark.Set(float64(s.next - 1))
-	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", s.next-1)
+	x.wm.Advance(s.Done)
+	x.m.watermark.Set(float64(s.Done))
+	x.log.Info("activity indexer started", "consumer", x.cfg.IndexerConsumer, "watermark", s.Done)
 	lastTrim := time.Now()
-	return s.consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
-		if len(b.Run) > 0 && !x.commit(ctx, s.kv, b) {
+	return s.Consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
+		if len(b.Run) > 0 && !x.commit(ctx, s.KV, b) {
 			return false
 		}
 		if time.Since(lastTrim) >= x.cfg.TrimInterval {
-			x.trim(ctx, s.stream)
+			x.trim(ctx, s.Stream)
 			lastTrim = time.Now()
 		}
 		return true

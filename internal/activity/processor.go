@@ -55,14 +55,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetr
 
 // Run consumes until ctx ends; it returns nil on cancellation.
 func (p *Processor) Run(ctx context.Context) error {
-	s, err := startStage(ctx, p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
-		"eventpipe activity processor: EVENTS -> ACTIVITIES"), ProgressKey)
+	s, err := p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
+		"eventpipe activity processor: EVENTS -> ACTIVITIES").Resume(ctx, ProgressKey)
 	if err != nil {
 		return err
 	}
-	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", s.next)
-	return s.consume(ctx, p.log, func(ctx context.Context, b eventlog.Batch) bool {
-		return len(b.Run) == 0 || p.handle(ctx, s.kv, b)
+	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", s.Done+1)
+	return s.Consume(ctx, p.log, func(ctx context.Context, b eventlog.Batch) bool {
+		return len(b.Run) == 0 || p.handle(ctx, s.KV, b)
 	})
 }
 

@@ -115,6 +115,51 @@ func (d Durable) Reset(ctx context.Context, from uint64) (jetstream.Consumer, er
 	return cons, nil
 }
 
+// Resumed is a Durable reset at the point its reader got to, ready to
+// Consume.
+type Resumed struct {
+	d      Durable
+	cons   jetstream.Consumer
+	Stream jetstream.Stream
+	// KV is the state bucket, where the reader keeps its mark.
+	KV jetstream.KeyValue
+	// Done is the last sequence an earlier run finished; delivery starts
+	// right after it.
+	Done uint64
+}
+
+// Resume opens the stream and the state bucket and resets the consumer
+// right after the last state an earlier run finished: the larger of the
+// consumer's ack floor and the mark the reader keeps under markKey (the
+// reader writes its mark before it acknowledges, so the mark may be ahead).
+// An unreadable mark is no reason not to start: the ack floor alone is a
+// safe, if earlier, place to resume, and every reader takes a state again
+// without harm (a crash between mark and acknowledgement does the same).
+func (d Durable) Resume(ctx context.Context, markKey string) (*Resumed, error) {
+	stream, kv, err := d.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done, err := d.AckFloor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if mark, err := ReadMark(ctx, kv, markKey); err == nil {
+		done = max(done, mark)
+	}
+	cons, err := d.Reset(ctx, done+1)
+	if err != nil {
+		return nil, err
+	}
+	return &Resumed{d: d, cons: cons, Stream: stream, KV: kv, Done: done}, nil
+}
+
+// Consume reads from where Resume put the consumer until ctx ends, as
+// Durable.Consume does. Call it once.
+func (r *Resumed) Consume(ctx context.Context, log *slog.Logger, handle func(ctx context.Context, b Batch) bool) error {
+	return r.d.Consume(ctx, r.cons, r.Stream, r.Done+1, log, handle)
+}
+
 // Delivery is one state of a Batch's unbroken run.
 type Delivery struct {
 	Msg jetstream.Msg

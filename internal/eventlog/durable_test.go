@@ -119,6 +119,30 @@ func TestDurableResumesAfterWhatWasAcknowledged(t *testing.T) {
 	mark, err = ReadMark(ctx, kv, "test-mark")
 	require.NoError(t, err)
 	require.Equal(t, uint64(7), mark)
+
+	// Resume starts after the larger of the ack floor and the mark.
+	pub := NewPublisher(d.JS)
+	for i := 6; i <= 9; i++ {
+		_, err := pub.Publish(ctx, createOf("web", fmt.Sprintf("e%d", i)), PublishOptions{MsgID: fmt.Sprint(i)})
+		require.NoError(t, err)
+	}
+	r, err := d.Resume(ctx, "no-mark")
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), r.Done, "without a mark: the ack floor")
+	r, err = d.Resume(ctx, "test-mark")
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), r.Done, "a mark ahead of the ack floor")
+	runCtx, stop = context.WithCancel(ctx)
+	defer stop()
+	got = nil
+	require.NoError(t, r.Consume(runCtx, slog.New(slog.DiscardHandler), func(ctx context.Context, b Batch) bool {
+		got = append(got, seqsOf(b.Run)...)
+		if len(got) >= 2 {
+			stop()
+		}
+		return true
+	}))
+	require.Equal(t, []uint64{8, 9}, got, "delivery resumes right after the mark")
 }
 
 // TestBatchMarksTakeWhatIsOlderThanTheCutoff: the marks hand back the end

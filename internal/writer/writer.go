@@ -101,26 +101,11 @@ func (w *Writer) setWatermark(ctx context.Context, kv jetstream.KeyValue, seq ui
 // Run consumes until ctx ends. It returns nil on cancellation; any other
 // error means the writer cannot go on (the stream or consumer is gone).
 func (w *Writer) Run(ctx context.Context) error {
-	d := w.durable()
-	stream, kv, err := d.Open(ctx)
+	r, err := w.durable().Resume(ctx, WatermarkKey)
 	if err != nil {
 		return err
 	}
-	// Everything at or below the ack floor was committed by an earlier run;
-	// a published watermark above it means the acknowledgement was lost.
-	// An unreadable watermark is no reason to stop: the ack floor alone is a
-	// safe, if earlier, place to resume.
-	committed, err := d.AckFloor(ctx)
-	if err != nil {
-		return err
-	}
-	if v, err := eventlog.ReadMark(ctx, kv, WatermarkKey); err == nil {
-		committed = max(committed, v)
-	}
-	cons, err := d.Reset(ctx, committed+1)
-	if err != nil {
-		return err
-	}
+	stream, kv, committed := r.Stream, r.KV, r.Done
 	w.setWatermark(ctx, kv, committed)
 	w.log.Info("writer started", "consumer", w.cfg.Consumer, "watermark", committed)
 
@@ -133,7 +118,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	prodCtx, stopProducer := context.WithCancel(ctx)
 	prodErr := make(chan error, 1)
 	go func() {
-		prodErr <- w.produce(prodCtx, d, stream, cons, committed+1, batches)
+		prodErr <- w.produce(prodCtx, r, batches)
 		close(batches)
 	}()
 	// Run does not return before the producer has: it may be in a fetch,
@@ -175,11 +160,11 @@ type batch struct {
 	lastStored time.Time
 }
 
-// produce fetches and decodes batches, from sequence next on, and hands
-// them to out in order. It returns when ctx ends (nil) or when the consumer
+// produce fetches and decodes batches from where r resumed and hands them
+// to out in order. It returns when ctx ends (nil) or when the consumer
 // is gone (an error: the writer cannot go on).
-func (w *Writer) produce(ctx context.Context, d eventlog.Durable, stream jetstream.Stream, cons jetstream.Consumer, next uint64, out chan<- *batch) error {
-	return d.Consume(ctx, cons, stream, next, w.log, func(ctx context.Context, fetched eventlog.Batch) bool {
+func (w *Writer) produce(ctx context.Context, r *eventlog.Resumed, out chan<- *batch) error {
+	return r.Consume(ctx, w.log, func(ctx context.Context, fetched eventlog.Batch) bool {
 		if len(fetched.Run) == 0 {
 			return true
 		}
