@@ -57,22 +57,22 @@ func Ports(n int) ([]int, error) {
 // ephemeral range. An empty range means: let the kernel pick.
 func below() (lo, hi int) {
 	const floor = 10000
-	hi, _ = EphemeralStart()
+	hi = EphemeralStart()
 	if hi-floor < 1000 {
 		return 0, 0
 	}
 	return floor, hi
 }
 
-// EphemeralStart returns the first port of the kernel's ephemeral range, and
-// whether it was read from the kernel rather than assumed (Linux's default).
-func EphemeralStart() (int, bool) {
+// EphemeralStart returns the first port of the kernel's ephemeral range
+// (Linux's default when the kernel does not say).
+func EphemeralStart() int {
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
 			if v, err := strconv.Atoi(f[0]); err == nil {
-				return v, true
+				return v
 			}
 		}
 	}
-	return 32768, false
+	return 32768
 }

@@ -29,7 +29,7 @@ func TestPortsAreDistinctAndFree(t *testing.T) {
 func TestPortsAreBelowTheEphemeralRange(t *testing.T) {
 	ports, err := freeport.Ports(20)
 	require.NoError(t, err)
-	lo, _ := freeport.EphemeralStart()
+	lo := freeport.EphemeralStart()
 	for _, p := range ports {
 		require.Less(t, p, lo, "port %d", p)
 		require.GreaterOrEqual(t, p, 10000, "port %d", p)
