@@ -71,7 +71,7 @@ type Stack struct {
 	t      *testing.T
 	o      devenv.Options
 	cancel context.CancelFunc
-	done   chan error
+	done   <-chan error
 	Env    *devenv.Env
 	// cfg is the admin's client configuration as of the first start: what
 	// a long-running client (an informer, a controller) holds in memory. It
@@ -119,27 +119,39 @@ func Options(tb testing.TB) devenv.Options {
 // ready within two minutes, or stops with an error at cleanup.
 func Run(tb testing.TB, o devenv.Options) *devenv.Env {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	envc := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
-	}()
+	env, cancel, done := start(tb, o)
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("eventpipe stopped with: %v", err)
 		}
 	})
+	return env
+}
+
+// start runs devenv.Run with o and returns once it serves, with what stops
+// it (cancel, then receive from done). tb fails when eventpipe stops during
+// start-up or is not ready within two minutes; nothing is left running then.
+func start(tb testing.TB, o devenv.Options) (env *devenv.Env, cancel context.CancelFunc, done <-chan error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	envc := make(chan *devenv.Env, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
+	}()
 	select {
 	case env := <-envc:
-		return env
-	case err := <-done:
+		return env, cancel, errc
+	case err := <-errc:
+		cancel()
 		tb.Fatalf("eventpipe stopped during start-up: %v", err)
 	case <-time.After(2 * time.Minute):
+		cancel()
+		<-errc
 		tb.Fatal("eventpipe not ready in 2m")
 	}
-	return nil
+	return nil, nil, nil
 }
 
 // FreePort returns a loopback TCP port that nothing listens on now.
@@ -158,23 +170,7 @@ func (s *Stack) Start() {
 	if s.cancel != nil {
 		s.t.Fatal("stack already running")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	envc := make(chan *devenv.Env, 1)
-	done := make(chan error, 1)
-	o := s.o
-	go func() {
-		done <- devenv.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e *devenv.Env) { envc <- e })
-	}()
-	s.cancel, s.done = cancel, done
-	select {
-	case s.Env = <-envc:
-	case err := <-done:
-		s.cancel = nil
-		cancel()
-		s.t.Fatalf("eventpipe stopped during start-up: %v", err)
-	case <-time.After(60 * time.Second):
-		s.t.Fatal("eventpipe not ready in 60s")
-	}
+	s.Env, s.cancel, s.done = start(s.t, s.o)
 	want := "https://127.0.0.1:" + strconv.Itoa(s.o.APIServerPort)
 	if s.Env.APIServerURL != want {
 		s.t.Fatalf("API server at %s, want %s", s.Env.APIServerURL, want)
