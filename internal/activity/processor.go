@@ -93,9 +93,9 @@ func (p *Processor) handle(ctx context.Context, kv jetstream.KeyValue, b eventlo
 			continue
 		}
 		p.m.processed.Inc()
-		if rec.Op == eventlog.OpDelete {
-			// A deleted event's Activity stays: the timeline keeps what
-			// happened.
+		if rec.Op.Gone() {
+			// A deleted or expired event's Activity stays: the timeline
+			// keeps what happened.
 			continue
 		}
 		o := set.Evaluate(rec.Event)

@@ -52,6 +52,8 @@ func newDevCmd(g *globalOptions) *cobra.Command {
 				fmt.Fprintf(g.stdout, `
 eventpipe dev is ready. Data: %s
   API server: %s (platform admin kubeconfig: %s)
+  etcd front: %s (a kube-apiserver started with --etcd-servers-overrides=/events#%s
+              stores its Events here, in scope %s)
   JetStream:  %s
   ClickHouse: %s (database %s)
   Metrics:    http://%s/metrics
@@ -69,7 +71,7 @@ Try:
   clickhouse-client --port %s -q "SELECT reason, type, uniqExact(namespace, name, uid) AS events FROM %s.events GROUP BY reason, type ORDER BY events DESC LIMIT 10"
 
 Ctrl-C stops everything; run the same command again to continue with the same data.
-`, o.DataDir, env.APIServerURL, env.Kubeconfig, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
+`, o.DataDir, env.APIServerURL, env.Kubeconfig, orNone(env.EtcdEndpoint), orNone(env.EtcdEndpoint), devenv.EtcdScope, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
 					env.Kubeconfig, tenantKubeconfig(env), tenantKubeconfig(env), portOf(env.ClickHouseAddr), env.Database)
 			})
 		},
@@ -77,6 +79,7 @@ Ctrl-C stops everything; run the same command again to continue with the same da
 	fs := cmd.Flags()
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "directory for all dev data (JetStream, ClickHouse, dev.env); kept across restarts")
 	fs.IntVar(&o.NATSPort, "nats.port", o.NATSPort, "port of the embedded NATS server at 127.0.0.1; -1 picks a free one")
+	fs.IntVar(&o.EtcdPort, "etcd.port", o.EtcdPort, "port of the etcd front at 127.0.0.1 (no TLS); 0 picks a free one, -1 runs none")
 	fs.IntVar(&o.APIServerPort, "apiserver.port", o.APIServerPort, "port of the API server at 127.0.0.1; 0 picks a free one")
 	fs.BoolVar(&o.Demo, "demo", o.Demo, "run the simulated cluster that writes demo events")
 	fs.BoolVar(&o.Activities, "activities", o.Activities, "run the activity pipeline (processor, indexer, built-in policies) and serve activities")
@@ -100,4 +103,12 @@ func tenantKubeconfig(env *devenv.Env) string {
 		return env.Kubeconfig
 	}
 	return env.TenantKubeconfigs[0].Path
+}
+
+// orNone prints an empty setting as "none".
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

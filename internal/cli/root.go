@@ -83,7 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn or error")
 	g.runtime.AddFlags(root.PersistentFlags())
-	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g), newExportCmd(g))
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newWriterCmd(g), newAPIServerCmd(g), newDevCmd(g), newExportCmd(g), newEtcdCmd(g))
 	root.AddCommand(newActivityProcessorCmd(g), newActivitiesCmd(g)) // activity.go
 	return root
 }

@@ -36,6 +36,10 @@ var Tenants = []scope.Scope{
 	{Type: scope.TypeProject, Name: "beta"},
 }
 
+// EtcdScope is where a kube-apiserver pointed at dev mode's etcd front
+// stores its Events.
+var EtcdScope = scope.Scope{Type: scope.TypeProject, Name: "cluster"}
+
 // Options configure dev mode.
 type Options struct {
 	DataDir string
@@ -59,6 +63,9 @@ type Options struct {
 	// Activities runs the activity pipeline (processor, indexer, built-in
 	// policies) and serves the activity resources.
 	Activities bool
+	// EtcdPort is the etcd front's port at 127.0.0.1; 0 picks a free one,
+	// -1 runs no etcd front.
+	EtcdPort int
 	// ConfigureAPIServer, when set, adjusts the API server's options after
 	// dev mode has set them (tests use it for aggregated authentication).
 	ConfigureAPIServer func(*apiserver.Options)
@@ -91,6 +98,9 @@ func (o *Options) Validate() []error {
 	if o.APIServerPort < 0 || o.APIServerPort > 65535 {
 		errs = append(errs, fmt.Errorf("--apiserver.port must be 0 (any free port) or 1-65535, got %d", o.APIServerPort))
 	}
+	if o.EtcdPort < -1 || o.EtcdPort > 65535 {
+		errs = append(errs, fmt.Errorf("--etcd.port must be -1 (none), 0 (any free port) or 1-65535, got %d", o.EtcdPort))
+	}
 	if o.DemoHistory < time.Minute {
 		errs = append(errs, fmt.Errorf("--demo.history must be at least 1m, got %s", o.DemoHistory))
 	}
@@ -109,7 +119,9 @@ type Env struct {
 	Writer         *writer.Writer
 	EnvFile        string
 	APIServerURL   string
-	Kubeconfig     string
+	// EtcdEndpoint is the etcd front's URL, "" when it does not run.
+	EtcdEndpoint string
+	Kubeconfig   string
 	// TenantKubeconfigs are kubeconfigs of users inside the demo tenants.
 	TenantKubeconfigs []TenantKubeconfig
 }
@@ -159,7 +171,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	// The roles, as their subcommands build them, with dev mode's settings.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	wo := roles.DefaultWriterOptions()
 	wo.Writer, wo.TiersConfig = o.Writer, tiers
 	w, err := roles.NewWriter(c, wo, roleRegistry(o.Registry, "writer"), log)
@@ -191,6 +203,20 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return err
 	}
 	env.APIServerURL, env.Kubeconfig, env.TenantKubeconfigs = api.url, api.kubeconfig, api.tenantKubeconfigs
+	if o.EtcdPort >= 0 {
+		eo := roles.DefaultEtcdOptions()
+		eo.Addr, eo.Insecure, eo.Scope, eo.Tiers.Config = fmt.Sprintf("127.0.0.1:%d", o.EtcdPort), true, EtcdScope.String(), tiers
+		e, err := roles.NewEtcd(ctx, c, eo, roleRegistry(o.Registry, "etcd"), log)
+		if err != nil {
+			return err
+		}
+		env.EtcdEndpoint = "http://" + e.Addr()
+		go func() {
+			if err := e.Run(ctx); err != nil {
+				errc <- fmt.Errorf("etcd front: %w", err)
+			}
+		}()
+	}
 	go func() {
 		if err := <-api.done; err != nil {
 			errc <- fmt.Errorf("API server: %w", err)
@@ -262,6 +288,7 @@ func writeEnvFile(env *Env) error {
 		"EVENTPIPE_CLICKHOUSE_ADDR=" + env.ClickHouseAddr,
 		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
 		"EVENTPIPE_APISERVER_URL=" + env.APIServerURL,
+		"EVENTPIPE_ETCD_ENDPOINT=" + env.EtcdEndpoint,
 		"KUBECONFIG=" + env.Kubeconfig,
 	}
 	for _, k := range env.TenantKubeconfigs {

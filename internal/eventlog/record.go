@@ -3,6 +3,7 @@ package eventlog
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +19,17 @@ const (
 	OpCreate Op = 1
 	OpUpdate Op = 2
 	OpDelete Op = 3
+	// OpExpire ends an event's life in a Kubernetes view because the etcd
+	// lease it was written with ran out (kube-apiserver's --event-ttl), not
+	// because a client deleted it: watches and lists treat it as a delete,
+	// history (EventQuery) keeps the event's last state. Its body is that
+	// state.
+	OpExpire Op = 4
 )
+
+// Gone reports whether op ends the event's life: after it, the event is
+// absent from lists, gets and the etcd front's key space.
+func (op Op) Gone() bool { return op == OpDelete || op == OpExpire }
 
 // String returns the header spelling of op.
 func (op Op) String() string {
@@ -29,6 +40,8 @@ func (op Op) String() string {
 		return "update"
 	case OpDelete:
 		return "delete"
+	case OpExpire:
+		return "expire"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(op))
 }
@@ -42,8 +55,10 @@ func ParseOp(s string) (Op, error) {
 		return OpUpdate, nil
 	case "delete":
 		return OpDelete, nil
+	case "expire":
+		return OpExpire, nil
 	}
-	return 0, fmt.Errorf("unknown operation %q; allowed: create, update, delete", s)
+	return 0, fmt.Errorf("unknown operation %q; allowed: create, update, delete, expire", s)
 }
 
 // Message headers. The body is the core/v1 Event in Kubernetes' generated
@@ -55,6 +70,8 @@ const (
 	codecProtoV1 = "corev1.Event/pb"
 	// HeaderPrev carries Record.Prev, base64 of the same protobuf encoding.
 	HeaderPrev = "Eventpipe-Prev"
+	// HeaderLease carries Record.Lease in decimal, when not zero.
+	HeaderLease = "Eventpipe-Lease"
 )
 
 // Record is one state of one event, as published and as read back.
@@ -73,8 +90,14 @@ type Record struct {
 	// left its selection, and then sends it as the DELETED object, as
 	// kube-apiserver does. Nil otherwise (most updates only count), and
 	// from publishers that do not read the current state first (the
-	// exporter and the webhook receiver). Its ResourceVersion is not stored.
+	// exporter and the webhook receiver). The etcd front sets it on every
+	// update: an etcd watch event carries the previous value of every
+	// change but a create. Its ResourceVersion is not stored.
 	Prev *corev1.Event
+	// Lease is the etcd lease the state was written with through the etcd
+	// front (kube-apiserver's --event-ttl), 0 for none: when it runs out
+	// the front ends the event with an OpExpire state.
+	Lease int64
 }
 
 // EncodeMsg builds the message for r (without a Nats-Msg-Id: the publisher
@@ -116,6 +139,9 @@ func EncodeMsg(r *Record) (*nats.Msg, error) {
 		}
 		m.Header.Set(HeaderPrev, base64.StdEncoding.EncodeToString(prev))
 	}
+	if r.Lease != 0 {
+		m.Header.Set(HeaderLease, strconv.FormatInt(r.Lease, 10))
+	}
 	m.Data = body
 	return m, nil
 }
@@ -134,24 +160,11 @@ func marshalState(ev *corev1.Event) ([]byte, error) {
 // and sequence. Any error means the message is not a valid event state and
 // belongs in the dead-letter stream.
 func DecodeMsg(subject string, hdr nats.Header, data []byte, seq uint64) (*Record, error) {
-	op, prev, err := readHeaders(hdr)
+	m, err := ReadRaw(subject, hdr, data, seq)
 	if err != nil {
 		return nil, err
 	}
-	return decodeState(subject, op, data, prev, seq)
-}
-
-// readHeaders reads a state's operation and its HeaderPrev value ("" for
-// none), and checks its codec.
-func readHeaders(hdr nats.Header) (Op, string, error) {
-	op, err := ParseOp(hdr.Get(HeaderOp))
-	if err != nil {
-		return 0, "", fmt.Errorf("header %s: %w", HeaderOp, err)
-	}
-	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
-		return 0, "", fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
-	}
-	return op, hdr.Get(HeaderPrev), nil
+	return m.Decode()
 }
 
 // Raw is a stored state with its headers read and its body not yet
@@ -162,46 +175,51 @@ type Raw struct {
 	Subject string
 	Op      Op
 	// Prev is HeaderPrev's value, "" for none.
-	Prev string
-	Data []byte
-	Seq  uint64
+	Prev  string
+	Lease int64
+	Data  []byte
+	Seq   uint64
 }
 
 // ReadRaw is the DecodeFunc of Raw states. A message whose headers are not
 // a state's is refused, as DecodeMsg refuses it; its body is not looked at.
 func ReadRaw(subject string, hdr nats.Header, data []byte, seq uint64) (*Raw, error) {
-	op, prev, err := readHeaders(hdr)
+	op, err := ParseOp(hdr.Get(HeaderOp))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("header %s: %w", HeaderOp, err)
 	}
-	return &Raw{Subject: subject, Op: op, Prev: prev, Data: data, Seq: seq}, nil
+	if c := hdr.Get(HeaderCodec); c != codecProtoV1 {
+		return nil, fmt.Errorf("header %s: unknown codec %q; allowed: %s", HeaderCodec, c, codecProtoV1)
+	}
+	m := &Raw{Subject: subject, Op: op, Prev: hdr.Get(HeaderPrev), Data: data, Seq: seq}
+	if l := hdr.Get(HeaderLease); l != "" {
+		if m.Lease, err = strconv.ParseInt(l, 10, 64); err != nil || m.Lease <= 0 {
+			return nil, fmt.Errorf("header %s: %q is not a lease ID; allowed: a positive integer", HeaderLease, l)
+		}
+	}
+	return m, nil
 }
 
 // Decode returns the record m holds, as DecodeMsg does; every call returns
 // a new one.
 func (m *Raw) Decode() (*Record, error) {
-	return decodeState(m.Subject, m.Op, m.Data, m.Prev, m.Seq)
-}
-
-// decodeState is DecodeMsg once the headers are read.
-func decodeState(subject string, op Op, data []byte, prev string, seq uint64) (*Record, error) {
-	key, err := ParseSubject(subject)
+	key, err := ParseSubject(m.Subject)
 	if err != nil {
 		return nil, err
 	}
 	ev := &corev1.Event{}
-	if err := ev.Unmarshal(data); err != nil {
+	if err := ev.Unmarshal(m.Data); err != nil {
 		return nil, fmt.Errorf("unmarshal event: %w", err)
 	}
 	if ev.Namespace != key.Namespace || ev.Name != key.Name {
-		return nil, fmt.Errorf("event %s/%s does not match subject %s", ev.Namespace, ev.Name, subject)
+		return nil, fmt.Errorf("event %s/%s does not match subject %s", ev.Namespace, ev.Name, m.Subject)
 	}
-	if seq > 0 {
-		ev.ResourceVersion = fmt.Sprint(seq)
+	if m.Seq > 0 {
+		ev.ResourceVersion = fmt.Sprint(m.Seq)
 	}
-	rec := &Record{Key: key, Op: op, Event: ev, Seq: seq}
-	if prev != "" {
-		raw, err := base64.StdEncoding.DecodeString(prev)
+	rec := &Record{Key: key, Op: m.Op, Event: ev, Seq: m.Seq, Lease: m.Lease}
+	if m.Prev != "" {
+		raw, err := base64.StdEncoding.DecodeString(m.Prev)
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", HeaderPrev, err)
 		}

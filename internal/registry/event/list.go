@@ -197,7 +197,7 @@ func (r *REST) snapshot(ctx context.Context, sc *scope.Scope, ns string, at uint
 		s.overlay[rec.Key] = rec
 	}
 	for _, rec := range s.overlay {
-		if rec.Op != eventlog.OpDelete {
+		if !rec.Op.Gone() {
 			s.live = append(s.live, rec)
 		}
 	}

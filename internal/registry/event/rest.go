@@ -118,7 +118,7 @@ func (r *REST) current(ctx context.Context, sc *scope.Scope, ns, name string) (r
 		return nil, 0, unavailable(err)
 	}
 	if rec != nil {
-		if rec.Op == eventlog.OpDelete {
+		if rec.Op.Gone() {
 			return nil, rec.Seq, nil
 		}
 		return rec, rec.Seq, nil
@@ -248,7 +248,7 @@ func (r *REST) createExpectation(ctx context.Context, sc scope.Scope, ev *corev1
 	if prev == nil {
 		return 0, nil
 	}
-	if prev.Op != eventlog.OpDelete {
+	if !prev.Op.Gone() {
 		return 0, apierrors.NewAlreadyExists(r.gr, ev.Name)
 	}
 	return prev.Seq, nil

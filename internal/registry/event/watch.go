@@ -85,7 +85,7 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 func (q query) transition(rec *eventlog.Record) (watch.EventType, *corev1.Event) {
 	cur := q.matches(rec.Event)
 	switch rec.Op {
-	case eventlog.OpCreate, eventlog.OpDelete:
+	case eventlog.OpCreate, eventlog.OpDelete, eventlog.OpExpire:
 		if !cur {
 			return "", nil
 		}

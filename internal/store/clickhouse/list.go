@@ -192,7 +192,7 @@ func scanRow(rows driver.Rows, r *Row) error {
 		&r.InvolvedKind, &r.InvolvedNamespace, &r.InvolvedName, &r.InvolvedUID, &r.InvolvedAPIVersion,
 		&r.InvolvedResourceVersion, &r.InvolvedFieldPath, &r.Reason, &r.Message, &r.Type,
 		&r.SourceComponent, &r.SourceHost, &r.ReportingController, &r.ReportingInstance, &r.Action,
-		&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest); err != nil {
+		&r.RelatedKind, &r.RelatedNamespace, &r.RelatedName, &r.Count, &rest, &r.Lease); err != nil {
 		return err
 	}
 	r.Rest = []byte(rest)

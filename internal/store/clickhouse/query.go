@@ -51,8 +51,12 @@ func (s *Store) latestSQLWhere(cols string, f LatestFilter, extra []string, extr
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name"
-	return "SELECT " + cols + " FROM (" + q + ") WHERE op != " + fmt.Sprint(uint8(eventlog.OpDelete)), args
+	return "SELECT " + cols + " FROM (" + q + ") WHERE " + liveOp, args
 }
+
+// liveOp selects the states of events still alive in Kubernetes' view:
+// neither deleted nor expired.
+var liveOp = fmt.Sprintf("op NOT IN (%d, %d)", uint8(eventlog.OpDelete), uint8(eventlog.OpExpire))
 
 // conditions are f's filters on stored states, for any table with the
 // columns scope_type, scope_name, namespace, name, last_ts and seq.

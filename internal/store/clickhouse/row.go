@@ -36,6 +36,8 @@ type Row struct {
 	RelatedKind, RelatedNamespace, RelatedName string
 	Count                                      int32
 	Rest                                       []byte
+	// Lease is the etcd lease of a state written through the etcd front.
+	Lease int64
 }
 
 // LastObserved returns when ev was last seen, the way kubectl's LAST SEEN
@@ -90,7 +92,7 @@ func EncodeRow(r *eventlog.Record, stored time.Time) (Row, error) {
 		Reason: ev.Reason, Message: ev.Message, Type: ev.Type,
 		SourceComponent: ev.Source.Component, SourceHost: ev.Source.Host,
 		ReportingController: ev.ReportingController, ReportingInstance: ev.ReportingInstance,
-		Action: ev.Action, Count: ev.Count,
+		Action: ev.Action, Count: ev.Count, Lease: r.Lease,
 	}
 	if ev.Related != nil {
 		row.RelatedKind, row.RelatedNamespace, row.RelatedName = ev.Related.Kind, ev.Related.Namespace, ev.Related.Name
@@ -130,6 +132,6 @@ func DecodeRow(row *Row) (*eventlog.Record, error) {
 	ev.Count = row.Count
 	return &eventlog.Record{
 		Key: eventlog.Key{Scope: scope.Scope{Type: row.ScopeType, Name: row.ScopeName}, Namespace: row.Namespace, Name: row.Name},
-		Op:  eventlog.Op(row.Op), Event: ev, Seq: row.Seq,
+		Op:  eventlog.Op(row.Op), Event: ev, Seq: row.Seq, Lease: row.Lease,
 	}, nil
 }

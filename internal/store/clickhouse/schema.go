@@ -40,7 +40,13 @@ var columns = []struct{ name, typ string }{
 	{"related_name", "String"},
 	{"count", "Int32"},
 	{"rest", "String"},
+	{"lease", "Int64"},
 }
+
+// addedBy names the columns a later migration added, with its version:
+// migration 1 creates the others, so that every installation, new or
+// upgraded, reaches the same table by the same steps.
+var addedBy = map[string]int{"lease": 4}
 
 // narrowColumnNames are the columns without the two wide ones (message
 // and the protobuf remainder): what choosing a page's rows needs.
@@ -140,6 +146,9 @@ var Migrations = []Migration{
 		Statements: func(db string, _ SchemaOptions) []string {
 			var cols []string
 			for _, c := range columns {
+				if addedBy[c.name] != 0 {
+					continue
+				}
 				cols = append(cols, "    "+c.name+" "+c.typ)
 			}
 			// Sort key: the tenant and the hour lead, so a tenant's time range
@@ -184,6 +193,15 @@ var Migrations = []Migration{
 		Version:    3,
 		Name:       "create activities table",
 		Statements: activitiesMigration, // activity.go
+	},
+	{
+		Version: 4,
+		Name:    "etcd lease of each state",
+		// The etcd front ends the events of an expired lease; it finds
+		// them by this column (see Store.LeaseKeys).
+		Statements: func(db string, _ SchemaOptions) []string {
+			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN lease Int64 DEFAULT 0"}
+		},
 	},
 }
 

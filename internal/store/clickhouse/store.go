@@ -176,9 +176,10 @@ func insertColumns(rows []Row) []any {
 	nanos := make([]uint32, n)
 	count := make([]int32, n)
 	rest := make([]string, n)
+	lease := make([]int64, n)
 	for i := range rows {
 		r := &rows[i]
-		seq[i], op[i], ts[i], nanos[i], count[i], rest[i] = r.Seq, r.Op, r.LastTime, r.LastNanos, r.Count, string(r.Rest)
+		seq[i], op[i], ts[i], nanos[i], count[i], rest[i], lease[i] = r.Seq, r.Op, r.LastTime, r.LastNanos, r.Count, string(r.Rest), r.Lease
 	}
 	cols := []any{
 		strCol(func(r *Row) string { return r.ScopeType }),
@@ -205,7 +206,7 @@ func insertColumns(rows []Row) []any {
 		strCol(func(r *Row) string { return r.RelatedKind }),
 		strCol(func(r *Row) string { return r.RelatedNamespace }),
 		strCol(func(r *Row) string { return r.RelatedName }),
-		count, rest,
+		count, rest, lease,
 	}
 	if len(cols) != len(columns) {
 		panic("BUG: insert column count does not match the schema")
