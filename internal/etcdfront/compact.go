@@ -139,4 +139,3 @@ func (s *Server) watchCompactKey(ctx context.Context, sc scope.Scope, w *watcher
 		c, changed = s.d.State.compactionOf(sc)
 	}
 }
-

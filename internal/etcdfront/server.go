@@ -161,7 +161,6 @@ type Server struct {
 	codec *codec
 	d     Deps
 	log   *slog.Logger
-
 }
 
 // New returns a front over d.
@@ -336,4 +335,3 @@ func (s *Server) DeleteRange(context.Context, *pb.DeleteRangeRequest) (*pb.Delet
 func errUnsupported(what string) error {
 	return status.Errorf(codes.Unimplemented, "etcdserver: eventpipe's etcd front does not support %s", what)
 }
-

@@ -200,4 +200,3 @@ func (e *Etcd) Run(ctx context.Context) error {
 	}
 	return e.front.Serve(ctx, e.listener)
 }
-
