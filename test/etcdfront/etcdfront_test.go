@@ -144,15 +144,24 @@ func TestKubeAPIServerStoresEventsInEventpipe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list all, limit 2: %v", err)
 	}
-	n := len(all.Items)
-	for all.Continue != "" {
+	var paged []string
+	for {
+		for _, it := range all.Items {
+			paged = append(paged, it.Namespace+"/"+it.Name)
+		}
+		if all.Continue == "" {
+			break
+		}
 		if all, err = s.client.CoreV1().Events("").List(ctx, metav1.ListOptions{Limit: 2, Continue: all.Continue}); err != nil {
 			t.Fatalf("list all, next page: %v", err)
 		}
-		n += len(all.Items)
 	}
-	if n < 7 {
-		t.Fatalf("paged list of all namespaces: %d items, want at least 7", n)
+	var whole []string
+	for _, it := range list.Items {
+		whole = append(whole, it.Namespace+"/"+it.Name)
+	}
+	if fmt.Sprint(paged) != fmt.Sprint(whole) {
+		t.Fatalf("paged list of all namespaces:\n%v\nwant the unpaged list:\n%v", paged, whole)
 	}
 	if err := ev.Delete(ctx, "e0", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete: %v", err)

@@ -38,13 +38,26 @@ func (s *Store) latestKeysSQL(q KeyRange) (string, []any, error) {
 		return "", nil, fmt.Errorf("key range: a scope is required")
 	}
 	where, args := q.LatestFilter.conditions()
+	// Bounds are cut at a NUL byte, which ClickHouse's literals do not
+	// carry and no key holds: kube-apiserver continues a list from the last
+	// key + "\x00", and key >= k+"\x00" is key > k.
 	if q.From != "" {
-		where = append(where, etcdKey+" >= ?")
-		args = append(args, q.From)
+		from, cut := cutNUL(q.From)
+		op := " >= ?"
+		if cut {
+			op = " > ?"
+		}
+		where = append(where, etcdKey+op)
+		args = append(args, from)
 	}
 	if q.To != "" {
-		where = append(where, etcdKey+" < ?")
-		args = append(args, q.To)
+		to, cut := cutNUL(q.To)
+		op := " < ?"
+		if cut {
+			op = " <= ?"
+		}
+		where = append(where, etcdKey+op)
+		args = append(args, to)
 	}
 	// The latest state per key is picked from the narrow columns first;
 	// the conditions on key columns above hold for every state of a key,
@@ -91,4 +104,10 @@ func (s *Store) CountKeys(ctx context.Context, q KeyRange) (uint64, error) {
 		return 0, fmt.Errorf("count keys: %w", err)
 	}
 	return n, nil
+}
+
+// cutNUL returns k up to its first NUL byte, and whether it had one.
+func cutNUL(k string) (string, bool) {
+	before, _, found := strings.Cut(k, "\x00")
+	return before, found
 }

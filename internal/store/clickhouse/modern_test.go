@@ -261,7 +261,7 @@ func rowValues(r *Row) []any {
 		r.InvolvedKind, r.InvolvedNamespace, r.InvolvedName, r.InvolvedUID, r.InvolvedAPIVersion,
 		r.InvolvedResourceVersion, r.InvolvedFieldPath, r.Reason, r.Message, r.Type,
 		r.SourceComponent, r.SourceHost, r.ReportingController, r.ReportingInstance, r.Action,
-		r.RelatedKind, r.RelatedNamespace, r.RelatedName, r.Count, r.Rest,
+		r.RelatedKind, r.RelatedNamespace, r.RelatedName, r.Count, r.Rest, r.Lease,
 	}
 }
 
@@ -449,7 +449,7 @@ func TestModernClickHouse(t *testing.T) {
 			if !m.supported(s.version) {
 				continue
 			}
-			for _, q := range m.Statements(s.cfg.Database, s.cfg.schemaOptions()) {
+			for _, q := range m.Statements(s.cfg.Database, s.schemaOptions()) {
 				_, err := db.query(q, "TSV")
 				require.NoError(t, err, "pass %d, migration %d (%s) on ClickHouse %s:\n%s", pass+1, m.Version, m.Name, v, q)
 			}
@@ -469,7 +469,7 @@ func TestModernClickHouse(t *testing.T) {
 		db.scalar(t, "SELECT count(DISTINCT version) FROM "+dbName+".schema_migrations"))
 	// Settings run after the migrations on every Migrate, twice here too.
 	for range 2 {
-		for _, q := range settingStatements(s.cfg.Database, s.cfg.schemaOptions(), s.version) {
+		for _, q := range settingStatements(s.cfg.Database, s.schemaOptions(), s.version) {
 			db.exec(t, q)
 		}
 	}

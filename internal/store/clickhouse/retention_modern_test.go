@@ -20,7 +20,7 @@ func TestModernUsageAndRetentionSQL(t *testing.T) {
 	s := chdbStore(t, db, Config{Database: "eptiers"})
 	for _, m := range Migrations {
 		if m.supported(s.version) {
-			for _, q := range m.Statements(s.cfg.Database, s.cfg.schemaOptions()) {
+			for _, q := range m.Statements(s.cfg.Database, s.schemaOptions()) {
 				db.exec(t, q)
 			}
 		}

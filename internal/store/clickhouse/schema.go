@@ -112,6 +112,9 @@ type SchemaOptions struct {
 	// support it (20.1+): a global safety net. It is a setting, not a
 	// migration: every Migrate applies the current value.
 	MaxRetentionDays int
+	// Server is the server's version, for statements whose form depends
+	// on it.
+	Server ServerVersion
 }
 
 // settingStatements return the statements that bring the table in line with
@@ -199,8 +202,14 @@ var Migrations = []Migration{
 		Name:    "etcd lease of each state",
 		// The etcd front ends the events of an expired lease; it finds
 		// them by this column (see Store.LeaseKeys).
-		Statements: func(db string, _ SchemaOptions) []string {
-			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN lease Int64 DEFAULT 0"}
+		Statements: func(db string, o SchemaOptions) []string {
+			// 18.16 has no IF NOT EXISTS here; the migration record keeps
+			// it from running twice there.
+			ifNotExists := ""
+			if o.Server.AtLeast(20, 1) {
+				ifNotExists = "IF NOT EXISTS "
+			}
+			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN " + ifNotExists + "lease Int64 DEFAULT 0"}
 		},
 	},
 }
@@ -244,7 +253,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		if !m.supported(s.version) {
 			continue
 		}
-		for _, q := range m.Statements(s.cfg.Database, s.cfg.schemaOptions()) {
+		for _, q := range m.Statements(s.cfg.Database, s.schemaOptions()) {
 			if err := s.conn.Exec(ctx, q); err != nil {
 				return applied, fmt.Errorf("migrate: step %d (%s): %w", m.Version, m.Name, err)
 			}
@@ -254,7 +263,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		}
 		applied = append(applied, m.Version)
 	}
-	for _, q := range settingStatements(s.cfg.Database, s.cfg.schemaOptions(), s.version) {
+	for _, q := range settingStatements(s.cfg.Database, s.schemaOptions(), s.version) {
 		if err := s.conn.Exec(ctx, q); err != nil {
 			return applied, fmt.Errorf("migrate: apply settings: %w", err)
 		}

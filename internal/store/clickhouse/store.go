@@ -71,6 +71,13 @@ func (c *Config) schemaOptions() SchemaOptions {
 	return SchemaOptions{MaxRetentionDays: c.MaxRetentionDays}
 }
 
+// schemaOptions are the configuration's schema options for this server.
+func (s *Store) schemaOptions() SchemaOptions {
+	o := s.cfg.schemaOptions()
+	o.Server = s.version
+	return o
+}
+
 // Store is a connection pool to ClickHouse plus what was learnt about the
 // server. It is safe for concurrent use.
 type Store struct {

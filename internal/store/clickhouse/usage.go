@@ -13,7 +13,7 @@ import (
 )
 
 // fixedWidth is the in-memory width of the events table's numeric columns.
-var fixedWidth = map[string]int64{"UInt8": 1, "UInt32": 4, "Int32": 4, "DateTime": 4, "UInt64": 8}
+var fixedWidth = map[string]int64{"UInt8": 1, "UInt32": 4, "Int32": 4, "DateTime": 4, "UInt64": 8, "Int64": 8}
 
 // rowBytesExpr is the SQL form of RowBytes: the sum of every String column's
 // length plus the fixed width of the numeric columns. It is built from the
@@ -51,8 +51,8 @@ func RowBytes(r *Row) int64 {
 }
 
 // rowFixedBytes is the numeric part of RowBytes: seq, op, last_ts,
-// last_ts_nanos and count.
-const rowFixedBytes = 8 + 1 + 4 + 4 + 4
+// last_ts_nanos, count and lease.
+const rowFixedBytes = 8 + 1 + 4 + 4 + 4 + 8
 
 // Partition describes one day partition of the events table from its active
 // parts.
