@@ -9,7 +9,9 @@ import (
 )
 
 // devTiers is the tiers file dev mode starts with: both demo tenants on
-// Pro, so their week of demo history stays queryable and kept. Edit
+// Pro, so their week of demo history stays queryable and kept, and the
+// scope of the kube-apiserver behind the etcd front (EtcdScope) on
+// Enterprise, whose rate limit a whole cluster's Events fit in. Edit
 // DIR/tiers.yaml while dev mode runs (e.g. Project/beta: Free) to see a tier
 // change take effect without a restart.
 const devTiers = `# eventpipe dev: tiers (docs/tiers.md). Re-read every 10s.
@@ -17,6 +19,7 @@ defaultTier: Free
 tenants:
   Project/alpha: Pro
   Project/beta: Pro
+  Project/cluster: Enterprise
 `
 
 // tiersFile returns DIR/tiers.yaml, writing it first if absent. The API

@@ -38,7 +38,9 @@ func (s *Server) rangeIn(ctx context.Context, sc scope.Scope, r *pb.RangeRequest
 		return nil, status.Errorf(codes.InvalidArgument, "etcdserver: revision %d is negative", r.Revision)
 	}
 	if r.Limit < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "etcdserver: limit %d is negative", r.Limit)
+		// etcd reads a negative limit as none; kube-apiserver passes a
+		// client's limit=-1 on.
+		r.Limit = 0
 	}
 	if r.SortOrder != pb.RangeRequest_NONE || r.SortTarget != pb.RangeRequest_KEY {
 		return nil, errUnsupported("sorted ranges: ranges come in key order")
