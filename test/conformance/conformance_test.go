@@ -6,9 +6,17 @@
 // name suffixes, ages). See normalize_test.go for exactly what is ignored
 // and why, and cases_test.go for the cases.
 //
+// TestConformance compares eventpipe's own API with kube-apiserver.
 // Differences that are not fixed yet are marked knownDiff on their case:
 // the case still runs, its eventpipe answers must equal the recording in
 // testdata/known, and the summary lists it.
+//
+// TestConformanceThroughEtcdFront plays the same cases against two
+// kube-apiservers, one with its Events in a real etcd and one that stores
+// them in eventpipe through the etcd front (--etcd-servers-overrides), and
+// requires every case to match exactly (invariant 6 in
+// docs/architecture.md): both sides are kube-apiserver, so the knownDiff
+// marks, which describe eventpipe's own API, do not apply.
 package conformance
 
 import (
@@ -29,6 +37,35 @@ const minCases = 80
 
 func TestConformance(t *testing.T) {
 	kubetest.Binaries(t) // skip (or, in CI, fail) before starting anything
+	cases := suiteCases(t)
+
+	// One cluster and one eventpipe stack for every case; each case has
+	// its own namespace.
+	kube := startKube(t)
+	ep := startEventpipe(t)
+	compare(t, cases, kube, ep, true)
+}
+
+// TestConformanceThroughEtcdFront is issue 16's "Differential" acceptance:
+// a kube-apiserver whose Events go to eventpipe's etcd front answers every
+// case as a kube-apiserver over a real etcd does.
+func TestConformanceThroughEtcdFront(t *testing.T) {
+	kubetest.Binaries(t)
+	cases := suiteCases(t)
+
+	kube := startKube(t)
+	front := startKubeThroughEtcdFront(t)
+	compare(t, cases, kube, front.server, false)
+
+	// The comparison proves something only if the Events really went
+	// through the front: eventpipe holds them, the cluster's etcd none.
+	front.requireEventsInEventpipe(t)
+}
+
+// suiteCases returns the cases, checking that the suite keeps its size
+// and that no name is used twice.
+func suiteCases(t *testing.T) []tcase {
+	t.Helper()
 	cases := allCases()
 	if len(cases) < minCases {
 		t.Fatalf("%d cases; the suite promises at least %d", len(cases), minCases)
@@ -40,12 +77,16 @@ func TestConformance(t *testing.T) {
 		}
 		seen[c.name] = true
 	}
+	return cases
+}
 
-	// One cluster and one eventpipe stack for every case; each case has
-	// its own namespace.
-	kube := startKube(t)
-	ep := startEventpipe(t)
-
+// compare plays every case, in parallel, against want (a kube-apiserver
+// over etcd, the reference) and got, each case in its own namespace on
+// both, and requires the answers to match. With knownDiffs, a case marked
+// knownDiff must differ as recorded in testdata/known instead (got is
+// eventpipe's own API); without, every case must match exactly.
+func compare(t *testing.T, cases []tcase, want, got *server, knownDiffs bool) {
+	t.Helper()
 	var mu sync.Mutex
 	var matched, failed []string
 	known := map[string]string{}
@@ -55,8 +96,14 @@ func TestConformance(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
-				if err := kube.prepareNamespace(ctx, ns); err != nil {
-					t.Fatal(err)
+				for _, s := range []*server{want, got} {
+					if err := s.prepareNamespace(ctx, ns); err != nil {
+						t.Fatalf("%s: %v", s.name, err)
+					}
+				}
+				knownDiff := ""
+				if knownDiffs {
+					knownDiff = c.knownDiff
 				}
 				// Counted once the case has finished, whatever ended it.
 				defer func() {
@@ -65,41 +112,41 @@ func TestConformance(t *testing.T) {
 					switch {
 					case t.Failed():
 						failed = append(failed, c.name)
-					case c.knownDiff != "":
-						known[c.name] = c.knownDiff
+					case knownDiff != "":
+						known[c.name] = knownDiff
 					default:
 						matched = append(matched, c.name)
 					}
 				}()
-				results, err := run(ctx, c, ns, kube, ep)
+				results, err := run(ctx, c, ns, want, got)
 				ok := err == nil && allEqual(results)
 				if *dumpDir != "" {
-					if err := dump(c, results); err != nil {
+					if err := dump(t, c, results, want, got); err != nil {
 						t.Error(err)
 					}
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c.knownDiff != "" {
+				if knownDiff != "" {
 					if ok {
-						t.Errorf("case marked knownDiff (%s) now matches kube-apiserver: remove the mark and %s", c.knownDiff, knownPath(c.name))
+						t.Errorf("case marked knownDiff (%s) now matches %s: remove the mark and %s", knownDiff, want.name, knownPath(c.name))
 						return
 					}
-					t.Logf("known difference: %s", c.knownDiff)
-					logDiffs(t, results, t.Logf)
+					t.Logf("known difference: %s", knownDiff)
+					logDiffs(t, results, want, got, t.Logf)
 					checkKnown(t, c, ns, results)
 					return
 				}
-				logDiffs(t, results, t.Errorf)
+				logDiffs(t, results, want, got, t.Errorf)
 			})
 		}
 	})
 
 	sort.Strings(matched)
 	sort.Strings(failed)
-	t.Logf("conformance: %d cases run (of %d), %d match kube-apiserver exactly, %d known differences, %d failing",
-		len(matched)+len(known)+len(failed), len(cases), len(matched), len(known), len(failed))
+	t.Logf("conformance of %s against %s: %d cases run (of %d), %d match exactly, %d known differences, %d failing",
+		got.name, want.name, len(matched)+len(known)+len(failed), len(cases), len(matched), len(known), len(failed))
 	names := make([]string, 0, len(known))
 	for n := range known {
 		names = append(names, n)
@@ -123,7 +170,7 @@ func allEqual(results []stepResult) bool {
 }
 
 // logDiffs reports each step whose answers differ.
-func logDiffs(t *testing.T, results []stepResult, report func(string, ...any)) {
+func logDiffs(t *testing.T, results []stepResult, want, got *server, report func(string, ...any)) {
 	t.Helper()
 	for i, r := range results {
 		if r.equal() {
@@ -131,8 +178,8 @@ func logDiffs(t *testing.T, results []stepResult, report func(string, ...any)) {
 		}
 		// assert.Equal renders a line diff of the two answers.
 		rec := &diffRecorder{}
-		assert.Equal(rec, pretty(r.Kube), pretty(r.Eventpipe))
-		report("step %d: %s: kube-apiserver (expected) and eventpipe (actual) answer differently:%s", i+1, r.Request, rec.msg)
+		assert.Equal(rec, pretty(r.Want), pretty(r.Got))
+		report("step %d: %s: %s (expected) and %s (actual) answer differently:%s", i+1, r.Request, want.name, got.name, rec.msg)
 	}
 }
 

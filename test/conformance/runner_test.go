@@ -49,7 +49,8 @@ type tcase struct {
 	// knownDiff, when set, says why eventpipe's answers are known to differ
 	// from kube-apiserver's. The case still runs; its eventpipe answers
 	// must equal the ones recorded in testdata/known/<name>.json, so the
-	// difference cannot change unnoticed.
+	// difference cannot change unnoticed. It is about eventpipe's own API
+	// only: TestConformanceThroughEtcdFront requires such a case to match.
 	knownDiff string
 }
 
@@ -169,32 +170,32 @@ func toProtobuf(j []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// stepResult is one step's pair of normalized answers.
+// stepResult is one step's pair of normalized answers: Want from the
+// reference (kube-apiserver over etcd), Got from the server compared with
+// it. Got is what testdata/known records, under "eventpipe".
 type stepResult struct {
-	Request   string    `json:"request"`
-	Kube      *exchange `json:"-"`
-	Eventpipe *exchange `json:"eventpipe"`
+	Request string    `json:"request"`
+	Want    *exchange `json:"-"`
+	Got     *exchange `json:"eventpipe"`
 }
 
-// dump writes a case's answers from both servers for reading (-dump).
-func dump(c tcase, results []stepResult) error {
-	type pair struct {
-		Request   string    `json:"request"`
-		Kube      *exchange `json:"kube"`
-		Eventpipe *exchange `json:"eventpipe"`
-	}
-	var out []pair
+// dump writes a case's answers from both servers for reading (-dump), into
+// a directory per test, each answer under its server's name.
+func dump(t *testing.T, c tcase, results []stepResult, want, got *server) error {
+	var out []map[string]any
 	for _, r := range results {
-		out = append(out, pair{r.Request, r.Kube, r.Eventpipe})
+		out = append(out, map[string]any{"request": r.Request, want.name: r.Want, got.name: r.Got})
 	}
-	path := filepath.Join(*dumpDir, strings.NewReplacer("/", "_", " ", "_").Replace(c.name)+".json")
-	if err := os.MkdirAll(*dumpDir, 0o755); err != nil {
+	// t is the case's subtest: TestX/case/NAME.
+	dir := filepath.Join(*dumpDir, strings.SplitN(t.Name(), "/", 2)[0])
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(c.name)+".json")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(path, []byte(pretty(out)+"\n"), 0o644)
 }
 
-func (r stepResult) equal() bool { return reflect.DeepEqual(r.Kube, r.Eventpipe) }
+func (r stepResult) equal() bool { return reflect.DeepEqual(r.Want, r.Got) }
 
 // describe names a step for messages: "GET /api/v1/...?...".
 func describe(st step) string {
@@ -218,12 +219,12 @@ func describe(st step) string {
 	return s
 }
 
-// run plays every step of c against both servers and returns the pairs of
-// answers. It stops at a transport error.
-func run(ctx context.Context, c tcase, ns string, kube, ep *server) ([]stepResult, error) {
+// run plays every step of c against both servers (want is the reference)
+// and returns the pairs of answers. It stops at a transport error.
+func run(ctx context.Context, c tcase, ns string, want, got *server) ([]stepResult, error) {
 	norm := normalizer{genPrefixes: c.genPrefixes, ageIdx: new([]int)}
-	k := &player{s: kube, vars: vars{"ns": ns}}
-	e := &player{s: ep, vars: vars{"ns": ns}}
+	k := &player{s: want, vars: vars{"ns": ns}}
+	e := &player{s: got, vars: vars{"ns": ns}}
 	var out []stepResult
 	for _, st := range c.steps {
 		deadline := time.Now().Add(eventuallyFor)
@@ -231,11 +232,11 @@ func run(ctx context.Context, c tcase, ns string, kube, ep *server) ([]stepResul
 		for {
 			kx, err := k.play(ctx, st)
 			if err != nil {
-				return out, fmt.Errorf("kube-apiserver: %w", err)
+				return out, fmt.Errorf("%s: %w", want.name, err)
 			}
 			ex, err := e.play(ctx, st)
 			if err != nil {
-				return out, fmt.Errorf("eventpipe: %w", err)
+				return out, fmt.Errorf("%s: %w", got.name, err)
 			}
 			// Saved values are raw: remember before normalizing.
 			k.vars.remember(kx, st.save)
@@ -245,7 +246,7 @@ func run(ctx context.Context, c tcase, ns string, kube, ep *server) ([]stepResul
 			if st.pick != nil {
 				kx.Body, ex.Body = st.pick(kx.Body), st.pick(ex.Body)
 			}
-			res = stepResult{Request: describe(st), Kube: kx, Eventpipe: ex}
+			res = stepResult{Request: describe(st), Want: kx, Got: ex}
 			if res.equal() || !st.eventually || time.Now().After(deadline) {
 				break
 			}

@@ -13,14 +13,19 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
-// server is one side of the comparison: kube-apiserver or eventpipe.
+// server is one side of the comparison: kube-apiserver (over etcd or
+// through eventpipe's etcd front) or eventpipe.
 type server struct {
 	name   string
 	base   string
@@ -52,8 +57,14 @@ func newServer(tb testing.TB, name string, cfg *rest.Config) *server {
 // startKube starts etcd and kube-apiserver v1.37.2 (internal/kubetest).
 func startKube(tb testing.TB) *server {
 	tb.Helper()
-	c := kubetest.StartCluster(tb, kubetest.Options{})
-	s := newServer(tb, "kube-apiserver", c.Config)
+	return kubeServer(tb, "kube-apiserver", kubetest.StartCluster(tb, kubetest.Options{}))
+}
+
+// kubeServer is a side played by kube-apiserver c: its NamespaceLifecycle
+// admission needs a case's namespace to exist, so it is created first.
+func kubeServer(tb testing.TB, name string, c *kubetest.Cluster) *server {
+	tb.Helper()
+	s := newServer(tb, name, c.Config)
 	s.prepareNamespace = func(ctx context.Context, ns string) error {
 		body := fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, ns)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/api/v1/namespaces", strings.NewReader(body))
@@ -73,6 +84,81 @@ func startKube(tb testing.TB) *server {
 		return nil
 	}
 	return s
+}
+
+// frontKube is a kube-apiserver v1.37.2 that stores its Events in
+// eventpipe through the etcd front (--etcd-servers-overrides=/events#…)
+// and everything else in its own real etcd.
+type frontKube struct {
+	*server
+	env     *devenv.Env
+	cluster *kubetest.Cluster
+}
+
+// startKubeThroughEtcdFront runs every eventpipe role in-process with the
+// etcd front on a free port, then a kube-apiserver whose Events go there.
+func startKubeThroughEtcdFront(tb testing.TB) *frontKube {
+	tb.Helper()
+	o := devtest.Options(tb)
+	o.EtcdPort = 0
+	o.Writer.BatchWait = 20 * time.Millisecond
+	env := devtest.Run(tb, o)
+	if env.EtcdEndpoint == "" {
+		tb.Fatal("eventpipe runs no etcd front")
+	}
+	// Started after eventpipe, so stopped before it.
+	c := kubetest.StartCluster(tb, kubetest.Options{
+		ExtraArgs: []string{"--etcd-servers-overrides=/events#" + env.EtcdEndpoint},
+	})
+	return &frontKube{server: kubeServer(tb, "kube-apiserver through the etcd front", c), env: env, cluster: c}
+}
+
+// requireEventsInEventpipe checks that the Events the cases wrote went
+// through the etcd front: eventpipe's index holds events in the front's
+// scope (once the writer has committed everything in the stream), and the
+// cluster's own etcd has no key under /registry/events/.
+func (f *frontKube) requireEventsInEventpipe(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	stream, err := f.env.JS.Stream(ctx, eventlog.StreamName)
+	if err != nil {
+		t.Fatalf("stream %s: %v", eventlog.StreamName, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream %s: %v", eventlog.StreamName, err)
+	}
+	if info.State.LastSeq == 0 {
+		t.Fatalf("stream %s holds no message: nothing went through the etcd front", eventlog.StreamName)
+	}
+	if err := f.env.Writer.WaitFor(ctx, info.State.LastSeq); err != nil {
+		t.Fatalf("writer did not commit up to sequence %d: %v", info.State.LastSeq, err)
+	}
+	sc := devenv.EtcdScope
+	n, err := f.env.Store.CountLatest(ctx, chstore.LatestFilter{Scope: &sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("eventpipe holds no event in the etcd front's scope %s: the cases did not go through the front", sc)
+	}
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{f.cluster.EtcdURL}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "/registry/events/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("count /registry/events/ in the cluster's etcd: %v", err)
+	}
+	if resp.Count != 0 {
+		t.Errorf("the cluster's own etcd holds %d keys under /registry/events/; want 0 (all in eventpipe)", resp.Count)
+	}
+	t.Logf("through the etcd front: eventpipe holds %d events in scope %s (stream at sequence %d); the cluster's etcd holds %d",
+		n, sc, info.State.LastSeq, resp.Count)
 }
 
 // startEventpipe runs every eventpipe role in-process, as `eventpipe dev`
