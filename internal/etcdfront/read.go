@@ -134,11 +134,50 @@ func (s *Server) current(ctx context.Context, sc scope.Scope, namespace, name st
 		}
 		return rec, rec.Seq, nil
 	}
-	// Trimmed from the log after commit: the index has it, if anyone does.
-	if rec, err = s.d.Index.Get(ctx, &sc, namespace, name); err != nil {
+	// No state in the log. When the log still holds everything written in
+	// the window, the event does not exist (or is older than the window,
+	// where Range does not see it either): no index read, which is most of
+	// what a create would cost. Otherwise its states may have been trimmed
+	// after commit, and the index has it, if anyone does.
+	covers, err := s.logCovers(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if covers {
+		return nil, 0, nil
+	}
+	rel := namespace + "/" + name
+	recs, err := s.d.Index.RangeKeys(ctx, chstore.KeyRange{From: rel, To: rel + "\x00", Limit: 1,
+		LatestFilter: chstore.LatestFilter{Scope: &sc, Namespace: &namespace, Since: time.Now().Add(-s.cfg.Window)}})
+	if err != nil {
 		return nil, 0, unavailable("read the index", err)
 	}
-	return rec, 0, nil
+	if len(recs) == 0 {
+		return nil, 0, nil
+	}
+	return recs[0], 0, nil
+}
+
+// coverCheck is how long logCovers trusts its last answer: the log's first
+// state moves with the writer's trims, minutes apart.
+const coverCheck = 5 * time.Second
+
+// logCovers reports whether the log holds every state written within the
+// window: it never trimmed anything, or its oldest state is older than the
+// window.
+func (s *Server) logCovers(ctx context.Context) (bool, error) {
+	s.coverMu.Lock()
+	defer s.coverMu.Unlock()
+	if !s.coveredAt.IsZero() && time.Since(s.coveredAt) < coverCheck {
+		return s.covered, nil
+	}
+	first, stored, err := s.d.Log.Oldest(ctx)
+	if err != nil {
+		return false, unavailable("read the log's bounds", err)
+	}
+	s.covered = first <= 1 || stored.Before(time.Now().Add(-s.cfg.Window))
+	s.coveredAt = time.Now()
+	return s.covered, nil
 }
 
 // readSpan reads the live events of sp as of revision at, in key order:

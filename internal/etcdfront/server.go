@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -40,6 +41,8 @@ type Log interface {
 	// Range returns, in order, the states matching filter with sequences in
 	// (after, upto], or eventlog.ErrRangeTooLong; they must not be modified.
 	Range(ctx context.Context, filter string, after, upto uint64) ([]*eventlog.Record, error)
+	// Oldest returns the first sequence still held and when it was stored.
+	Oldest(ctx context.Context) (first uint64, stored time.Time, err error)
 }
 
 // Index is what the front needs from the index of committed states
@@ -161,6 +164,12 @@ type Server struct {
 	codec *codec
 	d     Deps
 	log   *slog.Logger
+
+	// covered caches whether the log holds every state of the window (see
+	// logCovers), with when it was last asked.
+	coverMu   sync.Mutex
+	covered   bool
+	coveredAt time.Time
 }
 
 // New returns a front over d.

@@ -185,6 +185,17 @@ func (r *StreamReader[T]) Bounds(ctx context.Context) (first, last uint64, err e
 	return first, last, nil
 }
 
+// Oldest returns the first sequence the stream still holds and when it was
+// stored: what the log still covers. A stream that never trimmed anything
+// has first 1 (or is empty) and covers every state ever written.
+func (r *StreamReader[T]) Oldest(ctx context.Context) (first uint64, stored time.Time, err error) {
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read stream %s bounds: %w", r.name, err)
+	}
+	return info.State.FirstSeq, info.State.FirstTime, nil
+}
+
 // Tail delivers, in order, every state on subjects matching filter from
 // sequence from on, until ctx ends or Stop is called. Messages that are not
 // valid states are skipped (the stream's writer dead-letters them). The
