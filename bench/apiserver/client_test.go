@@ -1,27 +1,10 @@
 package apiserverbench
 
 import (
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
-	"sync/atomic"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-)
 
-// Content types a client may ask for.
-const (
-	contentProtobuf = "application/vnd.kubernetes.protobuf"
-	contentJSON     = "application/json"
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 // newClient returns a typed client of s with its own TCP connection (as
@@ -35,29 +18,8 @@ func newClient(s *server, contentType string) (*kubernetes.Clientset, error) {
 	if contentType == contentProtobuf {
 		rc.AcceptContentTypes = contentProtobuf + "," + contentJSON
 	}
-	ownConnection(rc)
+	load.OwnConnection(rc)
 	return kubernetes.NewForConfig(rc)
-}
-
-// ownConnection gives rc the benchmark's user agent and a Dial of its own,
-// which keeps client-go from sharing its cached transport, and with it one
-// HTTP/2 connection, between clients.
-func ownConnection(rc *rest.Config) {
-	rc.UserAgent = "eventpipe-apibench"
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	rc.Dial = d.DialContext
-}
-
-// rawClient returns an HTTP client of s on a connection of its own, through
-// client-go's transport (TLS, credentials, user agent), and s's base URL.
-func rawClient(s *server) (*http.Client, string, error) {
-	rc := rest.CopyConfig(s.config)
-	ownConnection(rc)
-	rt, err := rest.TransportFor(rc)
-	if err != nil {
-		return nil, "", err
-	}
-	return &http.Client{Transport: rt}, strings.TrimSuffix(rc.Host, "/"), nil
 }
 
 // newClients returns n clients of s, each with its own connection.
@@ -73,130 +35,28 @@ func newClients(s *server, n int, contentType string) ([]*kubernetes.Clientset, 
 	return out, nil
 }
 
-// namespaceCount is how many namespaces the events are spread over.
-const namespaceCount = 20
-
-func namespaces() []string {
-	out := make([]string, namespaceCount)
-	for i := range out {
-		out[i] = fmt.Sprintf("bench-%02d", i)
-	}
-	return out
-}
-
-// Annotations every benchmark event carries: when the client sent it, and
-// its number in the run (for counting watch deliveries).
-const (
-	annSent = "bench.eventpipe.io/sent-unix-nano"
-	annSeq  = "bench.eventpipe.io/seq"
+// The shared create load (bench/internal/load) under the names this
+// package's benchmarks use.
+type (
+	eventFactory = load.EventFactory
+	creator      = load.Creator
+	latencies    = load.Latencies
+	createRun    = load.Result
 )
 
-// eventFactory makes kubelet-style core/v1 Events, about 1 KB as JSON,
-// named as kubelet names them (<pod>.<hex>), each name unique.
-type eventFactory struct {
-	nonce uint64
-	n     atomic.Uint64
-	ns    []string
-	pods  [][]podInfo
-	nodes []string
-}
+const (
+	contentProtobuf = load.ContentProtobuf
+	contentJSON     = load.ContentJSON
+	namespaceCount  = load.NamespaceCount
+	annSent         = load.AnnSent
+	annSeq          = load.AnnSeq
+)
 
-type podInfo struct {
-	name, uid, rv, image, node, ip string
-}
-
-func newEventFactory() *eventFactory {
-	r := rand.New(rand.NewPCG(1, 2))
-	f := &eventFactory{nonce: uint64(time.Now().UnixNano()), ns: namespaces()}
-	for i := range 40 {
-		f.nodes = append(f.nodes, fmt.Sprintf("ip-10-%d-%d-%d.eu-west-1.compute.internal", r.IntN(4), r.IntN(256), r.IntN(256)+i))
-	}
-	apps := []string{"checkout", "payments-api", "web-frontend", "inventory-worker", "search-indexer", "auth-gateway", "notifications", "reporting-batch"}
-	const alnum = "bcdfghjklmnpqrstvwxz2456789"
-	rnd := func(n int) string {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alnum[r.IntN(len(alnum))]
-		}
-		return string(b)
-	}
-	for range f.ns {
-		var pods []podInfo
-		for range 50 {
-			app := apps[r.IntN(len(apps))]
-			pods = append(pods, podInfo{
-				name:  fmt.Sprintf("%s-%s-%s", app, rnd(10), rnd(5)),
-				uid:   fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint32()&0xffff, r.Uint64()&0xffffffffffff),
-				rv:    strconv.Itoa(100000 + r.IntN(900000)),
-				image: fmt.Sprintf("registry.example.com/platform/%s:v1.%d.%d", app, r.IntN(40), r.IntN(20)),
-				node:  f.nodes[r.IntN(len(f.nodes))],
-				ip:    fmt.Sprintf("10.244.%d.%d", r.IntN(256), r.IntN(256)),
-			})
-		}
-		f.pods = append(f.pods, pods)
-	}
-	return f
-}
-
-// next returns event number i of the run (0, 1, ...) in namespace
-// i mod namespaceCount, stamped with the current time.
-func (f *eventFactory) next() (*corev1.Event, uint64) {
-	i := f.n.Add(1) - 1
-	nsIdx := int(i % uint64(len(f.ns)))
-	ns := f.ns[nsIdx]
-	p := f.pods[nsIdx][int(i/uint64(len(f.ns)))%len(f.pods[nsIdx])]
-	container := p.name[:len(p.name)-17] // the app
-	now := time.Now()
-	reason, msg, typ := kubeletMessage(i, p, container)
-	ts := metav1.NewTime(now.Truncate(time.Second))
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x", p.name, f.nonce+i),
-			Namespace: ns,
-			Annotations: map[string]string{
-				annSent: strconv.FormatInt(now.UnixNano(), 10),
-				annSeq:  strconv.FormatUint(i, 10),
-			},
-		},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: "Pod", Namespace: ns, Name: p.name, UID: types.UID(p.uid), APIVersion: "v1",
-			ResourceVersion: p.rv, FieldPath: "spec.containers{" + container + "}",
-		},
-		Reason: reason, Message: msg, Type: typ,
-		Source:         corev1.EventSource{Component: "kubelet", Host: p.node},
-		FirstTimestamp: ts, LastTimestamp: ts, Count: 1,
-		ReportingController: "kubelet", ReportingInstance: p.node,
-	}, i
-}
-
-// stamp sets the send time to now, right before the request goes out.
-func stamp(ev *corev1.Event) {
-	ev.Annotations[annSent] = strconv.FormatInt(time.Now().UnixNano(), 10)
-}
-
-func kubeletMessage(i uint64, p podInfo, container string) (reason, msg, typ string) {
-	switch i % 8 {
-	case 0:
-		return "Pulling", fmt.Sprintf("Pulling image %q", p.image), corev1.EventTypeNormal
-	case 1:
-		return "Pulled", fmt.Sprintf("Successfully pulled image %q in 2.431s (2.431s including waiting). Image size: 48213342 bytes.", p.image), corev1.EventTypeNormal
-	case 2:
-		return "Created", "Created container: " + container, corev1.EventTypeNormal
-	case 3:
-		return "Started", "Started container " + container, corev1.EventTypeNormal
-	case 4:
-		return "Unhealthy", fmt.Sprintf("Readiness probe failed: Get \"http://%s:8080/healthz/ready\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", p.ip), corev1.EventTypeWarning
-	case 5:
-		return "BackOff", fmt.Sprintf("Back-off restarting failed container %s in pod %s_%s(%s)", container, p.name, "ns", p.uid), corev1.EventTypeWarning
-	case 6:
-		return "Failed", fmt.Sprintf("Failed to pull image %q: rpc error: code = NotFound desc = failed to pull and unpack image %q: failed to resolve reference %q: %s: not found", p.image, p.image, p.image, p.image), corev1.EventTypeWarning
-	default:
-		return "Killing", fmt.Sprintf("Stopping container %s", container), corev1.EventTypeNormal
-	}
-}
-
-// jsonSize is the size of obj as JSON.
-func jsonSize(obj any) int {
-	b, _ := json.Marshal(obj)
-	return len(b)
-}
+var (
+	newEventFactory = load.NewEventFactory
+	namespaces      = load.Namespaces
+	stamp           = load.Stamp
+	jsonSize        = load.JSONSize
+	createLoad      = load.Run
+	ms              = load.MS
+)

@@ -48,21 +48,21 @@ func benchCreate(b *testing.B, s *server, f *eventFactory, workers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if w := createLoad(ctx, clients, f, time.Now().Add(*createWarmup), 0); w.errs.Load() > 0 {
-		b.Fatalf("warm-up: %d of %d creates failed, first: %v", w.errs.Load(), w.errs.Load()+w.ok.Load(), w.firstErr)
+	if w := createLoad(ctx, clients, f, time.Now().Add(*createWarmup), 0); w.Errs.Load() > 0 {
+		b.Fatalf("warm-up: %d of %d creates failed, first: %v", w.Errs.Load(), w.Errs.Load()+w.OK.Load(), w.FirstErr)
 	}
 	clk := startClock(b)
 	r := createLoad(ctx, clients, f, time.Now().Add(*createDuration), 0)
 	m := clk.stop(b)
-	if n := r.errs.Load(); n > 0 {
+	if n := r.Errs.Load(); n > 0 {
 		// Reported, not failed on: a failed benchmark prints no metrics.
-		b.Logf("WARNING: %d of %d creates failed, first: %v", n, n+r.ok.Load(), r.firstErr)
+		b.Logf("WARNING: %d of %d creates failed, first: %v", n, n+r.OK.Load(), r.FirstErr)
 	}
-	ok := float64(r.ok.Load())
+	ok := float64(r.OK.Load())
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ok/r.elapsed.Seconds(), "creates/s")
-	reportLatency(b, "create", r.lat)
-	b.ReportMetric(float64(r.errs.Load()), "errors")
+	b.ReportMetric(ok/r.Elapsed.Seconds(), "creates/s")
+	reportLatency(b, "create", r.Lat)
+	b.ReportMetric(float64(r.Errs.Load()), "errors")
 	m.report(b, ok, "create")
 	s.reportMemory(b)
 
@@ -76,7 +76,7 @@ func reportSizes(b *testing.B, ctx context.Context, cs *kubernetes.Clientset, f 
 	var sent, stored int
 	const kinds = 8
 	for range kinds {
-		ev, _ := f.next()
+		ev, _ := f.Next()
 		sent += jsonSize(ev)
 		got, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 		if err != nil {

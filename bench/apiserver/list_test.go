@@ -98,14 +98,14 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 	}
 	start := time.Now()
 	r := createLoad(ctx, clients, newEventFactory(), time.Time{}, int64(n))
-	if r.errs.Load() > 0 {
-		b.Fatalf("preload: %d creates failed, first: %v", r.errs.Load(), r.firstErr)
+	if r.Errs.Load() > 0 {
+		b.Fatalf("preload: %d creates failed, first: %v", r.Errs.Load(), r.FirstErr)
 	}
 	// A marker written after the preload: the preload is listed once a
 	// list's resourceVersion reaches the marker's (resourceVersions are
 	// integers on both servers; eventpipe answers lists at its writer's
 	// watermark).
-	ev, _ := newEventFactory().next()
+	ev, _ := newEventFactory().Next()
 	marker, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,35 +17,12 @@ import (
 var cpuProfile = flag.String("apibench.cpuprofile", "",
 	"write a CPU profile of the timed part of each sub-benchmark to PREFIX.<sub-benchmark>.prof; eventpipe runs in this process, so its profiles show server, JetStream and load client")
 
-// latencies collects durations.
-type latencies []time.Duration
-
-// pct returns the q-quantile (0 < q <= 1) by the nearest-rank method.
-func (l latencies) pct(q float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	s := slices.Clone(l)
-	slices.Sort(s)
-	i := int(float64(len(s))*q+0.999999) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func (l latencies) max() time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	return slices.Max(l)
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // reportLatency reports p50, p99 and max of l in milliseconds as
 // PREFIX-p50-ms and so on.
 func reportLatency(b *testing.B, prefix string, l latencies) {
-	b.ReportMetric(ms(l.pct(0.50)), prefix+"-p50-ms")
-	b.ReportMetric(ms(l.pct(0.99)), prefix+"-p99-ms")
-	b.ReportMetric(ms(l.max()), prefix+"-max-ms")
+	b.ReportMetric(ms(l.Pct(0.50)), prefix+"-p50-ms")
+	b.ReportMetric(ms(l.Pct(0.99)), prefix+"-p99-ms")
+	b.ReportMetric(ms(l.Max()), prefix+"-max-ms")
 }
 
 // clock is the timed part of a run: wall time, CPU time of this process

@@ -29,7 +29,7 @@ func protobufWatchFrame(t testing.TB, typ string, obj runtime.Object) []byte {
 
 func TestWatchEventParts(t *testing.T) {
 	f := newEventFactory()
-	ev, _ := f.next()
+	ev, _ := f.Next()
 	ev.Annotations[annRun] = "run-1"
 	ev.Labels = map[string]string{"app": "web"}
 	ev.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate}}
@@ -68,7 +68,7 @@ func TestWatchEventParts(t *testing.T) {
 // FuzzWatchEventParts: any frame gives parts or an error, never a panic,
 // and a real frame gives its event's name.
 func FuzzWatchEventParts(f *testing.F) {
-	ev, _ := newEventFactory().next()
+	ev, _ := newEventFactory().Next()
 	f.Add(protobufWatchFrame(f, "ADDED", ev))
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x05, 'A', 'D', 'D', 'E', 'D', 0x12, 0xff})

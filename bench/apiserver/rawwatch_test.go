@@ -20,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var watchClient = flag.String("apibench.watch-client", "raw",
@@ -62,7 +64,7 @@ type rawStream struct {
 }
 
 func openRawWatch(ctx context.Context, s *server, ct, ns, rv string) (*rawStream, error) {
-	hc, base, err := rawClient(s)
+	hc, base, err := load.RawClient(s.config)
 	if err != nil {
 		return nil, err
 	}

@@ -71,12 +71,12 @@ func BenchmarkTenantCreateCost(b *testing.B) {
 				createLoad(ctx, clients, f, time.Now().Add(*createWarmup), 0)
 			}
 			r := createLoad(ctx, clients, f, time.Now().Add(*createDuration), 0)
-			if n := r.errs.Load(); n > 0 {
-				b.Fatalf("%s round %d: %d creates failed, first: %v", who, round, n, r.firstErr)
+			if n := r.Errs.Load(); n > 0 {
+				b.Fatalf("%s round %d: %d creates failed, first: %v", who, round, n, r.FirstErr)
 			}
-			ok[who] += float64(r.ok.Load())
-			secs[who] += r.elapsed.Seconds()
-			b.Logf("round %d %s: %.0f creates/s", round, who, float64(r.ok.Load())/r.elapsed.Seconds())
+			ok[who] += float64(r.OK.Load())
+			secs[who] += r.Elapsed.Seconds()
+			b.Logf("round %d %s: %.0f creates/s", round, who, float64(r.OK.Load())/r.Elapsed.Seconds())
 		}
 	}
 	p, t := ok["platform"]/secs["platform"], ok["tenant"]/secs["tenant"]

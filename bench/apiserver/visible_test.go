@@ -56,7 +56,7 @@ func benchVisibility(b *testing.B, s *server) {
 	}
 	clk := startClock(b)
 	_, maxLag, elapsed := pace(senders, *visibleRate, *visibleDuration, func(cs *kubernetes.Clientset) {
-		ev, seq := f.next()
+		ev, seq := f.Next()
 		_, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 		if err != nil {
 			fail(err)

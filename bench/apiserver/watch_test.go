@@ -86,7 +86,7 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	total := int(float64(*watchRate) * watchDuration.Seconds())
 	warm := uint64(float64(*watchRate) * watchWarmup.Seconds())
 	f := newEventFactory()
-	run := strconv.FormatUint(f.nonce, 10)
+	run := strconv.FormatUint(f.Nonce, 10)
 	nss := namespaces()
 
 	// Errors that come of stopping the watches are not the server's.
@@ -142,11 +142,11 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	var createLat latencies
 	clk := startClock(b)
 	sent, maxLag, writeElapsed := pace(senders, *watchRate, *watchDuration, func(c creator) {
-		ev, seq := f.next()
+		ev, seq := f.Next()
 		ev.Annotations[annRun] = run
 		stamp(ev)
 		t := time.Now()
-		err := c.create(ctx, ev)
+		err := c.Create(ctx, ev)
 		d := time.Since(t)
 		mu.Lock()
 		createLat = append(createLat, d)
