@@ -45,6 +45,9 @@ type Options struct {
 	DataDir string
 	// NATSPort is the embedded server's port; -1 picks a free one.
 	NATSPort int
+	// NATSSyncAlways makes the embedded JetStream fsync every write before
+	// acknowledging it (natsserver.Options.SyncAlways).
+	NATSSyncAlways bool
 	// Demo turns the simulated cluster on.
 	Demo bool
 	// DemoRate is the simulated cluster's event states per second.
@@ -137,7 +140,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return fmt.Errorf("create --data-dir %s: %w", dir, err)
 	}
 
-	ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(dir, "nats"), Port: o.NATSPort})
+	ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(dir, "nats"), Port: o.NATSPort, SyncAlways: o.NATSSyncAlways})
 	if err != nil {
 		return err
 	}

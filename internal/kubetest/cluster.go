@@ -116,6 +116,13 @@ type Cluster struct {
 	kubeconfigs int
 }
 
+// APIServerPID is the process ID of kube-apiserver, for benchmarks that
+// read its CPU time and memory from /proc.
+func (c *Cluster) APIServerPID() int { return c.apiserver.cmd.Process.Pid }
+
+// EtcdPID is the process ID of etcd.
+func (c *Cluster) EtcdPID() int { return c.etcd.cmd.Process.Pid }
+
 // StartCluster starts etcd and kube-apiserver on free ports of 127.0.0.1
 // in a temporary directory and returns once /readyz answers and the default
 // namespace exists. Both are stopped (SIGTERM, then SIGKILL after

@@ -21,6 +21,10 @@ type Options struct {
 	// MaxStore bounds JetStream's file storage in bytes; 0 means the server's
 	// default (a share of the disk).
 	MaxStore int64
+	// SyncAlways makes JetStream fsync every write before acknowledging it
+	// (the server's sync_interval: always); otherwise it flushes to disk
+	// every two minutes, the server's default.
+	SyncAlways bool
 }
 
 // Start runs a server and waits until it accepts clients.
@@ -43,6 +47,7 @@ func Start(o Options) (*server.Server, error) {
 		JetStream:             true,
 		StoreDir:              o.StoreDir,
 		JetStreamMaxStore:     o.MaxStore,
+		SyncAlways:            o.SyncAlways,
 		NoSigs:                true,
 		MaxPayload:            8 << 20,
 		DisableShortFirstPing: true,
