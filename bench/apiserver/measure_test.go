@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,7 +103,7 @@ func readCPU(b *testing.B) cpuTimes {
 		b.Fatal(err)
 	}
 	t.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	for _, pid := range descendants(os.Getpid()) {
+	for _, pid := range procstat.Descendants(os.Getpid()) {
 		if d, err := procstat.ProcessCPU(pid); err == nil {
 			t.children += d
 		}
@@ -114,38 +113,4 @@ func readCPU(b *testing.B) cpuTimes {
 		b.Fatal(err)
 	}
 	return t
-}
-
-// descendants returns the ids of every live process below pid.
-func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		if f := procstat.Fields(stat); len(f) > 2 {
-			if pp, err := strconv.Atoi(f[1]); err == nil {
-				parent[p] = pp
-			}
-		}
-	}
-	var out []int
-	for p := range parent {
-		for q := parent[p]; q > 1; q = parent[q] {
-			if q == pid {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
 }
