@@ -147,6 +147,12 @@ func NewEtcd(ctx context.Context, c *Conns, o EtcdOptions, reg prometheus.Regist
 	if err := joinErrors(o.Validate()); err != nil {
 		return nil, err
 	}
+	if c.Stream.Retention < o.Front.Window {
+		// Creates then look names up in ClickHouse once the log trims
+		// (etcdfront: logCovers), which costs most of a create.
+		log.Warn("etcd front: --stream.retention is shorter than --etcd.window; creates will read the index once the stream trims",
+			"stream.retention", c.Stream.Retention, "etcd.window", o.Front.Window)
+	}
 	def, byCN, _ := o.scopes()
 	cfg := o.Front
 	cfg.Scope, cfg.ClientScopes = def, byCN
