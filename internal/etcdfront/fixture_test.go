@@ -47,8 +47,9 @@ var testScope = scope.Scope{Type: scope.TypeProject, Name: "cluster"}
 // fixture is a front on an embedded JetStream, served on loopback, with an
 // etcd client of its own.
 type fixture struct {
-	s   *Server
-	js  interface{}
+	s    *Server
+	addr string
+	// cli is a client without TLS; nil when the front serves TLS.
 	cli *clientv3.Client
 	log event.LogReaderPublisher
 }
@@ -83,20 +84,24 @@ func newFixture(t testing.TB, tweak func(*Config)) *fixture {
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, l) }()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}})
-	if err != nil {
-		t.Fatal(err)
+	f := &fixture{s: s, addr: l.Addr().String(), log: lg}
+	if cfg.TLS == nil {
+		if f.cli, err = clientv3.New(clientv3.Config{Endpoints: []string{f.addr}, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
-		_ = cli.Close()
+		if f.cli != nil {
+			_ = f.cli.Close()
+		}
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 		<-state.Done()
 	})
-	return &fixture{s: s, cli: cli, log: lg}
+	return f
 }
 
 // value is the value kube-apiserver would store for an event.

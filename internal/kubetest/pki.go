@@ -132,3 +132,32 @@ func writeServiceAccountKeys(privPath, pubPath string) error {
 	}
 	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
 }
+
+// CA is a certificate authority for tests that need TLS of their own, such
+// as the etcd front's client certificates.
+type CA struct{ a *authority }
+
+// NewCA returns a new authority named cn.
+func NewCA(cn string) (*CA, error) {
+	a, err := newAuthority(cn)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{a: a}, nil
+}
+
+// PEM is the authority's certificate.
+func (c *CA) PEM() []byte { return c.a.pem }
+
+// IssueServer returns a serving certificate for 127.0.0.1 and localhost,
+// and its key, in PEM.
+func (c *CA) IssueServer(cn string) (certPEM, keyPEM []byte, err error) {
+	return c.a.issue(leaf{cn: cn, dns: []string{"localhost"}, ips: []net.IP{net.IPv4(127, 0, 0, 1)},
+		usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+}
+
+// IssueClient returns a client certificate with common name cn, and its
+// key, in PEM.
+func (c *CA) IssueClient(cn string) (certPEM, keyPEM []byte, err error) {
+	return c.a.issue(leaf{cn: cn, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+}
