@@ -9,9 +9,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/apiserver"
-	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
-	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // APIServerOptions configure the API server role.
@@ -61,21 +59,17 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	if err := joinErrors(o.Validate()); err != nil {
 		return nil, err
 	}
-	reader, err := eventlog.NewReader(ctx, c.JS)
+	fl, err := c.frontDoorLog(ctx, log)
 	if err != nil {
 		return nil, err
 	}
-	wm, err := eventlog.WatchWatermark(ctx, c.JS)
-	if err != nil {
-		return nil, err
-	}
-	tiers, background, err := newAdmission(ctx, c, o.Tiers, wm.Load, o.Server.Tenants(), reg, log)
+	tiers, background, err := newAdmission(ctx, c, o.Tiers, fl.watermark.Load, o.Server.Tenants(), reg, log)
 	if err != nil {
 		return nil, err
 	}
 	b := apiserver.Backends{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(c.JS), Watches: watchtail.NewSource(ctx, reader, log)},
-		Index: event.ClickHouseIndex{Store: c.Store}, History: c.Store, Watermark: wm, Tiers: tiers,
+		Log:   fl.log,
+		Index: event.ClickHouseIndex{Store: c.Store}, History: c.Store, Watermark: fl.watermark, Tiers: tiers,
 	}
 	if o.Activities {
 		if b.Activity, err = activityBackends(ctx, c); err != nil {

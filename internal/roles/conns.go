@@ -3,12 +3,16 @@ package roles
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
+	"github.com/eventpipe/eventpipe/internal/registry/event"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // Conns are the connections roles share: NATS and JetStream with the
@@ -22,6 +26,42 @@ type Conns struct {
 	Stream eventlog.Config
 	// Store is nil until OpenStore.
 	Store *chstore.Store
+
+	// events is the EVENTS log as the front doors use it, made once (see
+	// Events).
+	eventsOnce sync.Once
+	events     frontLog
+	eventsErr  error
+}
+
+// frontLog is what the front doors (the API server, the etcd front) read
+// and write the EVENTS log through.
+type frontLog struct {
+	log       event.LogReaderPublisher
+	watermark *eventlog.Watermark
+}
+
+// frontDoorLog returns the EVENTS log with the process's one shared watch
+// tail, and the writer's watermark: every front door in a process (dev
+// mode runs the API server and the etcd front together) reads the log once
+// for all their watches. The tail reads while ctx, the first caller's,
+// lasts.
+func (c *Conns) frontDoorLog(ctx context.Context, log *slog.Logger) (frontLog, error) {
+	c.eventsOnce.Do(func() {
+		reader, err := eventlog.NewReader(ctx, c.JS)
+		if err != nil {
+			c.eventsErr = err
+			return
+		}
+		wm, err := eventlog.WatchWatermark(ctx, c.JS)
+		if err != nil {
+			c.eventsErr = err
+			return
+		}
+		c.events = frontLog{watermark: wm, log: event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(c.JS),
+			Watches: watchtail.NewSource(ctx, reader, log)}}
+	})
+	return c.events, c.eventsErr
 }
 
 // Connect connects to NATS as client name and ensures the EVENTS stream.

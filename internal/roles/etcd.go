@@ -15,11 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/eventpipe/eventpipe/internal/etcdfront"
-	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
-	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
 // EtcdOptions configure the etcd front role.
@@ -160,11 +157,7 @@ func NewEtcd(ctx context.Context, c *Conns, o EtcdOptions, reg prometheus.Regist
 	if cfg.TLS, err = o.tlsConfig(); err != nil {
 		return nil, err
 	}
-	reader, err := eventlog.NewReader(ctx, c.JS)
-	if err != nil {
-		return nil, err
-	}
-	wm, err := eventlog.WatchWatermark(ctx, c.JS)
+	fl, err := c.frontDoorLog(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -174,13 +167,12 @@ func NewEtcd(ctx context.Context, c *Conns, o EtcdOptions, reg prometheus.Regist
 	}
 	// The tiers apply per scope as for the API server's writers: a
 	// kube-apiserver is a tenant caller of its scope.
-	tiers, background, err := newAdmission(ctx, c, o.Tiers, wm.Load, tenancy.NewResolver(nil), reg, log)
+	tiers, background, err := newAdmission(ctx, c, o.Tiers, fl.watermark.Load, tenancy.NewResolver(nil), reg, log)
 	if err != nil {
 		return nil, err
 	}
 	front, err := etcdfront.New(cfg, etcdfront.Deps{
-		Log:   event.LogReaderPublisher{Reader: reader, Publisher: eventlog.NewPublisher(c.JS), Watches: watchtail.NewSource(ctx, reader, log)},
-		Index: c.Store, Watermark: wm, State: state, Admission: tiers, Metrics: etcdfront.NewMetrics(reg), Logger: log,
+		Log: fl.log, Index: c.Store, Watermark: fl.watermark, State: state, Admission: tiers, Metrics: etcdfront.NewMetrics(reg), Logger: log,
 		DiskUsage: func(ctx context.Context) (uint64, error) {
 			_, b, err := c.Store.DiskUsage(ctx)
 			return b, err

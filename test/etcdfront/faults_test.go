@@ -87,7 +87,7 @@ func TestFrontKilledUnderLoad(t *testing.T) {
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	inf := factory.Core().V1().Events().Informer()
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	defer func() { cancel(); factory.Shutdown() }() // Shutdown waits for the informers, which stop with ctx
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("informer did not sync")
 	}
