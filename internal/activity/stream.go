@@ -75,7 +75,7 @@ func DefaultStreamConfig() StreamConfig {
 // and the policy bucket. The EVENTS stream and state bucket must exist
 // (eventlog.Ensure).
 func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := eventlog.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "eventpipe: every state of every Activity; sequence = resourceVersion",
 		Subjects:    []string{SubjectPrefix + ".>"},
@@ -91,7 +91,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := eventlog.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        DeadLetterStream,
 		Description: "eventpipe: activity policy evaluation errors, with policy, rule and reason",
 		Subjects:    []string{DeadLetterSubject},
@@ -104,7 +104,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c StreamConfig) error {
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", DeadLetterStream, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if _, err := eventlog.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      PolicyBucket,
 		Description: "eventpipe: ActivityPolicies by name",
 		// A few revisions per key, so a watch resuming shortly after a

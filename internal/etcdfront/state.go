@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 )
 
@@ -65,7 +66,7 @@ type State struct {
 // OpenState opens (creating it if absent) the state bucket with replicas
 // copies and follows it until ctx ends.
 func OpenState(ctx context.Context, js jetstream.JetStream, replicas int) (*State, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := eventlog.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: StateBucket, Description: "eventpipe etcd front: leases and compaction", History: 1,
 		Storage: jetstream.FileStorage, Replicas: replicas,
 	})

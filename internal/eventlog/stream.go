@@ -114,10 +114,10 @@ func (c *Config) streamConfig() jetstream.StreamConfig {
 // state bucket so that they match c. It is safe to call from every component
 // at start-up.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	if _, err := js.CreateOrUpdateStream(ctx, c.streamConfig()); err != nil {
+	if _, err := EnsureStream(ctx, js, c.streamConfig()); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        DeadLetterStream,
 		Description: "eventpipe: messages the writer could not decode, with the reason",
 		Subjects:    []string{DeadLetterSubject},
@@ -130,7 +130,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", DeadLetterStream, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if _, err := EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
 		Description: "eventpipe: shared state (writer watermark, checkpoints)",
 		History:     1,

@@ -111,6 +111,11 @@ type Cluster struct {
 	tb        testing.TB
 	etcd      *process
 	apiserver *process
+	// apiserverBin, apiserverArgs and startTimeout start kube-apiserver
+	// again (RestartAPIServer).
+	apiserverBin  string
+	apiserverArgs []string
+	startTimeout  time.Duration
 
 	mu          sync.Mutex // guards kubeconfigs
 	kubeconfigs int
@@ -146,6 +151,7 @@ func StartCluster(tb testing.TB, opts Options) *Cluster {
 	if timeout == 0 {
 		timeout = DefaultStartTimeout
 	}
+	c.apiserverBin, c.apiserverArgs, c.startTimeout = apiserverBin, args, timeout
 	if err := c.startAPIServer(apiserverBin, args, timeout); err != nil {
 		tb.Fatalf("kubetest: %v", err)
 	}
@@ -449,6 +455,18 @@ func (c *Cluster) tryStartAPIServer(bin string, args []string, timeout time.Dura
 			return fmt.Errorf("kube-apiserver at %s not ready after %s: %s\nthe end of %s:\n%s", c.URL, timeout, last, p.log, p.tail(40))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM) and starts it again with
+// the same flags and etcd, as an operator's restart would, and returns once
+// it is ready. It listens on a new port: URL, Config and Kubeconfig change.
+// It must be called from the test's goroutine.
+func (c *Cluster) RestartAPIServer() {
+	c.tb.Helper()
+	c.apiserver.stop()
+	if err := c.startAPIServer(c.apiserverBin, c.apiserverArgs, c.startTimeout); err != nil {
+		c.tb.Fatalf("kubetest: restart: %v", err)
 	}
 }
 

@@ -178,6 +178,30 @@ func TestKubeAPIServerStoresEventsInEventpipe(t *testing.T) {
 	if n := s.etcdEventKeys(t); n != 0 {
 		t.Fatalf("etcd holds %d keys under /registry/events/, want 0", n)
 	}
+
+	// A restarted kube-apiserver lists its Events from eventpipe.
+	before, err := ev.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cluster.RestartAPIServer()
+	cs, err := kubernetes.NewForConfig(s.cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list after kube-apiserver's restart: %v", err)
+	}
+	key := func(l *corev1.EventList) (out []string) {
+		for _, it := range l.Items {
+			out = append(out, it.Name+"@"+it.ResourceVersion)
+		}
+		return out
+	}
+	if fmt.Sprint(key(after)) != fmt.Sprint(key(before)) {
+		t.Fatalf("after kube-apiserver's restart: %v\nbefore: %v", key(after), key(before))
+	}
 }
 
 func runtimeRaw(b []byte) runtime.RawExtension { return runtime.RawExtension{Raw: b} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -17,11 +18,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
+	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 )
 
 // frontProcess runs `eventpipe etcd` as a process of its own on dev mode's
@@ -36,10 +39,13 @@ type frontProcess struct {
 
 func (f *frontProcess) start(t *testing.T) {
 	t.Helper()
-	f.cmd = exec.Command(f.bin, "etcd", "--nats.url", f.env.NATSURL, "--clickhouse.addr", f.env.ClickHouseAddr,
-		"--clickhouse.database", f.env.Database, "--etcd.addr", "127.0.0.1:"+strconv.Itoa(f.port), "--etcd.insecure",
-		"--etcd.scope", devenv.EtcdScope.String(), "--tiers.config", filepath.Join(f.dataDir, "tiers.yaml"),
-		"--metrics.addr", "127.0.0.1:0")
+	args := []string{"etcd", "--nats.url", f.env.NATSURL, "--clickhouse.addr", f.env.ClickHouseAddr,
+		"--clickhouse.database", f.env.Database, "--etcd.addr", "127.0.0.1:" + strconv.Itoa(f.port), "--etcd.insecure",
+		"--etcd.scope", devenv.EtcdScope.String(), "--metrics.addr", "127.0.0.1:0"}
+	if tiers := filepath.Join(f.dataDir, "tiers.yaml"); fileExists(tiers) {
+		args = append(args, "--tiers.config", tiers)
+	}
+	f.cmd = exec.Command(f.bin, args...)
 	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +167,62 @@ func TestFrontKilledUnderLoad(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestNATSOutage stops JetStream for 30 s under the front: creates through
+// kube-apiserver fail meanwhile, as they do while etcd is down, and succeed
+// again by themselves once it is back, with nothing restarted.
+func TestNATSOutage(t *testing.T) {
+	t.Parallel()
+	bin, err := devtest.BuildEventpipe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chtest.ForTest(t)
+	ns := natstest.ForTest(t)
+	port := ns.Addr().(*net.TCPAddr).Port
+	f := &frontProcess{bin: bin, env: &devenv.Env{NATSURL: ns.ClientURL(), ClickHouseAddr: ch.Addr, Database: "eventpipe"},
+		port: devtest.FreePort(t), dataDir: t.TempDir()}
+	f.start(t)
+	t.Cleanup(func() { devtest.StopProcess(t, f.cmd) })
+	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{"--etcd-servers-overrides=/events#http://127.0.0.1:" + strconv.Itoa(f.port)}})
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	create := func(name string) error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := cs.CoreV1().Events("default").Create(cctx, event("default", name, "Outage"), metav1.CreateOptions{})
+		return err
+	}
+	if err := create("before"); err != nil {
+		t.Fatalf("create before the outage: %v", err)
+	}
+	ns.Shutdown()
+	down := time.Now()
+	if err := create("during"); err == nil {
+		t.Fatal("a create succeeded while JetStream was down")
+	} else {
+		t.Logf("create while JetStream is down: %v", err)
+	}
+	<-time.After(time.Until(down.Add(30 * time.Second))) // the outage's length
+	ns = natstest.Restart(t, ns.Dir, port)
+	waitFor(t, "creates succeed again", 2*time.Minute, func() (bool, string) {
+		err := create("after")
+		return err == nil, fmt.Sprint(err)
+	})
+	names := map[string]bool{}
+	for _, r := range eventtest.States(t, ns.JS, eventlog.FilterSubject(&devenv.EtcdScope, nil)) {
+		names[r.Key.Name] = true
+	}
+	if !names["before"] || !names["after"] {
+		t.Fatalf("the log holds %v; want before and after", names)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 )
@@ -194,7 +195,7 @@ func New(ctx context.Context, js jetstream.JetStream, limits Limits, cfg Config,
 		reg.MustRegister(l.m.decisions, l.m.kvOps, l.m.kvConflict, l.m.fallbacks)
 	}
 	if js != nil {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err := eventlog.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      cfg.Bucket,
 			Description: "eventpipe per-tenant per-minute write counters",
 			History:     1,
