@@ -3,6 +3,7 @@ package etcdfront
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -153,6 +154,14 @@ func (ws *watchStream) create(ctx context.Context, r *pb.WatchCreateRequest) boo
 	go func() {
 		defer ws.wg.Done()
 		defer ws.remove(id)
+		defer func() {
+			// One watch's failure must not end the front for every
+			// cluster, as a handler's would not (recoverInto).
+			if p := recover(); p != nil {
+				s.log.Error("etcd front: a watch failed", "watch", id, "panic", p)
+				w.canceled(fmt.Sprintf("etcdserver: internal error: %v", p), 0)
+			}
+		}()
 		if len(r.RangeEnd) == 0 && string(r.Key) == compactRevKey {
 			s.watchCompactKey(wctx, ws.sc, w, start)
 			return
@@ -291,12 +300,14 @@ func (w *watcher) run(ctx context.Context, r *pb.WatchCreateRequest, start int64
 	defer s.d.Metrics.watches.Dec()
 	for {
 		if feed == nil {
-			if feed, err = s.d.Log.Tail(ctx, filter, processed+1); err != nil {
+			f, err := s.d.Log.Tail(ctx, filter, processed+1)
+			if err != nil {
 				if ctx.Err() == nil {
 					w.canceled(unavailable("follow the log", err).Error(), 0)
 				}
 				return
 			}
+			feed = f
 		}
 		select {
 		case <-ctx.Done():

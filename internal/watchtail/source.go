@@ -44,7 +44,11 @@ func (s *Source) Tail(ctx context.Context, filter string, from uint64) (Feed[Sta
 	if t, ok := s.hub.Tail(ctx, filter, from); ok {
 		return t, nil
 	}
-	return s.states.Tail(ctx, filter, from)
+	t, err := s.states.Tail(ctx, filter, from)
+	if err != nil {
+		return nil, err // not a Feed holding a nil tail
+	}
+	return t, nil
 }
 
 // Range returns, in order, the states on subjects matching filter with
