@@ -9,10 +9,7 @@ package aggregation
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +18,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,66 +25,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
 	"github.com/eventpipe/eventpipe/internal/scope"
-	"github.com/eventpipe/eventpipe/internal/tenancy"
 )
 
 // tenantUsers are the host's webhook-authenticated users: their scope
 // comes only from the host, as user extras.
-var tenantUsers = map[string]struct{ name, typ, scope string }{
-	"tok-alice": {"alice", "Project", "alpha"},
-	"tok-bob":   {"bob", "Project", "beta"},
-}
-
-// tokenReviewWebhook is the host's authentication webhook.
-func tokenReviewWebhook(t *testing.T) *httptest.Server {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var tr authnv1.TokenReview
-		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		u, ok := tenantUsers[tr.Spec.Token]
-		tr.Status = authnv1.TokenReviewStatus{Authenticated: ok}
-		if ok {
-			tr.Status.User = authnv1.UserInfo{Username: u.name, UID: u.name, Groups: []string{"tenants"}, Extra: map[string]authnv1.ExtraValue{
-				tenancy.ExtraParentType: {u.typ}, tenancy.ExtraParentName: {u.scope},
-			}}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(&tr)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// webhookKubeconfig writes the kubeconfig kube-apiserver uses to call the
-// webhook.
-func webhookKubeconfig(t *testing.T, srv *httptest.Server) string {
-	cfg := clientcmdapi.NewConfig()
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: srv.URL + "/authenticate", CertificateAuthorityData: ca}
-	cfg.AuthInfos["apiserver"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "apiserver"}
-	cfg.CurrentContext = "webhook"
-	path := filepath.Join(t.TempDir(), "webhook.kubeconfig")
-	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
-	return path
+var tenantUsers = map[string]kubetest.TenantUser{
+	"tok-alice": {Name: "alice", Scope: scope.Scope{Type: "Project", Name: "alpha"}},
+	"tok-bob":   {Name: "bob", Scope: scope.Scope{Type: "Project", Name: "beta"}},
 }
 
 func TestAggregatedEventQuery(t *testing.T) {
-	hook := tokenReviewWebhook(t)
-	host := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{
-		"--authentication-token-webhook-config-file=" + webhookKubeconfig(t, hook),
-		"--authentication-token-webhook-version=v1",
-	}})
+	host := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, tenantUsers)})
 	ctx := context.Background()
 	hostAdmin, err := kubernetes.NewForConfig(host.Config)
 	require.NoError(t, err)

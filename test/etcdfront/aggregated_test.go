@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,60 +15,23 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
-	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
 // hostTenants are the host's webhook-authenticated users, by bearer token:
 // carol is in the front's scope (devenv.EtcdScope), dave in another one.
-var hostTenants = map[string]struct{ name, typ, scope string }{
-	"tok-carol": {"carol", string(devenv.EtcdScope.Type), devenv.EtcdScope.Name},
-	"tok-dave":  {"dave", "Project", "elsewhere"},
-}
-
-// scopeWebhook is the host's TokenReview webhook for hostTenants, which
-// gives each its scope as user extras.
-func scopeWebhook(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var tr authnv1.TokenReview
-		if err := json.NewDecoder(r.Body).Decode(&tr); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		u, ok := hostTenants[tr.Spec.Token]
-		tr.Status = authnv1.TokenReviewStatus{Authenticated: ok}
-		if ok {
-			tr.Status.User = authnv1.UserInfo{Username: u.name, UID: u.name, Groups: []string{"tenants"}, Extra: map[string]authnv1.ExtraValue{
-				tenancy.ExtraParentType: {u.typ}, tenancy.ExtraParentName: {u.scope},
-			}}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(&tr)
-	}))
-	t.Cleanup(srv.Close)
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: srv.URL + "/authenticate",
-		CertificateAuthorityData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})}
-	cfg.AuthInfos["apiserver"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "apiserver"}
-	cfg.CurrentContext = "webhook"
-	path := filepath.Join(t.TempDir(), "webhook.kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+var hostTenants = map[string]kubetest.TenantUser{
+	"tok-carol": {Name: "carol", Scope: devenv.EtcdScope},
+	"tok-dave":  {Name: "dave", Scope: scope.Scope{Type: scope.TypeProject, Name: "elsewhere"}},
 }
 
 // startAggregatedAPIServer runs `eventpipe apiserver` as a process of its
@@ -224,10 +185,7 @@ func TestEventQueryThroughHostAPIService(t *testing.T) {
 	t.Parallel()
 	// Dev mode (its etcd front) first: kube-apiserver needs the front's
 	// endpoint at start.
-	s := start(t, kubetest.Options{ExtraArgs: []string{
-		"--authentication-token-webhook-config-file=" + scopeWebhook(t),
-		"--authentication-token-webhook-version=v1",
-	}})
+	s := start(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, hostTenants)})
 	ctx := context.Background()
 	// Then a second eventpipe API server, on the same NATS and ClickHouse,
 	// configured with the host's front-proxy CA and kubeconfig, which only
@@ -245,7 +203,7 @@ func TestEventQueryThroughHostAPIService(t *testing.T) {
 	if _, err := s.client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "eventquery-tenants"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "eventquery-user"},
-		Subjects:   []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "tenants"}},
+		Subjects:   []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: kubetest.TenantsGroup}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
