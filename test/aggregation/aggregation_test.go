@@ -9,7 +9,6 @@ package aggregation
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -78,43 +77,10 @@ func TestAggregatedEventQuery(t *testing.T) {
 		return err == nil && len(l.Items) == 3
 	}, 20*time.Second, 100*time.Millisecond, "seeded events queryable")
 
-	// Register eventpipe with the host. kube-apiserver reaches an APIService
-	// through a Service; an ExternalName one points at this machine.
+	// Register eventpipe with the host.
 	port, err := strconv.Atoi(s.Env.APIServerURL[strings.LastIndex(s.Env.APIServerURL, ":")+1:])
 	require.NoError(t, err)
-	_, err = hostAdmin.CoreV1().Services("default").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "eventpipe"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost", Ports: []corev1.ServicePort{{Port: int32(port)}}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	apiService := filepath.Join(t.TempDir(), "apiservice.yaml")
-	require.NoError(t, os.WriteFile(apiService, []byte(fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: v1alpha1.activity.miloapis.com
-spec:
-  group: activity.miloapis.com
-  version: v1alpha1
-  groupPriorityMinimum: 1000
-  versionPriority: 15
-  insecureSkipTLSVerify: true
-  service:
-    namespace: default
-    name: eventpipe
-    port: %d
-`, port)), 0o600))
-	out, errOut, err := kubetest.Kubectl(t, host.Kubeconfig, "apply", "-f", apiService)
-	require.NoError(t, err, "%s%s", out, errOut)
-	out, errOut, err = kubetest.Kubectl(t, host.Kubeconfig, "wait", "--for=condition=Available", "--timeout=60s", "apiservice/v1alpha1.activity.miloapis.com")
-	require.NoError(t, err, "%s%s", out, errOut)
-	// kubectl validates what it creates against the host's OpenAPI, which
-	// the aggregator fetches from eventpipe some time after the APIService
-	// is Available; kubectl takes a different path before (no schema for
-	// the group at all) than after. Wait for the steady state.
-	require.Eventually(t, func() bool {
-		body, err := hostAdmin.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/activity.miloapis.com/v1alpha1").DoRaw(ctx)
-		return err == nil && strings.Contains(string(body), `"kind":"EventQuery"`)
-	}, 60*time.Second, 200*time.Millisecond, "the host serves eventpipe's OpenAPI")
+	host.AggregateEventpipe(port)
 
 	// RBAC in the host: alice may query, bob may not. kubectl create with
 	// validation (its default) asks, for a kind that has no PATCH (as

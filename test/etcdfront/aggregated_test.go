@@ -11,11 +11,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -96,52 +94,6 @@ func startAggregatedAPIServer(t *testing.T, env *devenv.Env, host *kubetest.Clus
 	return port
 }
 
-// registerAPIService makes the host proxy activity.miloapis.com/v1alpha1 to
-// eventpipe on port (through an ExternalName Service to this machine), and
-// waits until the APIService is Available and the host serves its OpenAPI.
-func registerAPIService(t *testing.T, host *kubetest.Cluster, hostAdmin *kubernetes.Clientset, port int) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := hostAdmin.CoreV1().Services("default").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "eventpipe"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost", Ports: []corev1.ServicePort{{Port: int32(port)}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	apiService := filepath.Join(t.TempDir(), "apiservice.yaml")
-	if err := os.WriteFile(apiService, []byte(fmt.Sprintf(`apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: v1alpha1.activity.miloapis.com
-spec:
-  group: activity.miloapis.com
-  version: v1alpha1
-  groupPriorityMinimum: 1000
-  versionPriority: 15
-  insecureSkipTLSVerify: true
-  service:
-    namespace: default
-    name: eventpipe
-    port: %d
-`, port)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, errOut, err := kubetest.Kubectl(t, host.Kubeconfig, "apply", "-f", apiService); err != nil {
-		t.Fatalf("kubectl apply APIService: %v: %s%s", err, out, errOut)
-	}
-	if out, errOut, err := kubetest.Kubectl(t, host.Kubeconfig, "wait", "--for=condition=Available", "--timeout=90s",
-		"apiservice/v1alpha1.activity.miloapis.com"); err != nil {
-		t.Fatalf("APIService not Available: %v: %s%s", err, out, errOut)
-	}
-	waitFor(t, "the host serves eventpipe's OpenAPI", time.Minute, func() (bool, string) {
-		body, err := hostAdmin.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/activity.miloapis.com/v1alpha1").DoRaw(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		return strings.Contains(string(body), `"kind":"EventQuery"`), "no EventQuery in the OpenAPI yet"
-	})
-}
-
 // hostEventQuery posts an EventQuery for the last hour with fieldSelector
 // to the host as the user of cs, follows its pages, and returns the names
 // of the events, sorted.
@@ -191,7 +143,7 @@ func TestEventQueryThroughHostAPIService(t *testing.T) {
 	// configured with the host's front-proxy CA and kubeconfig, which only
 	// exist now; dev mode's own API server is not aggregated.
 	port := startAggregatedAPIServer(t, s.env, s.cluster)
-	registerAPIService(t, s.cluster, s.client, port)
+	s.cluster.AggregateEventpipe(port)
 
 	// RBAC in the host for the tenants: both may query.
 	if _, err := s.client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{

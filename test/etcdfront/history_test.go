@@ -145,7 +145,7 @@ func TestTenThousandEventsOutOfEtcd(t *testing.T) {
 	ctx := context.Background()
 	// History through the same kube-apiserver: eventpipe's API server
 	// aggregated for activity.miloapis.com (see aggregated_test.go).
-	registerAPIService(t, s.cluster, s.client, startAggregatedAPIServer(t, s.env, s.cluster))
+	s.cluster.AggregateEventpipe(startAggregatedAPIServer(t, s.env, s.cluster))
 	const viaKubectl, viaCore, viaEvents = 1000, 4500, 4500
 	const total = viaKubectl + viaCore + viaEvents
 
