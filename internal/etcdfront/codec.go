@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
@@ -71,7 +70,7 @@ func (c *codec) decode(value []byte, namespace, name string) (*corev1.Event, err
 	if ev.Namespace != namespace || ev.Name != name {
 		return nil, fmt.Errorf("the value is Event %s/%s but its key names %s/%s", ev.Namespace, ev.Name, namespace, name)
 	}
-	ev.TypeMeta = metaNone
+	ev.TypeMeta = metav1.TypeMeta{}
 	ev.ResourceVersion = ""
 	return ev, nil
 }
@@ -89,12 +88,5 @@ func (c *codec) encode(ev *corev1.Event) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-var (
-	metaEvent = schemaTypeMeta(eventGVK)
-	metaNone  = schemaTypeMeta(schema.GroupVersionKind{})
-)
-
-func schemaTypeMeta(gvk schema.GroupVersionKind) metav1.TypeMeta {
-	apiVersion, kind := gvk.ToAPIVersionAndKind()
-	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
-}
+// metaEvent is the kind kube-apiserver stores an Event with.
+var metaEvent = metav1.TypeMeta{APIVersion: eventGVK.GroupVersion().String(), Kind: eventGVK.Kind}

@@ -29,9 +29,6 @@ import (
 // internal/store/clickhouse and end to end in test/etcdfront).
 type emptyIndex struct{}
 
-func (emptyIndex) Get(context.Context, *scope.Scope, string, string) (*eventlog.Record, error) {
-	return nil, nil
-}
 func (emptyIndex) RangeKeys(context.Context, chstore.KeyRange) ([]*eventlog.Record, error) {
 	return nil, nil
 }

@@ -212,7 +212,7 @@ func (s *Server) readSpan(ctx context.Context, sc scope.Scope, sp span, at uint6
 			return nil, 0, false, unavailable("read the log", err)
 		}
 		for _, st := range states {
-			rel := st.Key.Namespace + "/" + st.Key.Name
+			rel := relKey(st)
 			if !sp.contains(rel) {
 				continue
 			}
@@ -228,18 +228,22 @@ func (s *Server) readSpan(ctx context.Context, sc scope.Scope, sp span, at uint6
 			live = append(live, st)
 		}
 	}
+	logLive := len(live)
 	q := chstore.KeyRange{LatestFilter: chstore.LatestFilter{Scope: &sc, Namespace: nsp, Since: since, AtSeq: base}, From: sp.from, To: sp.to}
-	if countOnly || limit > 0 {
+	// counted is the span's size: the index's events less those the log
+	// replaces, plus the log's live ones.
+	counted := func() (int64, error) {
 		var n uint64
 		if base > 0 {
 			if n, err = s.d.Index.CountKeys(ctx, q); err != nil {
-				return nil, 0, false, unavailable("count in the index", err)
+				return 0, unavailable("count in the index", err)
 			}
 		}
-		count = max(int64(n)-existedAtBase, 0) + int64(len(live))
-		if countOnly {
-			return nil, count, false, nil
-		}
+		return max(int64(n)-existedAtBase, 0) + int64(logLive), nil
+	}
+	if countOnly {
+		count, err = counted()
+		return nil, count, false, err
 	}
 	var fromIndex []*eventlog.Record
 	if base > 0 {
@@ -253,24 +257,25 @@ func (s *Server) readSpan(ctx context.Context, sc scope.Scope, sp span, at uint6
 		}
 	}
 	for _, rec := range fromIndex {
-		if _, replaced := overlay[rec.Key.Namespace+"/"+rec.Key.Name]; !replaced {
+		if _, replaced := overlay[relKey(rec)]; !replaced {
 			live = append(live, rec)
 		}
 	}
 	sort.Slice(live, func(i, j int) bool { return relKey(live[i]) < relKey(live[j]) })
-	if limit == 0 {
+	if limit == 0 || int64(len(live)) <= limit {
+		// Everything in the span from the page's start is here (the index
+		// was asked for more than the page can hold): the count is exact
+		// without counting.
 		return live, int64(len(live)), false, nil
 	}
-	if int64(len(live)) <= limit && (q.Limit == 0 || len(fromIndex) < q.Limit) {
-		// Everything in the span is here: the count is exact.
-		return live, int64(len(live)), false, nil
+	// More follow for certain: kube-apiserver takes count > returned as
+	// "more", must find them on the next page, and shows count less the
+	// page as remainingItemCount.
+	live = live[:limit]
+	if count, err = counted(); err != nil {
+		return nil, 0, false, err
 	}
-	if int64(len(live)) > limit {
-		// More follow for certain; kube-apiserver takes count > returned
-		// as "more", and must find them on the next page.
-		return live[:limit], max(count, limit+1), true, nil
-	}
-	return live, max(count, int64(len(live))), false, nil
+	return live, max(count, limit+1), true, nil
 }
 
 // relKey is a record's key below the prefix.

@@ -48,8 +48,6 @@ type Log interface {
 // Index is what the front needs from the index of committed states
 // (*clickhouse.Store is one).
 type Index interface {
-	// Get returns the latest live state of one event, nil when absent.
-	Get(ctx context.Context, sc *scope.Scope, namespace, name string) (*eventlog.Record, error)
 	// RangeKeys returns the latest live states of a key range, in etcd's
 	// key order; CountKeys counts them.
 	RangeKeys(ctx context.Context, q chstore.KeyRange) ([]*eventlog.Record, error)
@@ -193,7 +191,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 const grpcOverhead = 512 * 1024
 
 // Serve serves the etcd API on l until ctx ends, then stops the server and
-// waits for its watches.
+// waits for its handlers (and so for its watches) and its lease reaper.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes + grpcOverhead),
@@ -203,6 +201,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(s.d.Metrics.unary),
 		grpc.ChainStreamInterceptor(s.d.Metrics.stream),
+		grpc.WaitForHandlers(true),
 	}
 	if s.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
@@ -314,7 +313,7 @@ func (s *Server) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusRes
 		}
 	}
 	return &pb.StatusResponse{Header: s.header(rev), Version: version, DbSize: int64(size), DbSizeInUse: int64(size),
-		Leader: memberID, RaftIndex: rev, RaftTerm: 1, RaftAppliedIndex: rev, StorageVersion: "3.6.0"}, nil
+		Leader: memberID, RaftIndex: rev, RaftTerm: 1, RaftAppliedIndex: rev, StorageVersion: version}, nil
 }
 
 // MemberList implements pb.ClusterServer: the front is one member.

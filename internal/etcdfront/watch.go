@@ -209,9 +209,9 @@ const progressPoll = 20 * time.Millisecond
 func (ws *watchStream) progressAll(ctx context.Context) {
 	for {
 		ws.mu.Lock()
-		all_ := make([]*watcher, 0, len(ws.watchers))
+		watchers := make([]*watcher, 0, len(ws.watchers))
 		for _, w := range ws.watchers {
-			all_ = append(all_, w)
+			watchers = append(watchers, w)
 		}
 		ws.mu.Unlock()
 		rev, err := ws.s.head(ctx)
@@ -219,7 +219,7 @@ func (ws *watchStream) progressAll(ctx context.Context) {
 			return
 		}
 		all := true
-		for _, w := range all_ {
+		for _, w := range watchers {
 			reply := make(chan caught, 1)
 			select {
 			case w.progress <- reply:
@@ -259,7 +259,8 @@ func (w *watcher) run(ctx context.Context, r *pb.WatchCreateRequest, start int64
 		w.idle(ctx, uint64(start-1), r.ProgressNotify)
 		return
 	}
-	if compacted := s.compactedRev(sc); start <= compacted {
+	if compacted := s.compactedRev(sc); start < compacted {
+		// As etcd: a watch may start at the compaction revision itself.
 		w.canceled(rpctypes.ErrGRPCCompacted.Error(), compacted)
 		return
 	}

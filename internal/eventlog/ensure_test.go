@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,47 +11,51 @@ import (
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 )
 
-// TestEnsureUpdatesOnlyChanges: ensuring what exists sends no update (the
-// stream's last update time stays), a changed setting is applied.
+// TestEnsureUpdatesOnlyChanges: ensuring what exists sends no update, a
+// changed setting is applied. Updates are observed by the server's
+// advisories, which it publishes in order.
 func TestEnsureUpdatesOnlyChanges(t *testing.T) {
 	ns := natstest.ForTest(t)
 	ctx := context.Background()
+	updates, err := ns.NC.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, MaxBytes: 1 << 20, Duplicates: time.Minute}
-	s, err := EnsureStream(ctx, ns.JS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	created := s.CachedInfo().Created
-	again, err := EnsureStream(ctx, ns.JS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if streamDiffers(again.CachedInfo().Config, cfg) || !again.CachedInfo().Created.Equal(created) {
-		t.Fatal("an unchanged stream was changed")
-	}
-	cfg.MaxBytes = 2 << 20
-	if !streamDiffers(again.CachedInfo().Config, cfg) {
-		t.Fatal("a changed MaxBytes is not seen as a change")
-	}
-	updated, err := EnsureStream(ctx, ns.JS, cfg)
-	if err != nil || updated.CachedInfo().Config.MaxBytes != 2<<20 {
-		t.Fatalf("update: %v", err)
-	}
-
 	kcfg := jetstream.KeyValueConfig{Bucket: "B", History: 2, TTL: time.Minute}
-	if _, err := EnsureKeyValue(ctx, ns.JS, kcfg); err != nil {
-		t.Fatal(err)
+	for range 2 { // created, then ensured unchanged
+		if _, err := EnsureStream(ctx, ns.JS, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := EnsureKeyValue(ctx, ns.JS, kcfg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := EnsureKeyValue(ctx, ns.JS, kcfg); err != nil {
-		t.Fatal(err)
-	}
+	// Changed: the bucket first, then the stream. Had the unchanged ensures
+	// updated anything, their advisories (stream first) would come first.
 	kcfg.History = 4
 	kv, err := EnsureKeyValue(ctx, ns.JS, kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := kv.Status(ctx)
-	if err != nil || st.History() != 4 {
-		t.Fatalf("history after a change: %v %v", st, err)
+	cfg.MaxBytes = 2 << 20
+	s, err := EnsureStream(ctx, ns.JS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"KV_B", "T"} {
+		m, err := updates.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no update advisory for %s: %v", want, err)
+		}
+		if got := m.Subject[strings.LastIndex(m.Subject, ".")+1:]; got != want {
+			t.Fatalf("update advisory for %s, want %s: an unchanged ensure sent an update", got, want)
+		}
+	}
+	if st, err := kv.Status(ctx); err != nil || st.History() != 4 {
+		t.Fatalf("history after the change: %v %v", st, err)
+	}
+	if s.CachedInfo().Config.MaxBytes != 2<<20 {
+		t.Fatalf("max bytes after the change: %d", s.CachedInfo().Config.MaxBytes)
 	}
 }

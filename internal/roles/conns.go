@@ -28,7 +28,7 @@ type Conns struct {
 	Store *chstore.Store
 
 	// events is the EVENTS log as the front doors use it, made once (see
-	// Events).
+	// frontDoorLog).
 	eventsOnce sync.Once
 	events     frontLog
 	eventsErr  error

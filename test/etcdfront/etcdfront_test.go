@@ -110,8 +110,8 @@ func TestKubeAPIServerStoresEventsInEventpipe(t *testing.T) {
 	}
 	got.Count = 2
 	updated, err := ev.Update(ctx, got, metav1.UpdateOptions{})
-	if err != nil {
-		t.Fatalf("update: %v", err)
+	if err != nil || updated.Count != 2 || updated.ResourceVersion == created.ResourceVersion {
+		t.Fatalf("update: %+v, %v; want count 2 at a new resourceVersion", updated, err)
 	}
 	got.Count = 3 // stale resourceVersion
 	if _, err := ev.Update(ctx, got, metav1.UpdateOptions{}); err == nil {
@@ -174,7 +174,6 @@ func TestKubeAPIServerStoresEventsInEventpipe(t *testing.T) {
 			t.Fatalf("watch event %d (%s) did not come", i, typ)
 		}
 	}
-	_ = updated
 	if n := s.etcdEventKeys(t); n != 0 {
 		t.Fatalf("etcd holds %d keys under /registry/events/, want 0", n)
 	}
