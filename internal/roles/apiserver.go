@@ -63,7 +63,7 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	tiers, background, err := newAdmission(ctx, c, o.Tiers, fl.watermark.Load, o.Server.Tenants(), reg, log)
+	tiers, background, err := c.tiersAdmission(ctx, o.Tiers, fl.watermark.Load, o.Server.Tenants(), reg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/tiers/admission"
 	"github.com/eventpipe/eventpipe/internal/watchtail"
 )
 
@@ -32,6 +33,13 @@ type Conns struct {
 	eventsOnce sync.Once
 	events     frontLog
 	eventsErr  error
+
+	// tiers is the process's tier enforcement, made once (see
+	// tiersAdmission).
+	tiersOnce       sync.Once
+	tiers           *admission.Policy
+	tiersBackground []func(context.Context)
+	tiersErr        error
 }
 
 // frontLog is what the front doors (the API server, the etcd front) read

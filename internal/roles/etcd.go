@@ -167,7 +167,7 @@ func NewEtcd(ctx context.Context, c *Conns, o EtcdOptions, reg prometheus.Regist
 	}
 	// The tiers apply per scope as for the API server's writers: a
 	// kube-apiserver is a tenant caller of its scope.
-	tiers, background, err := newAdmission(ctx, c, o.Tiers, fl.watermark.Load, tenancy.NewResolver(nil), reg, log)
+	tiers, background, err := c.tiersAdmission(ctx, o.Tiers, fl.watermark.Load, tenancy.NewResolver(nil), reg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,26 @@ func loadTiers(file string, reg prometheus.Registerer, log *slog.Logger) (*tiers
 	return res, w, nil
 }
 
+// tiersAdmission returns the process's tier enforcement, built once by
+// newAdmission: every front door in a process (dev mode runs the API server
+// and the etcd front together) counts a tenant's writes against the same
+// limits and quota, with one tiers file watcher and one usage refresh. The
+// background work goes to the first caller, whose role runs it; the
+// tenants resolver is the first caller's too (the etcd front's requests
+// carry no user, so any resolver takes them as the tenant's own).
+func (c *Conns) tiersAdmission(ctx context.Context, o TiersOptions, committed func() uint64, tenants *tenancy.Resolver,
+	reg prometheus.Registerer, log *slog.Logger) (*admission.Policy, []func(context.Context), error) {
+	first := false
+	c.tiersOnce.Do(func() {
+		first = true
+		c.tiers, c.tiersBackground, c.tiersErr = newAdmission(ctx, c, o, committed, tenants, reg, log)
+	})
+	if !first {
+		return c.tiers, nil, c.tiersErr
+	}
+	return c.tiers, c.tiersBackground, c.tiersErr
+}
+
 // newAdmission builds the API server's tier enforcement: the resolver (and
 // its file watcher), the rate limiter sharing counts through JetStream, and
 // the quota tracker measuring usage in the store at the committed
