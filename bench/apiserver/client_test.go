@@ -15,8 +15,8 @@ func newClient(s *server, contentType string) (*kubernetes.Clientset, error) {
 	rc.QPS, rc.Burst = -1, 0
 	rc.ContentType = contentType
 	rc.AcceptContentTypes = contentType
-	if contentType == contentProtobuf {
-		rc.AcceptContentTypes = contentProtobuf + "," + contentJSON
+	if contentType == load.ContentProtobuf {
+		rc.AcceptContentTypes = load.ContentProtobuf + "," + load.ContentJSON
 	}
 	load.OwnConnection(rc)
 	return kubernetes.NewForConfig(rc)
@@ -34,29 +34,3 @@ func newClients(s *server, n int, contentType string) ([]*kubernetes.Clientset, 
 	}
 	return out, nil
 }
-
-// The shared create load (bench/internal/load) under the names this
-// package's benchmarks use.
-type (
-	eventFactory = load.EventFactory
-	creator      = load.Creator
-	latencies    = load.Latencies
-	createRun    = load.Result
-)
-
-const (
-	contentProtobuf = load.ContentProtobuf
-	contentJSON     = load.ContentJSON
-	namespaceCount  = load.NamespaceCount
-	annSent         = load.AnnSent
-	annSeq          = load.AnnSeq
-)
-
-var (
-	newEventFactory = load.NewEventFactory
-	namespaces      = load.Namespaces
-	stamp           = load.Stamp
-	jsonSize        = load.JSONSize
-	createLoad      = load.Run
-	ms              = load.MS
-)

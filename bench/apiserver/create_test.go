@@ -9,6 +9,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var (
@@ -31,14 +33,14 @@ var (
 func BenchmarkCreate(b *testing.B) {
 	workers := parseInts(b, "apibench.workers", *createWorkers)
 	forEachServer(b, func(b *testing.B, s *server) {
-		f := newEventFactory()
+		f := load.NewEventFactory()
 		for _, n := range workers {
 			b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) { benchCreate(b, s, f, n) })
 		}
 	})
 }
 
-func benchCreate(b *testing.B, s *server, f *eventFactory, workers int) {
+func benchCreate(b *testing.B, s *server, f *load.EventFactory, workers int) {
 	ctx := context.Background()
 	clients, err := newCreators(s, workers, contentType(b))
 	if err != nil {
@@ -48,11 +50,11 @@ func benchCreate(b *testing.B, s *server, f *eventFactory, workers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if w := createLoad(ctx, clients, f, time.Now().Add(*createWarmup), 0); w.Errs.Load() > 0 {
+	if w := load.Run(ctx, clients, f, time.Now().Add(*createWarmup), 0); w.Errs.Load() > 0 {
 		b.Fatalf("warm-up: %d of %d creates failed, first: %v", w.Errs.Load(), w.Errs.Load()+w.OK.Load(), w.FirstErr)
 	}
 	clk := startClock(b)
-	r := createLoad(ctx, clients, f, time.Now().Add(*createDuration), 0)
+	r := load.Run(ctx, clients, f, time.Now().Add(*createDuration), 0)
 	m := clk.stop(b)
 	if n := r.Errs.Load(); n > 0 {
 		// Reported, not failed on: a failed benchmark prints no metrics.
@@ -72,17 +74,17 @@ func benchCreate(b *testing.B, s *server, f *eventFactory, workers int) {
 // reportSizes creates one event of each kind and reports their mean size as
 // JSON as sent (sent-B) and as the server returns it (stored-B: with uid,
 // resourceVersion, creationTimestamp and managedFields).
-func reportSizes(b *testing.B, ctx context.Context, cs *kubernetes.Clientset, f *eventFactory) {
+func reportSizes(b *testing.B, ctx context.Context, cs *kubernetes.Clientset, f *load.EventFactory) {
 	var sent, stored int
 	const kinds = 8
 	for range kinds {
 		ev, _ := f.Next()
-		sent += jsonSize(ev)
+		sent += load.JSONSize(ev)
 		got, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		stored += jsonSize(got)
+		stored += load.JSONSize(got)
 	}
 	b.ReportMetric(float64(sent)/kinds, "sent-B")
 	b.ReportMetric(float64(stored)/kinds, "stored-B")

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var (
@@ -53,9 +55,9 @@ func BenchmarkList(b *testing.B) {
 	forEachServer(b, func(b *testing.B, s *server) {
 		visible := preload(b, s, *listEvents)
 		for _, enc := range encodings {
-			ct := contentJSON
+			ct := load.ContentJSON
 			if enc == "protobuf" {
-				ct = contentProtobuf
+				ct = load.ContentProtobuf
 			}
 			cs, err := newClient(s, ct)
 			if err != nil {
@@ -73,7 +75,7 @@ func BenchmarkList(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					benchList(b, cs, v.scope == "all", v.limit, v.rv)
 					// After benchList: ResetTimer drops metrics reported before.
-					b.ReportMetric(ms(visible), "visible-ms")
+					b.ReportMetric(load.MS(visible), "visible-ms")
 				})
 			}
 		}
@@ -97,7 +99,7 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	r := createLoad(ctx, clients, newEventFactory(), time.Time{}, int64(n))
+	r := load.Run(ctx, clients, load.NewEventFactory(), time.Time{}, int64(n))
 	if r.Errs.Load() > 0 {
 		b.Fatalf("preload: %d creates failed, first: %v", r.Errs.Load(), r.FirstErr)
 	}
@@ -105,7 +107,7 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 	// list's resourceVersion reaches the marker's (resourceVersions are
 	// integers on both servers; eventpipe answers lists at its writer's
 	// watermark).
-	ev, _ := newEventFactory().Next()
+	ev, _ := load.NewEventFactory().Next()
 	marker, err := cs.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -153,13 +155,13 @@ func preload(b *testing.B, s *server, n int) time.Duration {
 
 func benchList(b *testing.B, cs *kubernetes.Clientset, all bool, limit int64, rv string) {
 	ctx := context.Background()
-	ns := namespaces()
+	ns := load.Namespaces()
 	want := *listEvents / len(ns)
 	requests := *listRequests
 	if all {
 		want, requests = *listEvents, *listRequestsAll
 	}
-	var lists, pages latencies
+	var lists, pages load.Latencies
 	var bytes, pageCount int
 	clk := startClock(b)
 	for i := range requests {

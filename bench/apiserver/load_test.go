@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var contentTypeFlag = flag.String("apibench.content-type", "protobuf",
@@ -13,9 +15,9 @@ var contentTypeFlag = flag.String("apibench.content-type", "protobuf",
 func contentType(b *testing.B) string {
 	switch *contentTypeFlag {
 	case "protobuf":
-		return contentProtobuf
+		return load.ContentProtobuf
 	case "json":
-		return contentJSON
+		return load.ContentJSON
 	}
 	b.Fatalf("-apibench.content-type=%q: want protobuf or json", *contentTypeFlag)
 	return ""

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 )
 
@@ -18,10 +19,10 @@ var cpuProfile = flag.String("apibench.cpuprofile", "",
 
 // reportLatency reports p50, p99 and max of l in milliseconds as
 // PREFIX-p50-ms and so on.
-func reportLatency(b *testing.B, prefix string, l latencies) {
-	b.ReportMetric(ms(l.Pct(0.50)), prefix+"-p50-ms")
-	b.ReportMetric(ms(l.Pct(0.99)), prefix+"-p99-ms")
-	b.ReportMetric(ms(l.Max()), prefix+"-max-ms")
+func reportLatency(b *testing.B, prefix string, l load.Latencies) {
+	b.ReportMetric(load.MS(l.Pct(0.50)), prefix+"-p50-ms")
+	b.ReportMetric(load.MS(l.Pct(0.99)), prefix+"-p99-ms")
+	b.ReportMetric(load.MS(l.Max()), prefix+"-max-ms")
 }
 
 // clock is the timed part of a run: wall time, CPU time of this process

@@ -12,8 +12,8 @@ var createClient = flag.String("apibench.create-client", "raw",
 
 // newCreators returns n creators of s, each with its own connection, of
 // the kind -apibench.create-client names.
-func newCreators(s *server, n int, contentType string) ([]creator, error) {
-	out := make([]creator, n)
+func newCreators(s *server, n int, contentType string) ([]load.Creator, error) {
+	out := make([]load.Creator, n)
 	for i := range out {
 		switch *createClient {
 		case "raw":

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 // protobufWatchFrame encodes ev as one frame of a protobuf watch stream, as
@@ -28,7 +30,7 @@ func protobufWatchFrame(t testing.TB, typ string, obj runtime.Object) []byte {
 }
 
 func TestWatchEventParts(t *testing.T) {
-	f := newEventFactory()
+	f := load.NewEventFactory()
 	ev, _ := f.Next()
 	ev.Annotations[annRun] = "run-1"
 	ev.Labels = map[string]string{"app": "web"}
@@ -45,9 +47,9 @@ func TestWatchEventParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(name) != ev.Name || string(ann.run) != "run-1" || string(ann.seq) != ev.Annotations[annSeq] || string(ann.sent) != ev.Annotations[annSent] {
+	if string(name) != ev.Name || string(ann.run) != "run-1" || string(ann.seq) != ev.Annotations[load.AnnSeq] || string(ann.sent) != ev.Annotations[load.AnnSent] {
 		t.Fatalf("got name %q run %q seq %q sent %q, want %q %q %q %q", name, ann.run, ann.seq, ann.sent,
-			ev.Name, "run-1", ev.Annotations[annSeq], ev.Annotations[annSent])
+			ev.Name, "run-1", ev.Annotations[load.AnnSeq], ev.Annotations[load.AnnSent])
 	}
 
 	// The watchers share the garbage collector with an in-process server.
@@ -68,7 +70,7 @@ func TestWatchEventParts(t *testing.T) {
 // FuzzWatchEventParts: any frame gives parts or an error, never a panic,
 // and a real frame gives its event's name.
 func FuzzWatchEventParts(f *testing.F) {
-	ev, _ := newEventFactory().Next()
+	ev, _ := load.NewEventFactory().Next()
 	f.Add(protobufWatchFrame(f, "ADDED", ev))
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x05, 'A', 'D', 'D', 'E', 'D', 0x12, 0xff})

@@ -91,8 +91,8 @@ func openRawWatch(ctx context.Context, s *server, ct, ns, rv string) (*rawStream
 		cancel()
 		return nil, fmt.Errorf("watch %s: %s: %q", path, resp.Status, b)
 	}
-	proto := strings.HasPrefix(resp.Header.Get("Content-Type"), contentProtobuf)
-	if !proto && !strings.HasPrefix(resp.Header.Get("Content-Type"), contentJSON) {
+	proto := strings.HasPrefix(resp.Header.Get("Content-Type"), load.ContentProtobuf)
+	if !proto && !strings.HasPrefix(resp.Header.Get("Content-Type"), load.ContentJSON) {
 		resp.Body.Close()
 		cancel()
 		return nil, fmt.Errorf("watch %s: unexpected content type %q", path, resp.Header.Get("Content-Type"))
@@ -217,7 +217,7 @@ type benchAnnotations struct{ run, seq, sent []byte }
 
 // annotationsOf takes the benchmark's annotations from a decoded event's.
 func annotationsOf(a map[string]string) benchAnnotations {
-	return benchAnnotations{run: []byte(a[annRun]), seq: []byte(a[annSeq]), sent: []byte(a[annSent])}
+	return benchAnnotations{run: []byte(a[annRun]), seq: []byte(a[load.AnnSeq]), sent: []byte(a[load.AnnSent])}
 }
 
 // eventMeta reads the name and the benchmark's annotations from an
@@ -240,9 +240,9 @@ func eventMeta(md []byte) (name []byte, ann benchAnnotations, err error) {
 			switch string(k) {
 			case annRun:
 				ann.run = val
-			case annSeq:
+			case load.AnnSeq:
 				ann.seq = val
-			case annSent:
+			case load.AnnSent:
 				ann.sent = val
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
@@ -55,7 +56,7 @@ func startKubeAPIServer(b *testing.B) *server {
 	c := kubetest.StartCluster(b, kubetest.Options{})
 	s := &server{name: kubeAPIServer, config: c.Config}
 	cs := kubernetes.NewForConfigOrDie(s.config)
-	for _, ns := range namespaces() {
+	for _, ns := range load.Namespaces() {
 		_, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			b.Fatalf("create namespace %s: %v", ns, err)

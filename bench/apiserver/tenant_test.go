@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 )
 
@@ -54,7 +55,7 @@ func BenchmarkTenantCreateCost(b *testing.B) {
 	if callers["tenant"] == "" {
 		b.Fatal("dev mode wrote no kubeconfig for Project/alpha")
 	}
-	f := newEventFactory()
+	f := load.NewEventFactory()
 	ok := map[string]float64{}
 	secs := map[string]float64{}
 	for round := range rounds {
@@ -68,9 +69,9 @@ func BenchmarkTenantCreateCost(b *testing.B) {
 				b.Fatal(err)
 			}
 			if round == 0 {
-				createLoad(ctx, clients, f, time.Now().Add(*createWarmup), 0)
+				load.Run(ctx, clients, f, time.Now().Add(*createWarmup), 0)
 			}
-			r := createLoad(ctx, clients, f, time.Now().Add(*createDuration), 0)
+			r := load.Run(ctx, clients, f, time.Now().Add(*createDuration), 0)
 			if n := r.Errs.Load(); n > 0 {
 				b.Fatalf("%s round %d: %d creates failed, first: %v", who, round, n, r.FirstErr)
 			}

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var (
@@ -43,10 +45,10 @@ func benchVisibility(b *testing.B, s *server) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := newEventFactory()
+	f := load.NewEventFactory()
 	var (
 		mu                  sync.Mutex
-		vis                 latencies
+		vis                 load.Latencies
 		n, errs, notVisible atomic.Int64
 		firstErr            atomic.Value
 	)
@@ -93,7 +95,7 @@ func benchVisibility(b *testing.B, s *server) {
 	b.ReportMetric(float64(notVisible.Load()), "not-visible")
 	b.ReportMetric(float64(errs.Load()), "errors")
 	b.ReportMetric(float64(n.Load())/elapsed.Seconds(), "creates/s")
-	b.ReportMetric(ms(maxLag), "pace-lag-max-ms")
+	b.ReportMetric(load.MS(maxLag), "pace-lag-max-ms")
 	m.report(b, float64(n.Load()), "create")
 	s.reportMemory(b)
 }

@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/eventpipe/eventpipe/bench/internal/load"
 )
 
 var (
@@ -75,7 +77,7 @@ type watcherState struct {
 	received atomic.Int64
 	foreign  int64 // events of other runs (a previous variant)
 	errors   []string
-	lat      latencies
+	lat      load.Latencies
 	closed   atomic.Bool
 }
 
@@ -85,9 +87,9 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	ct := contentType(b)
 	total := int(float64(*watchRate) * watchDuration.Seconds())
 	warm := uint64(float64(*watchRate) * watchWarmup.Seconds())
-	f := newEventFactory()
+	f := load.NewEventFactory()
 	run := strconv.FormatUint(f.Nonce, 10)
-	nss := namespaces()
+	nss := load.Namespaces()
 
 	// Errors that come of stopping the watches are not the server's.
 	var stopping atomic.Bool
@@ -139,12 +141,12 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	var createErrs atomic.Int64
 	var firstErr atomic.Value
 	var mu sync.Mutex
-	var createLat latencies
+	var createLat load.Latencies
 	clk := startClock(b)
-	sent, maxLag, writeElapsed := pace(senders, *watchRate, *watchDuration, func(c creator) {
+	sent, maxLag, writeElapsed := pace(senders, *watchRate, *watchDuration, func(c load.Creator) {
 		ev, seq := f.Next()
 		ev.Annotations[annRun] = run
-		stamp(ev)
+		load.Stamp(ev)
 		t := time.Now()
 		err := c.Create(ctx, ev)
 		d := time.Since(t)
@@ -200,7 +202,7 @@ func benchWatch(b *testing.B, s *server, all bool) {
 
 	var missed, dups, unexpected, foreign, deliveries int64
 	watchErrs := 0
-	var lat latencies
+	var lat load.Latencies
 	for i, w := range ws {
 		for seq := range total {
 			c := int64(w.counts[seq])
@@ -243,7 +245,7 @@ func benchWatch(b *testing.B, s *server, all bool) {
 	}
 	b.ReportMetric(float64(ok)/writeElapsed.Seconds(), "creates/s")
 	b.ReportMetric(float64(deliveries)/m.elapsed.Seconds(), "deliveries/s")
-	b.ReportMetric(ms(maxLag), "pace-lag-max-ms")
+	b.ReportMetric(load.MS(maxLag), "pace-lag-max-ms")
 	b.ReportMetric(float64(missed), "missed")
 	b.ReportMetric(float64(dups), "dups")
 	b.ReportMetric(float64(unexpected), "unexpected")
