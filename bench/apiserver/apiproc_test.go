@@ -1,7 +1,6 @@
 package apiserverbench
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/eventpipe/eventpipe/bench/internal/procstat"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
@@ -119,25 +119,10 @@ func (s *server) reportMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.apiPID))
+	rss, peak, err := procstat.Memory(s.apiPID)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
-		if err != nil {
-			b.Fatalf("/proc/%d/status %s: %v", s.apiPID, key, err)
-		}
-		name := "apiserver-rss-MiB"
-		if key == "VmHWM" {
-			name = "apiserver-peak-rss-MiB"
-		}
-		b.ReportMetric(kb/1024, name)
-	}
+	b.ReportMetric(rss, "apiserver-rss-MiB")
+	b.ReportMetric(peak, "apiserver-peak-rss-MiB")
 }

@@ -300,25 +300,14 @@ func walFsyncs(b *testing.B, endpoint string) float64 {
 	return 0
 }
 
-// peakRSS is the most resident memory process pid has had, in MiB
-// (VmHWM, the kernel's high-water mark).
+// peakRSS is the most resident memory process pid has had, in MiB.
 func peakRSS(b *testing.B, pid int) float64 {
 	b.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	_, peak, err := procstat.Memory(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				b.Fatalf("/proc/%d/status: %q: %v", pid, line, err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatalf("/proc/%d/status: no VmHWM", pid)
-	return 0
+	return peak
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._=-]+`)

@@ -1,5 +1,6 @@
-// Package procstat reads the CPU time Linux accounts in /proc, for the
-// benchmarks that report how many cores each party of a run used.
+// Package procstat reads the CPU time and memory Linux accounts in /proc,
+// for the benchmarks that report how many cores (and how much memory) each
+// party of a run used.
 package procstat
 
 import (
@@ -37,6 +38,37 @@ func ProcessCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat: unexpected %q", pid, stat)
 	}
 	return sumTicks(f[11:13])
+}
+
+// Memory reads the resident memory of process pid in MiB now (VmRSS) and
+// the most it ever had (VmHWM, the kernel's high-water mark), from
+// /proc/PID/status.
+func Memory(pid int) (rss, peak float64, err error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	found := 0
+	for _, line := range strings.Split(string(status), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || key != "VmRSS" && key != "VmHWM" {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/status %s: %v", pid, key, err)
+		}
+		if key == "VmRSS" {
+			rss = kb / 1024
+		} else {
+			peak = kb / 1024
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS and VmHWM", pid)
+	}
+	return rss, peak, nil
 }
 
 // MachineBusy reads the CPU time all cores together have spent busy since

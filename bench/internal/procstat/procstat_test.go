@@ -38,3 +38,16 @@ func TestProcessCPUAndMachineBusyRead(t *testing.T) {
 	_, err = ProcessCPU(-1)
 	require.Error(t, err)
 }
+
+func TestMemoryOfThisProcess(t *testing.T) {
+	rss, peak, err := Memory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || peak < rss {
+		t.Fatalf("rss %.1f MiB, peak %.1f MiB: want 0 < rss <= peak", rss, peak)
+	}
+	if _, _, err := Memory(-1); err == nil {
+		t.Fatal("no error for a process that does not exist")
+	}
+}
