@@ -12,12 +12,14 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
+	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
 	"k8s.io/apiserver/pkg/authentication/request/union"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	authzunion "k8s.io/apiserver/pkg/authorization/union"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -102,15 +104,15 @@ func (o *Options) applyAuthentication(gc *genericapiserver.RecommendedConfig) er
 		}
 		delegated = true
 	}
-	if o.RequestHeader.ClientCAFile != "" {
-		rh, err := o.RequestHeader.ToAuthenticationRequestHeaderConfig()
-		if err != nil {
-			return fmt.Errorf("--requestheader-client-ca-file %s: %w", o.RequestHeader.ClientCAFile, err)
-		}
+	rh, err := o.requestHeaderConfig(client)
+	if err != nil {
+		return err
+	}
+	if rh != nil {
 		dc.RequestHeaderConfig = rh
 		gc.Authentication.RequestHeaderConfig = rh
 		if err := gc.Authentication.ApplyClientCert(rh.CAContentProvider, gc.SecureServing); err != nil {
-			return fmt.Errorf("--requestheader-client-ca-file %s: %w", o.RequestHeader.ClientCAFile, err)
+			return fmt.Errorf("front proxy CA: %w", err)
 		}
 		delegated = true
 	}
@@ -128,6 +130,60 @@ func (o *Options) applyAuthentication(gc *genericapiserver.RecommendedConfig) er
 	// groups do not name it): that group may read discovery and OpenAPI.
 	gc.Authentication.Authenticator = union.NewFailOnError(group.NewAuthenticatedGroupAdder(union.New(auths...)), anonymousUnlessCredentials{})
 	return nil
+}
+
+// The host cluster publishes its front proxy's CA and request headers in
+// this ConfigMap; kube-apiserver keeps it current.
+const (
+	authConfigMapNamespace = "kube-system"
+	authConfigMapName      = "extension-apiserver-authentication"
+)
+
+// requestHeaderConfig says whom to trust as the front proxy: the files and
+// headers given by flags, or else, with a host cluster to ask and unless
+// --authentication-skip-lookup, what the host publishes in
+// kube-system/extension-apiserver-authentication (as every aggregated API
+// server does: in a pod there is no file to point at, and the CA rotates
+// with the host). The looked-up CA is kept current by a controller that
+// secure serving runs, because ApplyClientCert makes it part of the
+// serving CA. Nil when there is no front proxy to trust.
+func (o *Options) requestHeaderConfig(client kubernetes.Interface) (*authenticatorfactory.RequestHeaderConfig, error) {
+	if o.RequestHeader.ClientCAFile != "" {
+		rh, err := o.RequestHeader.ToAuthenticationRequestHeaderConfig()
+		if err != nil {
+			return nil, fmt.Errorf("--requestheader-client-ca-file %s: %w", o.RequestHeader.ClientCAFile, err)
+		}
+		return rh, nil
+	}
+	if client == nil || o.AuthenticationSkipLookup {
+		return nil, nil
+	}
+	ca, err := dynamiccertificates.NewDynamicCAFromConfigMapController("client-ca", authConfigMapNamespace, authConfigMapName,
+		"requestheader-client-ca-file", client)
+	if err != nil {
+		return nil, fmt.Errorf("front proxy CA from %s/%s: %w", authConfigMapNamespace, authConfigMapName, err)
+	}
+	headers := headerrequest.NewRequestHeaderAuthRequestController(authConfigMapName, authConfigMapNamespace, client,
+		"requestheader-username-headers", "requestheader-uid-headers", "requestheader-group-headers",
+		"requestheader-extra-headers-prefix", "requestheader-allowed-names")
+	c := &genericoptions.DynamicRequestHeaderController{ConfigMapCAController: ca, RequestHeaderAuthRequestController: headers}
+	if err := c.RunOnce(context.Background()); err != nil {
+		return nil, fmt.Errorf("read the front proxy's CA and headers from ConfigMap %s/%s in the host cluster "+
+			"(--authentication-kubeconfig %s): %w; grant the Role extension-apiserver-authentication-reader in %s to "+
+			"eventpipe's identity, give --requestheader-client-ca-file and its headers, or set --authentication-skip-lookup",
+			authConfigMapNamespace, authConfigMapName, o.AuthenticationKubeconfig, err, authConfigMapNamespace)
+	}
+	slice := func(f func() []string) headerrequest.StringSliceProvider {
+		return headerrequest.StringSliceProviderFunc(f)
+	}
+	return &authenticatorfactory.RequestHeaderConfig{
+		CAContentProvider:   c,
+		UsernameHeaders:     slice(c.UsernameHeaders),
+		UIDHeaders:          slice(c.UIDHeaders),
+		GroupHeaders:        slice(c.GroupHeaders),
+		ExtraHeaderPrefixes: slice(c.ExtraHeaderPrefixes),
+		AllowedClientNames:  slice(c.AllowedClientNames),
+	}, nil
 }
 
 // publicPaths are readable by anyone, as kube-apiserver's

@@ -51,6 +51,9 @@ type Options struct {
 	ClientCert               genericoptions.ClientCertAuthenticationOptions
 	RequestHeader            genericoptions.RequestHeaderAuthenticationOptions
 	AuthenticationKubeconfig string
+	// AuthenticationSkipLookup keeps the front proxy's settings from being
+	// read from the host cluster when no request-header flags are given.
+	AuthenticationSkipLookup bool
 	AuthenticationCacheTTL   time.Duration
 	AuthenticationTimeout    time.Duration
 	// Authorization by the host cluster's SubjectAccessReview.
@@ -95,6 +98,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.RequestHeader.AddFlags(fs)
 	fs.StringVar(&o.AuthenticationKubeconfig, "authentication-kubeconfig", o.AuthenticationKubeconfig,
 		"kubeconfig of the host cluster whose TokenReview authenticates bearer tokens eventpipe does not know itself (aggregated mode)")
+	fs.BoolVar(&o.AuthenticationSkipLookup, "authentication-skip-lookup", o.AuthenticationSkipLookup,
+		"do not read the front proxy's CA and request headers from the host cluster's ConfigMap "+
+			"kube-system/extension-apiserver-authentication when --authentication-kubeconfig is set and --requestheader-client-ca-file is not")
 	fs.DurationVar(&o.AuthenticationCacheTTL, "authentication-token-webhook-cache-ttl", o.AuthenticationCacheTTL,
 		"how long TokenReview answers are cached")
 	fs.StringVar(&o.AuthorizationKubeconfig, "authorization-kubeconfig", o.AuthorizationKubeconfig,
