@@ -5,13 +5,18 @@
 #
 #   .tools/bin/kube-apiserver   k8s.io/kubernetes/cmd/kube-apiserver
 #   .tools/bin/kubectl          tools/kube/cmd/kubectl (k8s.io/kubectl)
+#   .tools/bin/helm             helm.sh/helm/v4/cmd/helm (tools/deploy)
+#   .tools/crds/                the CustomResourceDefinitions the chart's
+#                               optional objects need (cert-manager's and
+#                               prometheus-operator's), from their modules
 #
-# from the separate module tools/kube, whose go.mod pins k8s.io/kubernetes and
-# replaces each of its staging modules with the matching v0.x release. etcd is
-# Debian's etcd-server (scripts/install-deps.sh), not built here.
+# kube-apiserver and kubectl come from the separate module tools/kube, whose
+# go.mod pins k8s.io/kubernetes and replaces each of its staging modules with
+# the matching v0.x release; helm from tools/deploy. etcd is Debian's
+# etcd-server (scripts/install-deps.sh), not built here.
 #
 # Idempotent: a binary is rebuilt only when it is missing or when its inputs
-# changed (tools/kube/go.mod, go.sum, its .go files, this script, the Go
+# changed (its module's go.mod, go.sum, .go files, this script, the Go
 # version); a stamp file next to it records the hash of those inputs.
 #
 # Usage: scripts/build-test-tools.sh [--force]
@@ -43,15 +48,59 @@ export GOWORK=off
 export GOFLAGS="-mod=readonly -buildvcs=false"
 export CGO_ENABLED=0
 
-# Hash of everything that decides what the binaries contain.
+# Hash of everything that decides what a module's binaries contain.
 inputs_hash() {
+  local m=$1
   {
     go version
-    cat "$0" "$mod/go.mod" "$mod/go.sum"
-    (cd "$mod" && find . -name '*.go' -type f | LC_ALL=C sort | xargs -r cat)
+    cat "$0" "$m/go.mod" "$m/go.sum"
+    (cd "$m" && find . -name '*.go' -type f | LC_ALL=C sort | xargs -r cat)
   } | sha256sum | cut -d' ' -f1
 }
-hash=$(inputs_hash)
+
+# The deployment peers: helm, and the CRDs of the operators whose objects
+# the chart can render (ServiceMonitor, PrometheusRule, Certificate,
+# Issuer), taken as published in those projects' Go modules at the versions
+# below, so that the server-side dry run checks them against the real
+# schemas. Their module downloads are verified against the checksum
+# database like every other module.
+certmanager_module=github.com/cert-manager/cert-manager@v1.21.2
+promoperator_module=github.com/prometheus-operator/prometheus-operator@v0.85.0
+build_deploy_tools() {
+  local dmod="$root/tools/deploy" dhash stamp="$bin/.helm.stamp"
+  dhash=$( { inputs_hash "$dmod"; echo "$certmanager_module $promoperator_module"; } | sha256sum | cut -d' ' -f1)
+  if ((force == 0)) && [[ -x "$bin/helm" && -f "$stamp" && "$(cat "$stamp")" == "$dhash" ]]; then
+    log "helm and the CRDs are up to date ($bin/helm, $root/.tools/crds)"
+    return
+  fi
+  mkdir -p "$bin"
+  rm -f "$stamp"
+  log "building helm (helm.sh/helm/v4, tools/deploy) into $bin/helm ..."
+  local start=$SECONDS hver
+  hver=$(cd "$dmod" && go list -m -f '{{.Version}}' helm.sh/helm/v4) || die "cannot resolve helm.sh/helm/v4 in $dmod/go.mod"
+  # helm reports the version it was stamped with (internal/version).
+  (cd "$dmod" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$hver" \
+    -o "$bin/helm.tmp" helm.sh/helm/v4/cmd/helm) || { rm -f "$bin/helm.tmp"; die "building helm failed (module: $dmod)"; }
+  mv -f "$bin/helm.tmp" "$bin/helm"
+  local crds="$root/.tools/crds" tmp dir
+  rm -rf "$crds" && mkdir -p "$crds/cert-manager" "$crds/prometheus-operator"
+  tmp=$(mktemp -d)
+  for m in "$certmanager_module" "$promoperator_module"; do
+    dir=$(cd "$tmp" && go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [[ -d "$dir" ]] || { rm -rf "$tmp"; die "could not download $m from the module proxy"; }
+    case "$m" in
+      github.com/cert-manager/*) cp "$dir"/deploy/crds/*.yaml "$crds/cert-manager/" ;;
+      *) cp "$dir"/example/prometheus-operator-crd/*.yaml "$crds/prometheus-operator/" ;;
+    esac
+  done
+  rm -rf "$tmp"
+  chmod -R u+w "$crds"
+  echo "$dhash" >"$stamp"
+  log "built helm $hver and copied the CRDs in $((SECONDS - start))s"
+}
+build_deploy_tools
+
+hash=$(inputs_hash "$mod")
 
 # name -> package (built with the working directory in tools/kube)
 names=(kube-apiserver kubectl)
