@@ -1,0 +1,296 @@
+// Package deploy tests the Helm chart (deploy/helm/eventpipe) against the
+// real peers: helm built from its Go module renders it, and a real
+// kube-apiserver 1.37 with cert-manager's and prometheus-operator's CRDs
+// (from their Go modules) accepts every object in a server-side dry run.
+// The chart's own APIService, RBAC, certificate and kubeconfig then
+// aggregate a running eventpipe into that kube-apiserver, and a tenant
+// queries history through it.
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/eventpipe/eventpipe/internal/kubetest"
+)
+
+const (
+	chart     = "deploy/helm/eventpipe"
+	namespace = "eventpipe"
+	release   = "eventpipe"
+)
+
+// render runs helm template for the release in its namespace with args
+// (values files, --set) and returns the manifest.
+func render(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return kubetest.RunHelm(ctx, t, append([]string{"template", release, chart, "--namespace", namespace}, args...)...)
+}
+
+// objects decodes a multi-document manifest.
+func objects(t *testing.T, manifest string) []*unstructured.Unstructured {
+	t.Helper()
+	d := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		var o map[string]any
+		err := d.Decode(&o)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err)
+		if len(o) > 0 {
+			out = append(out, &unstructured.Unstructured{Object: o})
+		}
+	}
+}
+
+// kinds lists "Kind/name" of objs, sorted.
+func kinds(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.GetKind()+"/"+o.GetName())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s in the rendered chart; it has %v", kind, name, kinds(objs))
+	return nil
+}
+
+// writeManifest writes objs as one multi-document YAML file.
+func writeManifest(t *testing.T, objs ...*unstructured.Unstructured) string {
+	t.Helper()
+	var b bytes.Buffer
+	for _, o := range objs {
+		y, err := yaml.Marshal(o.Object)
+		require.NoError(t, err)
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	path := filepath.Join(t.TempDir(), "manifest.yaml")
+	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o600))
+	return path
+}
+
+// dryRun applies a manifest file to the cluster server-side with
+// --dry-run=server: the API server validates every object (schemas,
+// CRDs, admission) and stores none.
+func dryRun(t *testing.T, c *kubetest.Cluster, path string) (string, error) {
+	t.Helper()
+	out, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "apply", "--server-side", "--dry-run=server",
+		"--field-manager=helm", "-f", path)
+	if err != nil {
+		return out + errOut, fmt.Errorf("%w: %s", err, errOut)
+	}
+	return out, nil
+}
+
+// installCRDs applies the operators' CRDs and waits until they are served.
+func installCRDs(t *testing.T, c *kubetest.Cluster) {
+	t.Helper()
+	_, crds := kubetest.Helm(t)
+	for _, d := range []string{"cert-manager", "prometheus-operator"} {
+		_, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "apply", "--server-side", "-f", filepath.Join(crds, d))
+		require.NoError(t, err, errOut)
+	}
+	_, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "wait", "--for=condition=Established", "--timeout=90s", "crd", "--all")
+	require.NoError(t, err, errOut)
+}
+
+// Each documented configuration renders, and the real kube-apiserver
+// accepts every object of it.
+func testRenderAndApply(t *testing.T, c *kubetest.Cluster) {
+	ca, err := kubetest.NewCA("etcd-ca")
+	require.NoError(t, err)
+	etcdCA := filepath.Join(t.TempDir(), "etcd-ca.crt")
+	require.NoError(t, os.WriteFile(etcdCA, ca.PEM(), 0o600))
+
+	cases := []struct {
+		name string
+		args []string
+		// want are objects the configuration must contain.
+		want []string
+	}{
+		{"default values", nil, []string{
+			"APIService/v1alpha1.activity.miloapis.com", "Deployment/eventpipe-apiserver", "Deployment/eventpipe-writer",
+			"Deployment/eventpipe-activity-processor", "PodDisruptionBudget/eventpipe-apiserver", "Job/eventpipe-migrate",
+			"ClusterRoleBinding/eventpipe:system:auth-delegator", "RoleBinding/eventpipe:extension-apiserver-authentication-reader",
+			"ClusterRole/eventpipe:view", "ClusterRole/eventpipe:edit", "Secret/eventpipe-apiserver-tls",
+		}},
+		{"examples/standalone.yaml", []string{"-f", chart + "/examples/standalone.yaml"}, []string{
+			"Deployment/eventpipe-apiserver", "ConfigMap/eventpipe-tiers",
+		}},
+		{"examples/etcd-front.yaml", []string{"-f", chart + "/examples/etcd-front.yaml", "--set-file", "etcdFront.tls.clientCA=" + etcdCA}, []string{
+			"Deployment/eventpipe-etcd", "Service/eventpipe-etcd", "Secret/eventpipe-etcd-tls", "ConfigMap/eventpipe-etcd-client-ca",
+			"PodDisruptionBudget/eventpipe-etcd",
+		}},
+		{"examples/exporter.yaml", []string{"-f", chart + "/examples/exporter.yaml"}, []string{
+			"Deployment/eventpipe-exporter", "ClusterRole/eventpipe:exporter", "Role/eventpipe:exporter-lease",
+		}},
+		{"examples/production.yaml with the etcd front", []string{"-f", chart + "/examples/production.yaml",
+			"--set", "etcdFront.enabled=true", "--set-file", "etcdFront.tls.clientCA=" + etcdCA}, []string{
+			"Certificate/eventpipe-apiserver", "Issuer/eventpipe-ca", "Certificate/eventpipe-etcd-tls",
+			"ServiceMonitor/eventpipe-apiserver", "ServiceMonitor/eventpipe-writer", "ServiceMonitor/eventpipe-etcd",
+			"PrometheusRule/eventpipe", "ConfigMap/eventpipe-dashboard",
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			manifest, err := render(t, tc.args...)
+			require.NoError(t, err)
+			objs := objects(t, manifest)
+			got := kinds(objs)
+			for _, w := range tc.want {
+				require.Contains(t, got, w)
+			}
+			checkHardened(t, objs)
+			out, err := dryRun(t, c, writeManifest(t, objs...))
+			require.NoError(t, err, "kube-apiserver refused the chart's objects")
+			t.Logf("%d objects accepted:\n%s", len(objs), out)
+		})
+	}
+
+	t.Run("examples/upstream/clickhouse.yaml", func(t *testing.T) {
+		root, err := kubetest.RepoRoot()
+		require.NoError(t, err)
+		_, err = dryRun(t, c, filepath.Join(root, chart, "examples/upstream/clickhouse.yaml"))
+		require.NoError(t, err)
+		data, err := os.ReadFile(filepath.Join(root, chart, "examples/upstream/nats-values.yaml"))
+		require.NoError(t, err)
+		var v map[string]any
+		require.NoError(t, yaml.UnmarshalStrict(data, &v), "the NATS chart's values example is YAML")
+	})
+
+	// The dry run is what catches a manifest a values change broke: a
+	// value the schema lets through but Kubernetes does not accept fails
+	// here, naming the field.
+	t.Run("a broken manifest is refused", func(t *testing.T) {
+		manifest, err := render(t, "--set", "podSecurityContext.runAsUser=nobody")
+		require.NoError(t, err)
+		out, err := dryRun(t, c, writeManifest(t, objects(t, manifest)...))
+		require.Error(t, err, out)
+		require.Contains(t, err.Error(), "runAsUser")
+	})
+}
+
+// checkHardened checks what the issue asks of every pod: non-root, no
+// privilege escalation, a read-only root filesystem, no capabilities, the
+// runtime's default seccomp profile, and a memory limit with Go's limit
+// below it.
+func checkHardened(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	for _, o := range objs {
+		var podPath []string
+		switch o.GetKind() {
+		case "Deployment", "Job":
+			podPath = []string{"spec", "template", "spec"}
+		default:
+			continue
+		}
+		pod, ok, err := unstructured.NestedMap(o.Object, podPath...)
+		require.NoError(t, err)
+		require.True(t, ok)
+		what := o.GetKind() + "/" + o.GetName()
+		nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot")
+		require.True(t, nonRoot, "%s: runAsNonRoot", what)
+		seccomp, _, _ := unstructured.NestedString(pod, "securityContext", "seccompProfile", "type")
+		require.Equal(t, "RuntimeDefault", seccomp, what)
+		containers, _, _ := unstructured.NestedSlice(pod, "containers")
+		require.NotEmpty(t, containers, what)
+		for _, ci := range containers {
+			cm := ci.(map[string]any)
+			ro, _, _ := unstructured.NestedBool(cm, "securityContext", "readOnlyRootFilesystem")
+			require.True(t, ro, "%s: readOnlyRootFilesystem", what)
+			esc, found, _ := unstructured.NestedBool(cm, "securityContext", "allowPrivilegeEscalation")
+			require.True(t, found && !esc, "%s: allowPrivilegeEscalation false", what)
+			drop, _, _ := unstructured.NestedStringSlice(cm, "securityContext", "capabilities", "drop")
+			require.Equal(t, []string{"ALL"}, drop, what)
+			mem, _, _ := unstructured.NestedString(cm, "resources", "limits", "memory")
+			require.NotEmpty(t, mem, "%s: memory limit", what)
+			args, _, _ := unstructured.NestedStringSlice(cm, "args")
+			if o.GetKind() == "Deployment" {
+				require.True(t, slices.ContainsFunc(args, func(a string) bool {
+					return strings.HasPrefix(a, "--runtime.memory-limit=") && strings.HasSuffix(a, "Mi")
+				}), "%s: --runtime.memory-limit from the memory limit %s: %v", what, mem, args)
+			}
+		}
+	}
+}
+
+// Invalid values fail helm template with the value's path, not a broken
+// manifest (values.schema.json).
+func testBadValues(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"writer replicas 0", []string{"--set", "writer.replicas=0"}, []string{"/writer/replicas", "minimum"}},
+		{"two writers", []string{"--set", "writer.replicas=2"}, []string{"/writer/replicas", "maximum"}},
+		{"no NATS URL", []string{"--set", "nats.url="}, []string{"/nats/url"}},
+		{"NATS URL without a scheme", []string{"--set", "nats.url=nats.svc:4222"}, []string{"/nats/url", "pattern"}},
+		{"no ClickHouse address", []string{"--set", "clickhouse.addr="}, []string{"/clickhouse/addr"}},
+		{"cert-manager and a manual secret", []string{"--set", "tls.certManager.enabled=true", "--set", "tls.existingSecret=mine", "--set", "tls.caBundle=Zm9v"},
+			[]string{"/tls/existingSecret", "maxLength"}},
+		{"a manual secret without its CA", []string{"--set", "tls.existingSecret=mine"}, []string{"/tls/caBundle"}},
+		{"etcd front without the client CA", []string{"--set", "etcdFront.enabled=true"}, []string{"/etcdFront/tls/clientCA"}},
+		{"exporter without a cluster name", []string{"--set", "exporter.enabled=true"}, []string{"/exporter/clusterName"}},
+		{"a misspelt value", []string{"--set", "writer.replica=1"}, []string{"/writer", "replica"}},
+		{"a bad duration", []string{"--set", "stream.retention=2 hours"}, []string{"/stream/retention"}},
+		{"a stream replica count JetStream refuses", []string{"--set", "stream.replicas=2"}, []string{"/stream/replicas"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := render(t, tc.args...)
+			require.Error(t, err, "rendered:\n%s", out)
+			require.Empty(t, out, "nothing is rendered when the values are wrong")
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+func TestChart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := kubetest.RunHelm(ctx, t, "lint", chart, "--namespace", namespace)
+	require.NoError(t, err)
+
+	t.Run("bad values", testBadValues)
+
+	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, tenantUsers)})
+	installCRDs(t, c)
+	_, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "create", "namespace", namespace)
+	require.NoError(t, err, errOut)
+
+	t.Run("render and apply", func(t *testing.T) { testRenderAndApply(t, c) })
+	t.Run("aggregation with the chart's objects", func(t *testing.T) { testAggregation(t, c) })
+}
