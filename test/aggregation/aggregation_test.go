@@ -9,15 +9,12 @@ package aggregation
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,18 +26,11 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
-	"github.com/eventpipe/eventpipe/internal/scope"
+	"github.com/eventpipe/eventpipe/test/internal/aggregated"
 )
 
-// tenantUsers are the host's webhook-authenticated users: their scope
-// comes only from the host, as user extras.
-var tenantUsers = map[string]kubetest.TenantUser{
-	"tok-alice": {Name: "alice", Scope: scope.Scope{Type: "Project", Name: "alpha"}},
-	"tok-bob":   {Name: "bob", Scope: scope.Scope{Type: "Project", Name: "beta"}},
-}
-
 func TestAggregatedEventQuery(t *testing.T) {
-	host := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, tenantUsers)})
+	host := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, aggregated.TenantUsers)})
 	ctx := context.Background()
 	hostAdmin, err := kubernetes.NewForConfig(host.Config)
 	require.NoError(t, err)
@@ -60,18 +50,7 @@ func TestAggregatedEventQuery(t *testing.T) {
 		}
 	})
 	epAdmin := s.Client()
-	now := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
-	for _, e := range []struct{ name, scope string }{{"alpha-1", "alpha"}, {"alpha-2", "alpha"}, {"beta-1", "beta"}} {
-		_, err := epAdmin.CoreV1().Events("demo").Create(ctx, &corev1.Event{
-			ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: "demo", Annotations: map[string]string{
-				scope.AnnotationType: "Project", scope.AnnotationName: e.scope,
-			}},
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "demo", Name: "web-" + e.name, APIVersion: "v1"},
-			Reason:         "BackOff", Message: "back-off " + e.name, Type: corev1.EventTypeWarning,
-			Source: corev1.EventSource{Component: "kubelet"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
+	aggregated.SeedWarnings(t, epAdmin)
 	require.Eventually(t, func() bool {
 		l, err := epAdmin.CoreV1().Events("demo").List(ctx, metav1.ListOptions{})
 		return err == nil && len(l.Items) == 3
@@ -117,31 +96,14 @@ func TestAggregatedEventQuery(t *testing.T) {
 		require.Contains(t, names, "eventqueries")
 	})
 
-	query := filepath.Join(t.TempDir(), "eventquery.yaml")
-	require.NoError(t, os.WriteFile(query, []byte(`apiVersion: activity.miloapis.com/v1alpha1
-kind: EventQuery
-metadata:
-  name: recent-warnings
-spec:
-  startTime: now-1h
-  endTime: now
-  fieldSelector: type=Warning
-  limit: 100
-`), 0o600))
+	query := aggregated.WarningsQuery(t)
 
 	t.Run("a tenant sees only its own events", func(t *testing.T) {
 		out, errOut, err := kubetest.Kubectl(t, alice, "create", "-f", query, "-o", "json")
 		require.NoError(t, err, errOut)
-		var got unstructured.Unstructured
-		require.NoError(t, json.Unmarshal([]byte(out), &got.Object))
-		results, _, err := unstructured.NestedSlice(got.Object, "status", "results")
+		names, err := aggregated.ResultNames(out)
 		require.NoError(t, err)
-		var names []string
-		for _, r := range results {
-			n, _, _ := unstructured.NestedString(r.(map[string]any), "metadata", "name")
-			names = append(names, n)
-		}
-		require.ElementsMatch(t, []string{"alpha-1", "alpha-2"}, names)
+		require.ElementsMatch(t, aggregated.AliceSees, names)
 	})
 
 	t.Run("host RBAC denial is a 403", func(t *testing.T) {

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,15 +23,8 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
-	"github.com/eventpipe/eventpipe/internal/scope"
+	"github.com/eventpipe/eventpipe/test/internal/aggregated"
 )
-
-// tenantUsers are the host's webhook-authenticated users: their scope
-// comes only from the host, as user extras.
-var tenantUsers = map[string]kubetest.TenantUser{
-	"tok-alice": {Name: "alice", Scope: scope.Scope{Type: "Project", Name: "alpha"}},
-	"tok-bob":   {Name: "bob", Scope: scope.Scope{Type: "Project", Name: "beta"}},
-}
 
 // testAggregation runs eventpipe as the chart would in a pod, except for
 // the pod: the chart's ServiceAccount, RBAC, serving certificate,
@@ -112,19 +104,7 @@ func testAggregation(t *testing.T, host *kubetest.Cluster) {
 			})
 		}
 	})
-	epAdmin := s.Client()
-	now := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
-	for _, e := range []struct{ name, scope string }{{"alpha-1", "alpha"}, {"alpha-2", "alpha"}, {"beta-1", "beta"}} {
-		_, err := epAdmin.CoreV1().Events("demo").Create(ctx, &corev1.Event{
-			ObjectMeta: metav1.ObjectMeta{Name: e.name, Namespace: "demo", Annotations: map[string]string{
-				scope.AnnotationType: "Project", scope.AnnotationName: e.scope,
-			}},
-			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "demo", Name: "web-" + e.name, APIVersion: "v1"},
-			Reason:         "BackOff", Message: "back-off " + e.name, Type: corev1.EventTypeWarning,
-			Source: corev1.EventSource{Component: "kubelet"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
+	aggregated.SeedWarnings(t, s.Client())
 
 	// The chart's Service name, pointing at this machine; the chart's
 	// APIService as rendered, with its caBundle and no insecureSkipTLSVerify.
@@ -151,17 +131,7 @@ func testAggregation(t *testing.T, host *kubetest.Cluster) {
 	alice := host.KubeconfigFor("alice", "tok-alice")
 	bob := host.KubeconfigFor("bob", "tok-bob")
 
-	query := filepath.Join(t.TempDir(), "eventquery.yaml")
-	require.NoError(t, os.WriteFile(query, []byte(`apiVersion: activity.miloapis.com/v1alpha1
-kind: EventQuery
-metadata:
-  name: recent-warnings
-spec:
-  startTime: now-1h
-  endTime: now
-  fieldSelector: type=Warning
-  limit: 100
-`), 0o600))
+	query := aggregated.WarningsQuery(t)
 
 	t.Run("a tenant with the chart's view role queries its own history", func(t *testing.T) {
 		// kubectl validates against the OpenAPI the aggregator fetches
@@ -175,20 +145,13 @@ spec:
 				lastErr = errOut
 				return false
 			}
-			var got unstructured.Unstructured
-			if err := json.Unmarshal([]byte(out), &got.Object); err != nil {
+			if names, err = aggregated.ResultNames(out); err != nil {
 				lastErr = err.Error()
 				return false
 			}
-			results, _, _ := unstructured.NestedSlice(got.Object, "status", "results")
-			names = names[:0]
-			for _, r := range results {
-				n, _, _ := unstructured.NestedString(r.(map[string]any), "metadata", "name")
-				names = append(names, n)
-			}
-			return len(names) == 2
+			return len(names) == len(aggregated.AliceSees)
 		}, time.Minute, 250*time.Millisecond, "alice's EventQuery through the chart's APIService: last error %s, names %v", lastErr, names)
-		require.ElementsMatch(t, []string{"alpha-1", "alpha-2"}, names)
+		require.ElementsMatch(t, aggregated.AliceSees, names)
 	})
 
 	t.Run("without a binding the host's RBAC refuses", func(t *testing.T) {

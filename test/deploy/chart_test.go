@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/eventpipe/eventpipe/internal/kubetest"
+	"github.com/eventpipe/eventpipe/test/internal/aggregated"
 )
 
 const (
@@ -286,7 +287,7 @@ func TestChart(t *testing.T) {
 
 	t.Run("bad values", testBadValues)
 
-	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, tenantUsers)})
+	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, aggregated.TenantUsers)})
 	installCRDs(t, c)
 	_, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "create", "namespace", namespace)
 	require.NoError(t, err, errOut)
