@@ -167,9 +167,13 @@ func startExporter(ctx context.Context, t *testing.T, natsURL, kubeconfig string
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
+	// Cleanups run last-registered first: stop the exporter here rather
+	// than wait for the caller's cancel, which runs after this one.
 	t.Cleanup(func() {
+		cancel()
 		if err := <-done; err != nil && ctx.Err() == nil {
 			t.Errorf("exporter: %v", err)
 		}
@@ -232,8 +236,12 @@ func etcdTraffic(ctx context.Context, t *testing.T, endpoint string) {
 	defer cancel()
 	wctx, stopWatch := context.WithCancel(cctx)
 	wc := cli.Watch(wctx, "/registry/events/obs/", clientv3.WithPrefix())
-	if _, err := cli.Put(cctx, "/registry/events/obs/etcd-1", b.String()); err != nil {
-		t.Fatalf("put through the etcd front: %v", err)
+	// A create as kube-apiserver writes it: a transaction on "not there yet".
+	key := "/registry/events/obs/etcd-1"
+	resp, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, b.String())).Commit()
+	if err != nil || !resp.Succeeded {
+		t.Fatalf("create through the etcd front: %v (succeeded %v)", err, resp != nil && resp.Succeeded)
 	}
 	if _, err := cli.Get(cctx, "/registry/events/obs/", clientv3.WithPrefix()); err != nil {
 		t.Fatalf("range through the etcd front: %v", err)
