@@ -2,15 +2,17 @@
 # Installs what eventpipe's run and test commands need and the machine lacks:
 # clickhouse-server and clickhouse-client from Debian's packages, and etcd
 # (Debian's etcd-server) for the tests that run a real kube-apiserver
-# (internal/kubetest). Go modules come from the module proxy through the go
-# command itself; kube-apiserver and kubectl are built from it by
-# scripts/build-test-tools.sh.
+# (internal/kubetest), and promtool (Debian's prometheus package) for the
+# tests of the Helm chart's alert rules (test/observability). Go modules
+# come from the module proxy through the go command itself; kube-apiserver
+# and kubectl are built from it by scripts/build-test-tools.sh.
 set -euo pipefail
 
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]} == 0)); then
   exit 0
 fi
@@ -27,6 +29,17 @@ if [[ $(id -u) -ne 0 ]]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The prometheus package's postinst starts a Prometheus server (through its
+# init script, or systemd). Only promtool is wanted: unless the machine has
+# a policy already, forbid service starts for the length of the install
+# (policy-rc.d exit 101, which invoke-rc.d and deb-systemd-invoke obey).
+policy=""
+if [[ " ${need[*]} " == *" prometheus "* && ! -e /usr/sbin/policy-rc.d ]]; then
+  policy=/usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 if ! $sudo apt-get update -qq || ! $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
   echo "install-deps: could not install ${need[*]} with apt-get; install them by hand (Debian package names: ${need[*]})" >&2
   exit 1
@@ -37,4 +50,7 @@ command -v clickhouse-server >/dev/null 2>&1 || { echo "install-deps: clickhouse
 # Likewise the tests start their own etcd on free ports with a temporary data
 # directory; the package's etcd service (if systemd starts it) is not used.
 command -v etcd >/dev/null 2>&1 || { echo "install-deps: etcd still not on PATH after installing etcd-server" >&2; exit 1; }
+# The package also enables prometheus.service for the next boot on systemd
+# machines; the tests only run promtool, so it may be disabled by hand.
+command -v promtool >/dev/null 2>&1 || { echo "install-deps: promtool still not on PATH after installing prometheus" >&2; exit 1; }
 echo "install-deps: done in $((SECONDS - start))s" >&2

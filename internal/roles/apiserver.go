@@ -10,6 +10,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/activity"
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
+	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
 )
 
 // APIServerOptions configure the API server role.
@@ -61,6 +62,9 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	}
 	fl, err := c.frontDoorLog(ctx, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := tailwatch.RegisterMetrics(reg); err != nil {
 		return nil, err
 	}
 	tiers, background, err := c.tiersAdmission(ctx, o.Tiers, fl.watermark.Load, o.Server.Tenants(), reg, log)

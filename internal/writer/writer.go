@@ -62,8 +62,12 @@ func New(js jetstream.JetStream, store Inserter, cfg Config, logCfg eventlog.Con
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
+	w := &Writer{cfg: cfg, logCfg: logCfg, js: js, store: store, log: log.With("component", "writer"),
 		m: newMetrics(reg), wm: eventlog.NewWatermark(), now: time.Now}
+	if reg != nil {
+		reg.MustRegister(newStreamCollector(w))
+	}
+	return w
 }
 
 // Ready reports why the writer cannot commit right now (its latest insert

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,29 @@ func init() { bookmarkInterval.Store(int64(time.Minute)) }
 func SetBookmarkInterval(d time.Duration) (restore func()) {
 	old := bookmarkInterval.Swap(int64(d))
 	return func() { bookmarkInterval.Store(old) }
+}
+
+// fellBehind counts watches ended because they did not keep up with the
+// shared tail. It is the one sign, on the server, that watches are not
+// delivered to fast enough: a watch's client (or its connection) reads
+// slower than events arrive, or the server is too busy to encode them.
+// One counter for the process, whichever registry serves it.
+var fellBehind = prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_watches_fell_behind_total",
+	Help: "Watches ended because they fell behind the stream's shared tail; their clients watch again from their last resourceVersion."})
+
+// RegisterMetrics registers the watches' metrics on reg. Registering them
+// twice on one registry (two servers in one process) is not an error.
+func RegisterMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(fellBehind); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Config says what a watch sends besides the tail's states.
@@ -217,7 +241,9 @@ func (w *watcher[T]) run(ctx context.Context) {
 				// A watch that fell behind the shared tail just ends, as
 				// kube-apiserver ends a watcher that does not keep up: its
 				// client watches again from the last resourceVersion it saw.
-				if err := w.tail.Err(); err != nil && !errors.Is(err, watchtail.ErrFellBehind) {
+				if err := w.tail.Err(); errors.Is(err, watchtail.ErrFellBehind) {
+					fellBehind.Inc()
+				} else if err != nil {
 					w.send(watch.Event{Type: watch.Error, Object: w.c.Unavailable(err)})
 				}
 				return

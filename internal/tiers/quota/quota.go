@@ -123,6 +123,7 @@ type chunk struct {
 
 type metrics struct {
 	used          *prometheus.GaugeVec
+	quota         *prometheus.GaugeVec
 	refusals      *prometheus.CounterVec
 	refreshErrors prometheus.Counter
 	lastRefresh   prometheus.Gauge
@@ -152,6 +153,8 @@ func New(src Source, limits Limits, cfg Config, clk clock.WithTicker, reg promet
 		m: metrics{
 			used: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eventpipe_tiers_storage_used_bytes",
 				Help: "Bytes stored per tenant (clickhouse.RowBytes summed, plus accepted writes not yet in ClickHouse), at the last refresh."}, []string{"scope", "tier"}),
+			quota: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "eventpipe_tiers_storage_quota_bytes",
+				Help: "The storage quota of each tenant in eventpipe_tiers_storage_used_bytes whose tier has one (unlimited tiers have no series)."}, []string{"scope", "tier"}),
 			refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventpipe_tiers_quota_refusals_total",
 				Help: "Writes refused (403) because they would exceed the tenant's storage quota, by tier."}, []string{"tier"}),
 			refreshErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_tiers_quota_refresh_errors_total",
@@ -162,7 +165,7 @@ func New(src Source, limits Limits, cfg Config, clk clock.WithTicker, reg promet
 				Help: "How long the last successful usage refresh took."}),
 		}}
 	if reg != nil {
-		reg.MustRegister(t.m.used, t.m.refusals, t.m.refreshErrors, t.m.lastRefresh, t.m.refreshTime)
+		reg.MustRegister(t.m.used, t.m.quota, t.m.refusals, t.m.refreshErrors, t.m.lastRefresh, t.m.refreshTime)
 	}
 	return t
 }
@@ -352,11 +355,18 @@ func (t *Tracker) Refresh(ctx context.Context) error {
 		}
 	}
 	t.m.used.Reset()
+	t.m.quota.Reset()
 	for sc, b := range totals {
 		if p := t.pending[sc]; p != nil {
 			b += p.total
 		}
-		t.m.used.WithLabelValues(sc.String(), t.limits.For(sc).Tier).Set(float64(b))
+		lim := t.limits.For(sc)
+		t.m.used.WithLabelValues(sc.String(), lim.Tier).Set(float64(b))
+		// Beside the usage, so that a dashboard divides the two series
+		// of one tenant without knowing the tiers file.
+		if lim.StorageQuota != tiers.Unlimited {
+			t.m.quota.WithLabelValues(sc.String(), lim.Tier).Set(float64(lim.StorageQuota))
+		}
 	}
 	t.mu.Unlock()
 
