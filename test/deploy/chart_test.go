@@ -10,6 +10,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -171,6 +172,7 @@ func testRenderAndApply(t *testing.T, c *kubetest.Cluster) {
 				require.Contains(t, got, w)
 			}
 			checkHardened(t, objs)
+			checkMonitoring(t, objs)
 			out, err := dryRun(t, c, writeManifest(t, objs...))
 			require.NoError(t, err, "kube-apiserver refused the chart's objects")
 			t.Logf("%d objects accepted:\n%s", len(objs), out)
@@ -198,6 +200,33 @@ func testRenderAndApply(t *testing.T, c *kubetest.Cluster) {
 		require.Error(t, err, out)
 		require.Contains(t, err.Error(), "runAsUser")
 	})
+}
+
+// checkMonitoring checks that the PrometheusRule carries every alert of
+// files/prometheus-rules.yaml (the file promtool tests) and the dashboard
+// ConfigMap the dashboard JSON, when the configuration has them.
+func checkMonitoring(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	root, err := kubetest.RepoRoot()
+	require.NoError(t, err)
+	for _, o := range objs {
+		switch {
+		case o.GetKind() == "PrometheusRule":
+			data, err := os.ReadFile(filepath.Join(root, chart, "files/prometheus-rules.yaml"))
+			require.NoError(t, err)
+			var file map[string]any
+			require.NoError(t, yaml.Unmarshal(data, &file))
+			spec, _, _ := unstructured.NestedMap(o.Object, "spec")
+			require.Equal(t, file, spec, "the PrometheusRule is the rules file")
+			groups, _, _ := unstructured.NestedSlice(spec, "groups")
+			require.NotEmpty(t, groups)
+		case o.GetKind() == "ConfigMap" && o.GetName() == "eventpipe-dashboard":
+			dash, _, _ := unstructured.NestedString(o.Object, "data", "eventpipe.json")
+			var d map[string]any
+			require.NoError(t, json.Unmarshal([]byte(dash), &d), "the dashboard is JSON")
+			require.NotEmpty(t, d["panels"])
+		}
+	}
 }
 
 // checkHardened checks what the issue asks of every pod: non-root, no
