@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/spf13/pflag"
@@ -350,12 +351,12 @@ func (o *Options) write(images []v1.Image) error {
 	var top mutate.Appendable
 	var desc v1.Descriptor
 	if len(images) == 1 {
-		top = images[0]
+		top = plainImage{images[0]}
 		desc.Platform = &o.platforms[0]
 	} else {
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 		for i, img := range images {
-			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &o.platforms[i]}})
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: plainImage{img}, Descriptor: v1.Descriptor{Platform: &o.platforms[i]}})
 		}
 		top = idx
 	}
@@ -402,6 +403,22 @@ func (o *Options) write(images []v1.Image) error {
 		return err
 	}
 	return os.Rename(f.Name(), o.Output)
+}
+
+// plainImage describes an image without the artifactType that
+// go-containerregistry gives every image descriptor (the config's media
+// type): OCI reserves artifactType for artifacts, and the index entries
+// docker, buildx and podman write for a plain image carry none.
+type plainImage struct{ v1.Image }
+
+// Descriptor is what an index lists for the image.
+func (i plainImage) Descriptor() (*v1.Descriptor, error) {
+	d, err := partial.Descriptor(i.Image)
+	if err != nil {
+		return nil, err
+	}
+	d.ArtifactType = ""
+	return d, nil
 }
 
 // dockerImage is the index of the image manifest.json describes: the build

@@ -68,6 +68,7 @@ func TestImage(t *testing.T) {
 	require.Equal(t, types.OCIManifestSchema1, desc.MediaType, "one platform: index.json points at the image itself")
 	require.Equal(t, "eventpipe:"+testVersion, desc.Annotations[annotationRefName])
 	require.Equal(t, "docker.io/library/eventpipe:"+testVersion, desc.Annotations[annotationContainerName])
+	require.Empty(t, desc.ArtifactType, "an image, not an artifact")
 	require.NotNil(t, desc.Platform)
 	require.Equal(t, platform, desc.Platform.String())
 	img, err := index.Image(desc.Digest)
@@ -175,6 +176,75 @@ func TestImage(t *testing.T) {
 		build(again)
 		require.Equal(t, fileSum(t, out), fileSum(t, again))
 	})
+}
+
+// TestTwoPlatforms checks the multi-platform shape of the tarball without
+// compiling eventpipe twice: the images hold a small file where the binary
+// goes, which is all the assembly looks at.
+func TestTwoPlatforms(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "") // the fallback date is under test
+	dir := t.TempDir()
+	o := Options{
+		Platforms: []string{"linux/arm64", "linux/amd64"},
+		Version:   testVersion,
+		Output:    filepath.Join(dir, "two.tar"),
+		ModuleDir: dir, // no checkout: the defaults that need git fall back
+	}
+	require.NoError(t, o.complete(t.Context()))
+	require.Equal(t, time.Unix(0, 0).UTC(), o.created)
+	base, err := newLayer(baseEntries([]byte("test CA bundle\n")), o.created)
+	require.NoError(t, err)
+	var images []v1.Image
+	for _, p := range o.platforms {
+		bin := filepath.Join(dir, p.Architecture)
+		require.NoError(t, os.WriteFile(bin, []byte("stands in for eventpipe on "+p.String()), 0o755))
+		img, err := o.image(p, base, bin)
+		require.NoError(t, err)
+		images = append(images, img)
+	}
+	require.NoError(t, o.write(images))
+
+	layoutDir := filepath.Join(dir, "layout")
+	untar(t, o.Output, layoutDir, false)
+	// What `crane push DIR REF` reads: exactly one entry, here an index.
+	lp, err := layout.ImageIndexFromPath(layoutDir)
+	require.NoError(t, err)
+	im, err := lp.IndexManifest()
+	require.NoError(t, err)
+	require.Len(t, im.Manifests, 1)
+	require.Equal(t, types.OCIImageIndex, im.Manifests[0].MediaType)
+	require.Equal(t, "eventpipe:"+testVersion, im.Manifests[0].Annotations[annotationRefName])
+	idx, err := lp.ImageIndex(im.Manifests[0].Digest)
+	require.NoError(t, err)
+	pm, err := idx.IndexManifest()
+	require.NoError(t, err)
+	require.Len(t, pm.Manifests, 2)
+	var baseDigests []v1.Hash
+	for i, d := range pm.Manifests {
+		require.Equal(t, o.Platforms[i], d.Platform.String(), "the order asked for")
+		require.Empty(t, d.ArtifactType)
+		img, err := idx.Image(d.Digest)
+		require.NoError(t, err)
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		require.Equal(t, d.Platform.Architecture, cf.Architecture)
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		ld, err := layers[0].Digest()
+		require.NoError(t, err)
+		baseDigests = append(baseDigests, ld)
+	}
+	require.Equal(t, baseDigests[0], baseDigests[1], "the platforms share the base layer")
+
+	// manifest.json describes one image: this machine's platform if built.
+	dimg, err := tarball.ImageFromPath(o.Output, nil)
+	require.NoError(t, err)
+	want, err := idx.Image(pm.Manifests[o.dockerImage()].Digest)
+	require.NoError(t, err)
+	requireSameImage(t, want, dimg)
+	if runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64" {
+		require.Equal(t, runtime.GOARCH, pm.Manifests[o.dockerImage()].Platform.Architecture)
+	}
 }
 
 func TestFullName(t *testing.T) {
