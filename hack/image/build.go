@@ -157,10 +157,11 @@ func Build(ctx context.Context, o Options) error {
 		images = append(images, img)
 	}
 
-	if err := o.write(images); err != nil {
+	digest, err := o.write(images)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Log, "image: wrote %s (%s, %s) in %s\n", o.Output, o.tag, platformList(o.platforms), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(o.Log, "image: wrote %s in %s: %s, %s, %s\n", o.Output, time.Since(start).Round(time.Millisecond), o.Tag, platformList(o.platforms), digest)
 	return nil
 }
 
@@ -346,8 +347,9 @@ func (o *Options) image(p v1.Platform, base v1.Layer, bin string) (v1.Image, err
 
 // write lays the images out as an OCI layout with a Docker manifest.json in
 // a scratch directory and packs that into Output (see "The tarball's
-// format" above).
-func (o *Options) write(images []v1.Image) error {
+// format" above). It returns the digest of index.json's one entry, which a
+// push of the layout keeps.
+func (o *Options) write(images []v1.Image) (v1.Hash, error) {
 	var top mutate.Appendable
 	var desc v1.Descriptor
 	if len(images) == 1 {
@@ -368,41 +370,44 @@ func (o *Options) write(images []v1.Image) error {
 
 	dir, err := os.MkdirTemp("", "eventpipe-image-layout-")
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	defer os.RemoveAll(dir)
 	if _, err := layout.Write(dir, index); err != nil {
-		return fmt.Errorf("write OCI layout: %w", err)
+		return v1.Hash{}, fmt.Errorf("write OCI layout: %w", err)
 	}
 
 	manifest, err := dockerManifest(images[o.dockerImage()], o.Tag)
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o644); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 
 	if err := os.MkdirAll(filepath.Dir(o.Output), 0o755); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	f, err := os.CreateTemp(filepath.Dir(o.Output), filepath.Base(o.Output)+".*.tmp")
 	if err != nil {
-		return err
+		return v1.Hash{}, err
 	}
 	defer os.Remove(f.Name()) // after the rename this finds nothing
 	if err := tarDir(f, dir, o.created); err != nil {
 		f.Close()
-		return fmt.Errorf("pack %s: %w", o.Output, err)
+		return v1.Hash{}, fmt.Errorf("pack %s: %w", o.Output, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
-		return err
+		return v1.Hash{}, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return v1.Hash{}, err
 	}
-	return os.Rename(f.Name(), o.Output)
+	if err := os.Rename(f.Name(), o.Output); err != nil {
+		return v1.Hash{}, err
+	}
+	return top.Digest()
 }
 
 // plainImage describes an image without the artifactType that

@@ -202,7 +202,8 @@ func TestTwoPlatforms(t *testing.T) {
 		require.NoError(t, err)
 		images = append(images, img)
 	}
-	require.NoError(t, o.write(images))
+	digest, err := o.write(images)
+	require.NoError(t, err)
 
 	layoutDir := filepath.Join(dir, "layout")
 	untar(t, o.Output, layoutDir, false)
@@ -213,6 +214,7 @@ func TestTwoPlatforms(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, im.Manifests, 1)
 	require.Equal(t, types.OCIImageIndex, im.Manifests[0].MediaType)
+	require.Equal(t, digest, im.Manifests[0].Digest, "the digest write reports")
 	require.Equal(t, "eventpipe:"+testVersion, im.Manifests[0].Annotations[annotationRefName])
 	idx, err := lp.ImageIndex(im.Manifests[0].Digest)
 	require.NoError(t, err)
