@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-activity clean
+.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-activity clean
 
 all: build
 
@@ -21,6 +21,15 @@ deps-chdb:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/eventpipe
+
+IMAGE           ?= bin/eventpipe-image.tar
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+
+## image: the container image as one tarball, $(IMAGE), for docker load, podman
+## load or crane push, built without a container daemon (IMAGE_PLATFORMS,
+## VERSION and IMAGE_TAG override the defaults; see hack/image).
+image:
+	$(GO) run ./hack/image --platform $(IMAGE_PLATFORMS) --output $(IMAGE) $(if $(VERSION),--version $(VERSION)) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
 
 ## tools: build the real test peers (kube-apiserver, kubectl) into .tools/bin.
 tools:
