@@ -12,18 +12,17 @@ import (
 )
 
 // TestEnsureUpdatesOnlyChanges: ensuring what exists sends no update, a
-// changed setting is applied. Updates are observed by the server's
-// advisories, which it publishes in order.
+// changed setting is applied. Updates are observed as the update requests
+// themselves, on the connection that sends them, so they arrive in the
+// order they were sent (the server's update advisories come from a
+// goroutine per stream, in no order across streams).
 func TestEnsureUpdatesOnlyChanges(t *testing.T) {
 	ns := natstest.ForTest(t)
 	ctx := context.Background()
-	updates, err := ns.NC.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, MaxBytes: 1 << 20, Duplicates: time.Minute}
 	kcfg := jetstream.KeyValueConfig{Bucket: "B", History: 2, TTL: time.Minute}
-	for range 2 { // created, then ensured unchanged
+	ensure := func() {
+		t.Helper()
 		if _, err := EnsureStream(ctx, ns.JS, cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -31,8 +30,14 @@ func TestEnsureUpdatesOnlyChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ensure() // created (creating a bucket tries an update first)
+	updates, err := ns.NC.SubscribeSync("$JS.API.STREAM.UPDATE.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensure() // unchanged: no update
 	// Changed: the bucket first, then the stream. Had the unchanged ensures
-	// updated anything, their advisories (stream first) would come first.
+	// updated anything, their requests (stream first) would come first.
 	kcfg.History = 4
 	kv, err := EnsureKeyValue(ctx, ns.JS, kcfg)
 	if err != nil {
@@ -46,10 +51,10 @@ func TestEnsureUpdatesOnlyChanges(t *testing.T) {
 	for _, want := range []string{"KV_B", "T"} {
 		m, err := updates.NextMsg(10 * time.Second)
 		if err != nil {
-			t.Fatalf("no update advisory for %s: %v", want, err)
+			t.Fatalf("no update request for %s: %v", want, err)
 		}
 		if got := m.Subject[strings.LastIndex(m.Subject, ".")+1:]; got != want {
-			t.Fatalf("update advisory for %s, want %s: an unchanged ensure sent an update", got, want)
+			t.Fatalf("update request for %s, want %s: an unchanged ensure sent an update", got, want)
 		}
 	}
 	if st, err := kv.Status(ctx); err != nil || st.History() != 4 {
