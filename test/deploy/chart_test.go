@@ -273,6 +273,45 @@ func checkHardened(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 }
 
+// testUpgradeKeepsSecrets installs the chart for real and upgrades it: the
+// certificates and the cursor key the chart generated must survive the
+// upgrade (read back with lookup), or every upgrade would break the
+// APIService's trust, kube-apiserver's trust in the etcd front and every
+// EventQuery continue token in flight. Hooks are left out: the migration
+// Job would never finish on a cluster without nodes. The APIService is
+// left out too; the aggregation test owns the one of that name.
+func testUpgradeKeepsSecrets(t *testing.T, c *kubetest.Cluster) {
+	ca, err := kubetest.NewCA("etcd-ca")
+	require.NoError(t, err)
+	etcdCA := filepath.Join(t.TempDir(), "etcd-ca.crt")
+	require.NoError(t, os.WriteFile(etcdCA, ca.PEM(), 0o600))
+	const ns = "upgrade"
+	helm := func(verb string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := kubetest.RunHelm(ctx, t, verb, "ep", chart, "--kubeconfig", c.Kubeconfig, "--namespace", ns,
+			"--create-namespace", "--no-hooks", "--set", "aggregation.enabled=false", "--set", "etcdFront.enabled=true",
+			"--set-file", "etcdFront.tls.clientCA="+etcdCA)
+		require.NoError(t, err, out)
+	}
+	secrets := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, name := range []string{"ep-eventpipe-apiserver-tls", "ep-eventpipe-etcd-tls", "ep-eventpipe-cursor-key"} {
+			data, errOut, err := kubetest.Kubectl(t, c.Kubeconfig, "get", "secret", "-n", ns, name, "-o", "jsonpath={.data}")
+			require.NoError(t, err, errOut)
+			require.NotEmpty(t, data, name)
+			out[name] = data
+		}
+		return out
+	}
+	helm("install")
+	before := secrets()
+	helm("upgrade")
+	require.Equal(t, before, secrets(), "helm upgrade generated new certificates or a new cursor key")
+}
+
 // Invalid values fail helm template with the value's path, not a broken
 // manifest (values.schema.json).
 func testBadValues(t *testing.T) {
@@ -322,5 +361,6 @@ func TestChart(t *testing.T) {
 	require.NoError(t, err, errOut)
 
 	t.Run("render and apply", func(t *testing.T) { testRenderAndApply(t, c) })
+	t.Run("upgrade keeps generated secrets", func(t *testing.T) { testUpgradeKeepsSecrets(t, c) })
 	t.Run("aggregation with the chart's objects", func(t *testing.T) { testAggregation(t, c) })
 }
