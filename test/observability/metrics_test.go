@@ -99,6 +99,8 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	// tenants' usage, refreshed every 30s): poll until all are there.
 	var missing []string
 	deadline := time.Now().Add(90 * time.Second)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		have := map[string]bool{}
 		for name, scrape := range map[string]func() (string, error){
@@ -121,7 +123,7 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Second) // poll interval while waiting for the condition
+		<-tick.C
 	}
 	t.Logf("checked %d metrics: %s", len(want), strings.Join(want, " "))
 	if len(missing) > 0 {
