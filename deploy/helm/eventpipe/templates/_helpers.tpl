@@ -92,12 +92,18 @@ auto
 - --stream.max-bytes={{ int64 .Values.stream.maxBytes }}
 {{- end -}}
 
-{{/* Flags every component that reaches ClickHouse takes. */}}
-{{- define "eventpipe.clickhouseArgs" -}}
+{{/* The ClickHouse connection, as `eventpipe migrate` takes it. */}}
+{{- define "eventpipe.clickhouseConnArgs" -}}
 - --clickhouse.addr={{ required "clickhouse.addr is required: the ClickHouse native-protocol address, for example clickhouse.clickhouse.svc:9000" .Values.clickhouse.addr }}
 - --clickhouse.database={{ .Values.clickhouse.database }}
 - --clickhouse.username={{ .Values.clickhouse.username }}
 - --clickhouse.max-retention-days={{ .Values.clickhouse.maxRetentionDays }}
+{{- end -}}
+
+{{/* Flags every long-running component that reaches ClickHouse takes:
+the connection, and no migrations of its own when the Job runs them. */}}
+{{- define "eventpipe.clickhouseArgs" -}}
+{{ include "eventpipe.clickhouseConnArgs" . }}
 {{- if .Values.migrations.job }}
 - --clickhouse.migrate=false
 {{- end }}
@@ -157,10 +163,17 @@ re-read without a restart). */}}
 {{- end }}
 {{- end -}}
 
-{{/* The pod-level settings every component shares. */}}
+{{/* The pod-level settings every component shares, the ServiceAccount
+included. */}}
 {{- define "eventpipe.podSpec" -}}
 serviceAccountName: {{ include "eventpipe.serviceAccountName" . }}
 automountServiceAccountToken: true
+{{ include "eventpipe.podSettings" . }}
+{{- end -}}
+
+{{/* The pod-level settings of every pod the chart makes (the migration
+Job's too), the ServiceAccount aside. */}}
+{{- define "eventpipe.podSettings" -}}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
