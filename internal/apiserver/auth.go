@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/webhook"
 )
 
 // anonymousAuthenticator lets requests without credentials through as
@@ -199,6 +200,13 @@ var discoveryPaths = []string{"/api", "/apis", "/openapi"}
 // a scope may post to it (the events are stamped with that scope).
 const IngestPath = "/ingest/v1/events"
 
+// AuditIngestPath is where the audit receiver takes kube-apiserver's audit
+// batches; every caller with a scope may post to it (the records are
+// stamped with that scope).
+const AuditIngestPath = webhook.AuditPath
+
+func isIngestPath(p string) bool { return p == IngestPath || p == AuditIngestPath }
+
 func pathIn(p string, paths []string) bool {
 	for _, pp := range paths {
 		if p == pp || strings.HasPrefix(p, pp+"/") {
@@ -242,7 +250,7 @@ func (a tenantAuthorizer) Authorize(_ context.Context, attr authorizer.Attribute
 		// only the platform may change them.
 		return authorizer.DecisionNoOpinion, "ActivityPolicies apply to every tenant; only platform callers may change them", nil
 	}
-	if attr.IsResourceRequest() || (attr.GetVerb() == "post" && attr.GetPath() == IngestPath) {
+	if attr.IsResourceRequest() || (attr.GetVerb() == "post" && isIngestPath(attr.GetPath())) {
 		return authorizer.DecisionAllow, "", nil
 	}
 	return authorizer.DecisionNoOpinion, "", nil

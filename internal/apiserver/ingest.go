@@ -12,10 +12,11 @@ import (
 	"github.com/eventpipe/eventpipe/internal/webhook"
 )
 
-// installIngest serves the webhook receiver (POST /ingest/v1/events)
-// behind the server's whole filter chain: the same authentication and
-// authorization as the API, and the caller's scope stamps the events
-// through the same Scopes as the Events API's writes.
+// installIngest serves the webhook receivers (POST /ingest/v1/events, and
+// /ingest/v1/audit when there is an audit log) behind the server's whole
+// filter chain: the same authentication and authorization as the API, and
+// the caller's scope stamps the events and audit records through the same
+// Scopes as the Events API's writes.
 func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) {
 	// IngestPath is the path the authorizer lets tenant callers post to;
 	// mounting there keeps the two in step.
@@ -24,6 +25,9 @@ func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) {
 		cfg.Admission = c.backends.Tiers // rate limits and quota, per request
 	}
 	gs.Handler.NonGoRestfulMux.Handle(IngestPath, webhook.New(c.backends.Log, c.scopes, cfg))
+	if c.backends.AuditLog != nil {
+		gs.Handler.NonGoRestfulMux.Handle(AuditIngestPath, webhook.NewAudit(c.backends.AuditLog, c.scopes, webhook.DefaultAuditConfig()))
+	}
 	gs.Handler.FullHandlerChain = requireCredentials(c.generic.Authentication.Authenticator, gs.Handler.FullHandlerChain)
 }
 
@@ -35,7 +39,7 @@ func (c CompletedConfig) installIngest(gs *genericapiserver.GenericAPIServer) {
 // authentication failure. Other paths pass untouched.
 func requireCredentials(authn authenticator.Request, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != IngestPath || authn == nil {
+		if !isIngestPath(r.URL.Path) || authn == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -44,7 +48,7 @@ func requireCredentials(authn authenticator.Request, next http.Handler) http.Han
 		resp, ok, err := authn.AuthenticateRequest(r.Clone(r.Context()))
 		if err != nil || !ok || resp.User.GetName() == user.Anonymous {
 			st := &metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure, Code: http.StatusUnauthorized, Reason: metav1.StatusReasonUnauthorized,
-				Message: "Unauthorized: " + IngestPath + " needs credentials (a bearer token or client certificate); anonymous ingest is not allowed"}
+				Message: "Unauthorized: " + r.URL.Path + " needs credentials (a bearer token or client certificate); anonymous ingest is not allowed"}
 			responsewriters.WriteRawJSON(http.StatusUnauthorized, st, w)
 			return
 		}

@@ -188,6 +188,9 @@ type Backends struct {
 	// Tiers, when set, enforces each tenant's tier (rate limits, storage
 	// quota, query window) and serves tenantusages.
 	Tiers *admission.Policy
+	// AuditLog, when set, is the AUDIT stream the audit receiver
+	// (POST /ingest/v1/audit) publishes kube-apiserver's audit batches into.
+	AuditLog webhook.AuditLog
 }
 
 // EventLog is what the server needs from the EVENTS stream.
@@ -385,7 +388,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("install %s: %w", activityv1alpha1.SchemeGroupVersion, err)
 	}
 
-	// POST /ingest/v1/events (see ingest.go).
+	// POST /ingest/v1/events and /ingest/v1/audit (see ingest.go).
 	c.installIngest(gs)
 	return &Server{generic: gs}, nil
 }

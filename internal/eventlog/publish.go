@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -95,29 +96,50 @@ func (p *Publisher) PublishAll(ctx context.Context, recs []*Record, ids []string
 	if len(ids) != len(recs) {
 		return fmt.Errorf("publish: %d records but %d message ids", len(recs), len(ids))
 	}
-	futs := make([]jetstream.PubAckFuture, len(recs))
+	msgs := make([]*nats.Msg, len(recs))
 	for i, r := range recs {
-		if ids[i] == "" {
-			return fmt.Errorf("publish %s: message id is required", Subject(r.Key))
-		}
 		m, err := EncodeMsg(r)
 		if err != nil {
 			return err
 		}
-		futs[i], err = p.js.PublishMsgAsync(m, jetstream.WithMsgID(ids[i]), jetstream.WithExpectStream(StreamName))
+		msgs[i] = m
+	}
+	seqs, err := PublishMsgs(ctx, p.js, StreamName, msgs, ids)
+	for i, seq := range seqs {
+		recs[i].Seq = seq
+	}
+	return err
+}
+
+// PublishMsgs stores msgs in stream with one wait for all their
+// acknowledgements, each under its message id (required: a retry of the
+// lot then stores nothing twice). It returns the sequences of the messages
+// stored before the first failure, in order, and that failure.
+func PublishMsgs(ctx context.Context, js jetstream.JetStream, stream string, msgs []*nats.Msg, ids []string) ([]uint64, error) {
+	if len(ids) != len(msgs) {
+		return nil, fmt.Errorf("publish: %d messages but %d message ids", len(msgs), len(ids))
+	}
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		if ids[i] == "" {
+			return nil, fmt.Errorf("publish %s: message id is required", m.Subject)
+		}
+		var err error
+		futs[i], err = js.PublishMsgAsync(m, jetstream.WithMsgID(ids[i]), jetstream.WithExpectStream(stream))
 		if err != nil {
-			return fmt.Errorf("publish %s: %w", m.Subject, err)
+			return nil, fmt.Errorf("publish %s: %w", m.Subject, err)
 		}
 	}
-	for i, f := range futs {
+	seqs := make([]uint64, 0, len(msgs))
+	for _, f := range futs {
 		select {
 		case ack := <-f.Ok():
-			recs[i].Seq = ack.Sequence
+			seqs = append(seqs, ack.Sequence)
 		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
+			return seqs, fmt.Errorf("publish %s: %w", f.Msg().Subject, err)
 		case <-ctx.Done():
-			return fmt.Errorf("publish: %w", ctx.Err())
+			return seqs, fmt.Errorf("publish: %w", ctx.Err())
 		}
 	}
-	return nil
+	return seqs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/eventpipe/eventpipe/internal/activity"
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/registry/tailwatch"
@@ -74,6 +75,7 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	b := apiserver.Backends{
 		Log:   fl.log,
 		Index: event.ClickHouseIndex{Store: c.Store}, History: c.Store, Watermark: fl.watermark, Tiers: tiers,
+		AuditLog: audit.NewPublisher(c.JS),
 	}
 	if o.Activities {
 		if b.Activity, err = activityBackends(ctx, c); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
@@ -72,7 +73,8 @@ func (c *Conns) frontDoorLog(ctx context.Context, log *slog.Logger) (frontLog, e
 	return c.events, c.eventsErr
 }
 
-// Connect connects to NATS as client name and ensures the EVENTS stream.
+// Connect connects to NATS as client name and ensures the EVENTS and AUDIT
+// streams.
 // Every error names the setting and the address tried.
 func Connect(ctx context.Context, name string, natsCfg eventlog.ClientConfig, streamCfg eventlog.Config) (*Conns, error) {
 	natsCfg.Name = name
@@ -82,6 +84,10 @@ func Connect(ctx context.Context, name string, natsCfg eventlog.ClientConfig, st
 	}
 	c := &Conns{NC: nc, JS: js, Stream: streamCfg}
 	if err := eventlog.Ensure(ctx, js, streamCfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := audit.Ensure(ctx, js, streamCfg); err != nil {
 		c.Close()
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
 
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
 	"github.com/eventpipe/eventpipe/internal/writer"
@@ -20,6 +21,9 @@ import (
 // worker beside it.
 type WriterOptions struct {
 	Writer writer.Config
+	// Audit is the audit indexer's (AUDIT -> ClickHouse), which runs beside
+	// the writer.
+	Audit audit.IndexerConfig
 	// TiersConfig is the tiers file whose retentions the retention worker
 	// applies; empty: the built-in tiers.
 	TiersConfig string
@@ -28,7 +32,7 @@ type WriterOptions struct {
 
 // DefaultWriterOptions returns the documented defaults.
 func DefaultWriterOptions() WriterOptions {
-	return WriterOptions{Writer: writer.DefaultConfig(), Retention: retention.DefaultConfig()}
+	return WriterOptions{Writer: writer.DefaultConfig(), Audit: audit.DefaultIndexerConfig(), Retention: retention.DefaultConfig()}
 }
 
 // AddFlags registers the options on fs.
@@ -55,6 +59,7 @@ func (o *WriterOptions) Validate() []error {
 // worker deletes each tenant's events past its tier's retention.
 type Writer struct {
 	w         *writer.Writer
+	audit     *audit.Indexer
 	watcher   *tiers.Watcher
 	retention *retention.Worker
 }
@@ -70,7 +75,9 @@ func NewWriter(c *Conns, o WriterOptions, reg prometheus.Registerer, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{w: w, watcher: watcher, retention: retention.New(c.Store, res, o.Retention, clock.RealClock{}, reg, log)}, nil
+	o.Audit.Retention = c.Stream.Retention
+	ax := audit.NewIndexer(c.JS, c.Store, o.Audit, reg, log)
+	return &Writer{w: w, audit: ax, watcher: watcher, retention: retention.New(c.Store, res, o.Retention, clock.RealClock{}, reg, log)}, nil
 }
 
 // Writer is the writer itself: its watermark, for readers in this process.
@@ -79,15 +86,36 @@ func (w *Writer) Writer() *writer.Writer { return w.w }
 // Ready fails until the writer has started consuming.
 func (w *Writer) Ready() error { return w.w.Ready() }
 
-// Run runs the writer, the retention worker and the tiers file's watcher
-// until ctx ends. It returns nil on cancellation; any other error means
-// the writer cannot go on.
+// Audit is the audit indexer: its watermark, for readers in this process.
+func (w *Writer) Audit() *audit.Indexer { return w.audit }
+
+// Run runs the writer, the audit indexer, the retention worker and the
+// tiers file's watcher until ctx ends. It returns nil on cancellation; any
+// other error means the writer or the audit indexer cannot go on (the
+// other stops with it).
 func (w *Writer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if w.watcher != nil {
 		go w.watcher.Run(ctx)
 	}
 	go w.retention.Run(ctx)
-	return w.w.Run(ctx)
+	auditDone, writerDone := make(chan error, 1), make(chan error, 1)
+	go func() { auditDone <- w.audit.Run(ctx) }()
+	go func() { writerDone <- w.w.Run(ctx) }()
+	select {
+	case err := <-writerDone:
+		cancel()
+		<-auditDone
+		return err
+	case err := <-auditDone:
+		cancel()
+		werr := <-writerDone
+		if err != nil {
+			return fmt.Errorf("audit indexer: %w", err)
+		}
+		return werr
+	}
 }
 
 // joinErrors is nil for no problems, else all of them.

@@ -40,3 +40,14 @@ func (s Scopes) WriteScope(ctx context.Context, ev *corev1.Event) (scope.Scope, 
 	scope.Stamp(ev, c.Scope)
 	return c.Scope, nil
 }
+
+// CallerScope is the scope a caller's own records belong to when they do
+// not name one (audit records from a cluster): a tenant's scope, or the
+// Platform scope for platform callers.
+func (s Scopes) CallerScope(ctx context.Context) (scope.Scope, error) {
+	c, err := s.Resolver.FromContext(ctx)
+	if err != nil {
+		return scope.Scope{}, err
+	}
+	return c.Scope, nil
+}

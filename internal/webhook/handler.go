@@ -197,7 +197,10 @@ func mediaType(ct string) (ndjson bool, err error) {
 // readBody reads the body, decompressing gzip, within MaxBodyBytes both
 // before and after decompression (a small gzip body can expand enormously).
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *metav1.Status) {
-	limit := h.cfg.MaxBodyBytes
+	return readBody(w, r, h.cfg.MaxBodyBytes)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *metav1.Status) {
 	tooLarge := func() *metav1.Status {
 		return statusOf(http.StatusRequestEntityTooLarge, metav1.StatusReasonRequestEntityTooLarge,
 			fmt.Sprintf("the request body is larger than %d bytes (after decompression); split it into several requests", limit))
