@@ -9,7 +9,8 @@ import (
 
 // Config tunes the processor and the indexer.
 type Config struct {
-	// Consumer is the processor's durable consumer on EVENTS.
+	// Consumer is the processor's durable consumer on EVENTS, and its
+	// consumer of the same name on AUDIT.
 	Consumer string
 	// IndexerConsumer is the indexer's durable consumer on ACTIVITIES.
 	IndexerConsumer string

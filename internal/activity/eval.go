@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/interpreter"
 	corev1 "k8s.io/api/core/v1"
 
 	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
@@ -55,7 +56,7 @@ func (p *Policy) evaluate(v *vars, o *Outcome) bool {
 	return false
 }
 
-func (r *Rule) matches(v *vars) (bool, error) {
+func (r *Rule) matches(v interpreter.Activation) (bool, error) {
 	out, _, err := r.match.Eval(v)
 	if err != nil {
 		return false, fmt.Errorf("match: %w", err)
@@ -67,7 +68,7 @@ func (r *Rule) matches(v *vars) (bool, error) {
 	return bool(b), nil
 }
 
-func (r *Rule) render(v *vars) (string, []activityv1alpha1.ActivityLink, error) {
+func (r *Rule) render(v interpreter.Activation) (string, []activityv1alpha1.ActivityLink, error) {
 	if len(r.parts) == 1 && r.parts[0].prog == nil {
 		return r.parts[0].text, nil, nil
 	}

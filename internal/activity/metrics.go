@@ -3,22 +3,26 @@ package activity
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	processed   prometheus.Counter
-	published   prometheus.Counter
-	evalErrors  *prometheus.CounterVec
-	deadLetters prometheus.Counter
-	missed      prometheus.Counter
-	progress    prometheus.Gauge
-	indexed     prometheus.Counter
-	insertErrs  prometheus.Counter
-	watermark   prometheus.Gauge
-	trimmed     prometheus.Counter
+	processed prometheus.Counter
+	// auditProcessed counts audit records evaluated.
+	auditProcessed prometheus.Counter
+	published      prometheus.Counter
+	evalErrors     *prometheus.CounterVec
+	deadLetters    prometheus.Counter
+	missed         prometheus.Counter
+	progress       prometheus.Gauge
+	indexed        prometheus.Counter
+	insertErrs     prometheus.Counter
+	watermark      prometheus.Gauge
+	trimmed        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_activity_events_processed_total",
 			Help: "Event states the activity processor evaluated."}),
+		auditProcessed: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_activity_audit_records_processed_total",
+			Help: "Audit records the activity processor evaluated (most are dropped by the policies: reads, the control plane's own requests)."}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_activity_states_published_total",
 			Help: "Activity states published to the ACTIVITIES stream."}),
 		evalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventpipe_activity_evaluation_errors_total",
@@ -39,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Purges of indexed states from the ACTIVITIES stream."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.processed, m.published, m.evalErrors, m.deadLetters, m.missed, m.progress, m.indexed, m.insertErrs, m.watermark, m.trimmed)
+		reg.MustRegister(m.processed, m.auditProcessed, m.published, m.evalErrors, m.deadLetters, m.missed, m.progress, m.indexed, m.insertErrs, m.watermark, m.trimmed)
 	}
 	return m
 }

@@ -27,13 +27,15 @@ const (
 // Policy is a compiled ActivityPolicy. It is immutable and safe for
 // concurrent use.
 type Policy struct {
-	Name     string
-	Group    string
-	Kind     string
-	Builtin  bool
-	Version  string
-	Rules    []*Rule
-	Disabled bool
+	Name    string
+	Group   string
+	Kind    string
+	Builtin bool
+	Version string
+	Rules   []*Rule
+	// AuditRules are tried on audit records.
+	AuditRules []*Rule
+	Disabled   bool
 }
 
 // Rule is one compiled rule.
@@ -41,6 +43,48 @@ type Rule struct {
 	Name  string
 	match cel.Program
 	parts []compiledPart
+	// drop: a matching audit record makes no Activity.
+	drop bool
+}
+
+// compileRules validates and compiles one rule list with the environments
+// of what it reads (events or audit records); errors name the field.
+func compileRules(textE, objE *cel.Env, rules []activityv1alpha1.ActivityPolicyRule, rulesPath *field.Path, isAudit bool) ([]*Rule, field.ErrorList) {
+	var errs field.ErrorList
+	if len(rules) > maxRules {
+		errs = append(errs, field.TooMany(rulesPath, len(rules), maxRules))
+	}
+	vars := Variables
+	if isAudit {
+		vars = AuditVariables
+	}
+	var out []*Rule
+	seen := map[string]bool{}
+	for i, r := range rules {
+		p := rulesPath.Index(i)
+		for _, msg := range utilvalidation.IsDNS1123Label(r.Name) {
+			errs = append(errs, field.Invalid(p.Child("name"), r.Name, msg))
+		}
+		if seen[r.Name] {
+			errs = append(errs, field.Duplicate(p.Child("name"), r.Name))
+		}
+		seen[r.Name] = true
+		rule := &Rule{Name: r.Name, drop: r.Drop}
+		var ruleErrs field.ErrorList
+		rule.match, ruleErrs = compileMatch(textE, r.Match, p.Child("match"), vars)
+		errs = append(errs, ruleErrs...)
+		switch {
+		case r.Drop && !isAudit:
+			errs = append(errs, field.Forbidden(p.Child("drop"), "only audit rules may drop: every event has its Activity"))
+		case r.Drop && r.Summary != "":
+			errs = append(errs, field.Forbidden(p.Child("summary"), "a rule that drops writes no summary; remove one of drop and summary"))
+		case !r.Drop:
+			rule.parts, ruleErrs = compileSummary(textE, objE, r.Summary, p.Child("summary"), vars)
+			errs = append(errs, ruleErrs...)
+		}
+		out = append(out, rule)
+	}
+	return out, errs
 }
 
 type compiledPart struct {
@@ -86,31 +130,20 @@ func CompileSpec(spec *activityv1alpha1.ActivityPolicySpec, fld *field.Path) (*P
 			errs = append(errs, field.Invalid(res.Child("apiGroup"), g, "must be \"\" (core), \"*\" (any) or an API group such as apps: "+msg))
 		}
 	}
-	rulesPath := fld.Child("eventRules")
-	if len(spec.EventRules) == 0 {
-		errs = append(errs, field.Required(rulesPath, "at least one rule with name, match and summary"))
-	}
-	if len(spec.EventRules) > maxRules {
-		errs = append(errs, field.TooMany(rulesPath, len(spec.EventRules), maxRules))
+	if len(spec.EventRules) == 0 && len(spec.AuditRules) == 0 {
+		errs = append(errs, field.Required(fld.Child("eventRules"), "at least one rule with name, match and summary, in eventRules (for Events) or auditRules (for audit records)"))
 	}
 	cp := &Policy{Group: spec.Resource.APIGroup, Kind: spec.Resource.Kind}
-	seen := map[string]bool{}
-	for i, r := range spec.EventRules {
-		p := rulesPath.Index(i)
-		for _, msg := range utilvalidation.IsDNS1123Label(r.Name) {
-			errs = append(errs, field.Invalid(p.Child("name"), r.Name, msg))
+	var ruleErrs field.ErrorList
+	cp.Rules, ruleErrs = compileRules(textE, objE, spec.EventRules, fld.Child("eventRules"), false)
+	errs = append(errs, ruleErrs...)
+	if len(spec.AuditRules) > 0 {
+		at, ao, err := auditEnvs()
+		if err != nil {
+			panic("BUG: CEL audit environment: " + err.Error())
 		}
-		if seen[r.Name] {
-			errs = append(errs, field.Duplicate(p.Child("name"), r.Name))
-		}
-		seen[r.Name] = true
-		rule := &Rule{Name: r.Name}
-		var ruleErrs field.ErrorList
-		rule.match, ruleErrs = compileMatch(textE, r.Match, p.Child("match"))
+		cp.AuditRules, ruleErrs = compileRules(at, ao, spec.AuditRules, fld.Child("auditRules"), true)
 		errs = append(errs, ruleErrs...)
-		rule.parts, ruleErrs = compileSummary(textE, objE, r.Summary, p.Child("summary"))
-		errs = append(errs, ruleErrs...)
-		cp.Rules = append(cp.Rules, rule)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -133,7 +166,7 @@ func isKindName(s string) bool {
 
 // celError renders the first CEL issue with its position, offset by base
 // columns (the expression's place in a template).
-func celError(iss *cel.Issues, base int) string {
+func celError(iss *cel.Issues, base int, vars string) string {
 	var msgs []string
 	for _, e := range iss.Errors() {
 		loc := e.Location
@@ -144,19 +177,19 @@ func celError(iss *cel.Issues, base int) string {
 		}
 		msgs = append(msgs, pos+": "+e.Message)
 	}
-	return strings.Join(msgs, "; ") + " (variables: " + Variables + ")"
+	return strings.Join(msgs, "; ") + " (variables: " + vars + ")"
 }
 
-func compileMatch(env *cel.Env, src string, p *field.Path) (cel.Program, field.ErrorList) {
+func compileMatch(env *cel.Env, src string, p *field.Path, vars string) (cel.Program, field.ErrorList) {
 	if strings.TrimSpace(src) == "" {
-		return nil, field.ErrorList{field.Required(p, "a CEL expression that returns bool, e.g. event.reason == 'BackOff' (variables: "+Variables+")")}
+		return nil, field.ErrorList{field.Required(p, "a CEL expression that returns bool, e.g. event.reason == 'BackOff' or verb == 'delete' (variables: "+vars+")")}
 	}
 	if len(src) > maxExprLen {
 		return nil, field.ErrorList{field.TooLong(p, "", maxExprLen)}
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, field.ErrorList{field.Invalid(p, src, celError(iss, 0))}
+		return nil, field.ErrorList{field.Invalid(p, src, celError(iss, 0, vars))}
 	}
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return nil, field.ErrorList{field.Invalid(p, src, fmt.Sprintf("must return bool, returns %s", t))}
@@ -168,7 +201,7 @@ func compileMatch(env *cel.Env, src string, p *field.Path) (cel.Program, field.E
 	return prg, nil
 }
 
-func compileSummary(textE, objE *cel.Env, src string, p *field.Path) ([]compiledPart, field.ErrorList) {
+func compileSummary(textE, objE *cel.Env, src string, p *field.Path, vars string) ([]compiledPart, field.ErrorList) {
 	if strings.TrimSpace(src) == "" {
 		return nil, field.ErrorList{field.Required(p, "a summary template, e.g. \"Pod {{ regarding.name }} started\"")}
 	}
@@ -189,7 +222,7 @@ func compileSummary(textE, objE *cel.Env, src string, p *field.Path) ([]compiled
 		base := Column(src, part.Offset) - 1
 		ast, iss := textE.Compile(part.Expr)
 		if iss.Err() != nil {
-			errs = append(errs, field.Invalid(p, src, celError(iss, base)))
+			errs = append(errs, field.Invalid(p, src, celError(iss, base, vars)))
 			continue
 		}
 		prg, err := textE.Program(ast, cel.EvalOptions(cel.OptOptimize))
@@ -201,7 +234,7 @@ func compileSummary(textE, objE *cel.Env, src string, p *field.Path) ([]compiled
 		if isLinkCall(ast) {
 			oast, iss := objE.Compile(part.Expr)
 			if iss.Err() != nil {
-				errs = append(errs, field.Invalid(p, src, celError(iss, base)))
+				errs = append(errs, field.Invalid(p, src, celError(iss, base, vars)))
 				continue
 			}
 			if cpart.obj, err = objE.Program(oast, cel.EvalOptions(cel.OptOptimize)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/retry"
 )
@@ -53,16 +54,40 @@ type Metrics struct{ m *metrics }
 // NewMetrics registers the pipeline's metrics on reg (may be nil).
 func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{m: newMetrics(reg)} }
 
-// Run consumes until ctx ends; it returns nil on cancellation.
+// Run consumes until ctx ends; it returns nil on cancellation. It reads
+// two inputs, each through its own durable consumer and progress mark:
+// event states from EVENTS and audit records from AUDIT.
 func (p *Processor) Run(ctx context.Context) error {
-	s, err := p.cfg.durable(p.js, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
-		"eventpipe activity processor: EVENTS -> ACTIVITIES").Resume(ctx, ProgressKey)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() {
+		errs <- p.run(ctx, eventlog.StreamName, p.cfg.Consumer, eventlog.SubjectPrefix+".>",
+			"eventpipe activity processor: EVENTS -> ACTIVITIES", ProgressKey, p.eventActivities)
+	}()
+	go func() {
+		errs <- p.run(ctx, audit.StreamName, p.cfg.Consumer, audit.SubjectPrefix+".>",
+			"eventpipe activity processor: AUDIT -> ACTIVITIES", AuditProgressKey, p.auditActivities)
+	}()
+	err := <-errs
+	cancel()
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
+}
+
+// run consumes one input, turning each delivery into activity states and
+// dead letters with build.
+func (p *Processor) run(ctx context.Context, stream, consumer, filter, desc, progressKey string,
+	build func(set *Set, d eventlog.Delivery, out []pending) []pending) error {
+	s, err := p.cfg.durable(p.js, stream, consumer, filter, desc).Resume(ctx, progressKey)
 	if err != nil {
 		return err
 	}
-	p.log.Info("activity processor started", "consumer", p.cfg.Consumer, "from", s.Done+1)
+	p.log.Info("activity processor started", "stream", stream, "consumer", consumer, "from", s.Done+1)
 	return s.Consume(ctx, p.log, func(ctx context.Context, b eventlog.Batch) bool {
-		return len(b.Run) == 0 || p.handle(ctx, s.KV, b)
+		return len(b.Run) == 0 || p.handle(ctx, s.KV, progressKey, b, build)
 	})
 }
 
@@ -71,45 +96,16 @@ type pending struct {
 	id  string
 }
 
-// handle evaluates a run of event states in order, publishes their
-// activity states and dead letters, records progress and acknowledges. It
-// reports false if ctx ended first (nothing is acknowledged then; the
-// states come again).
-func (p *Processor) handle(ctx context.Context, kv jetstream.KeyValue, b eventlog.Batch) bool {
+// handle evaluates a run of deliveries in order, publishes their activity
+// states and dead letters, records progress and acknowledges. It reports
+// false if ctx ended first (nothing is acknowledged then; the deliveries
+// come again).
+func (p *Processor) handle(ctx context.Context, kv jetstream.KeyValue, progressKey string, b eventlog.Batch,
+	build func(set *Set, d eventlog.Delivery, out []pending) []pending) bool {
 	set := p.engine.Set() // one policy version per batch
 	var out []pending
 	for _, d := range b.Run {
-		msg, seq := d.Msg, d.Seq
-		if d.Purged > 0 {
-			// Trimmed before we saw them (the processor was down longer
-			// than the stream keeps states): reindex rebuilds those.
-			p.m.missed.Add(float64(d.Purged))
-			p.log.Warn("event states were trimmed before the activity processor saw them; run `eventpipe activities reindex` for that period",
-				"from", seq-d.Purged, "to", seq-1)
-		}
-		rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
-		if err != nil {
-			// The writer dead-letters undecodable states; nothing to say here.
-			continue
-		}
-		p.m.processed.Inc()
-		if rec.Op.Gone() {
-			// A deleted or expired event's Activity stays: the timeline
-			// keeps what happened.
-			continue
-		}
-		o := set.Evaluate(rec.Event)
-		for _, e := range o.Errors {
-			p.m.evalErrors.WithLabelValues(e.Policy, e.Rule).Inc()
-			out = append(out, pending{msg: deadLetter(msg, seq, e), id: "dlq-" + strconv.FormatUint(seq, 10) + "-" + e.Policy + "-" + e.Rule})
-		}
-		a := Build(rec, o, d.Stored)
-		m, err := encode(rec.Key, a, seq, rec.Op == eventlog.OpCreate)
-		if err != nil {
-			p.log.Error("cannot encode activity; skipping", "seq", seq, "err", err)
-			continue
-		}
-		out = append(out, pending{msg: m, id: "ev-" + strconv.FormatUint(seq, 10)})
+		out = build(set, d, out)
 	}
 	last := b.Last()
 	lastSeq := last.Seq
@@ -122,14 +118,84 @@ func (p *Processor) handle(ctx context.Context, kv jetstream.KeyValue, b eventlo
 	// Progress first, acknowledgement second: a lost ack costs a
 	// re-delivery that the mark skips; a lost mark costs a republish that
 	// JetStream deduplicates.
-	if _, err := kv.Put(ctx, ProgressKey, []byte(strconv.FormatUint(lastSeq, 10))); err != nil && ctx.Err() == nil {
+	if _, err := kv.Put(ctx, progressKey, []byte(strconv.FormatUint(lastSeq, 10))); err != nil && ctx.Err() == nil {
 		p.log.Warn("cannot record progress", "seq", lastSeq, "err", err)
 	}
 	if err := last.Msg.Ack(); err != nil {
 		p.log.Warn("cannot acknowledge batch", "seq", lastSeq, "err", err)
 	}
-	p.m.progress.Set(float64(lastSeq))
+	if progressKey == ProgressKey {
+		p.m.progress.Set(float64(lastSeq))
+	}
 	return true
+}
+
+// eventActivities adds the activity state of one event state.
+func (p *Processor) eventActivities(set *Set, d eventlog.Delivery, out []pending) []pending {
+	msg, seq := d.Msg, d.Seq
+	if d.Purged > 0 {
+		// Trimmed before we saw them (the processor was down longer
+		// than the stream keeps states): reindex rebuilds those.
+		p.m.missed.Add(float64(d.Purged))
+		p.log.Warn("event states were trimmed before the activity processor saw them; run `eventpipe activities reindex` for that period",
+			"from", seq-d.Purged, "to", seq-1)
+	}
+	rec, err := eventlog.DecodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
+	if err != nil {
+		// The writer dead-letters undecodable states; nothing to say here.
+		return out
+	}
+	p.m.processed.Inc()
+	if rec.Op.Gone() {
+		// A deleted or expired event's Activity stays: the timeline
+		// keeps what happened.
+		return out
+	}
+	o := set.Evaluate(rec.Event)
+	out = p.deadLetters(out, msg, "dlq-", seq, o.Errors)
+	a := Build(rec, o, d.Stored)
+	m, err := encode(rec.Key, a, seq, rec.Op == eventlog.OpCreate)
+	if err != nil {
+		p.log.Error("cannot encode activity; skipping", "seq", seq, "err", err)
+		return out
+	}
+	return append(out, pending{msg: m, id: "ev-" + strconv.FormatUint(seq, 10)})
+}
+
+// auditActivities adds the activity state of one audit record, when the
+// policies keep it. The message id is the Activity's name: a record that
+// kube-apiserver resent (stored again in AUDIT past the duplicate window)
+// makes no second state.
+func (p *Processor) auditActivities(set *Set, d eventlog.Delivery, out []pending) []pending {
+	msg, seq := d.Msg, d.Seq
+	rec, err := audit.Decode(msg.Subject(), msg.Data(), seq, d.Stored)
+	if err != nil {
+		p.log.Error("not an audit record; skipping", "seq", seq, "subject", msg.Subject(), "err", err)
+		return out
+	}
+	p.m.auditProcessed.Inc()
+	o := set.EvaluateAudit(rec.Event)
+	out = p.deadLetters(out, msg, "dlq-audit-", seq, o.Errors)
+	if !o.Keep {
+		return out
+	}
+	k := AuditActivityKey(rec)
+	m, err := encode(k, BuildAudit(rec, o.Outcome), seq, true)
+	if err != nil {
+		p.log.Error("cannot encode activity; skipping", "seq", seq, "err", err)
+		return out
+	}
+	return append(out, pending{msg: m, id: "au-" + k.Scope.Type + "/" + k.Scope.Name + "/" + k.Name})
+}
+
+// deadLetters adds a dead letter per failed rule; idPrefix tells the
+// inputs' sequences apart.
+func (p *Processor) deadLetters(out []pending, msg jetstream.Msg, idPrefix string, seq uint64, errs []RuleError) []pending {
+	for _, e := range errs {
+		p.m.evalErrors.WithLabelValues(e.Policy, e.Rule).Inc()
+		out = append(out, pending{msg: deadLetter(msg, seq, e), id: idPrefix + strconv.FormatUint(seq, 10) + "-" + e.Policy + "-" + e.Rule})
+	}
+	return out
 }
 
 func deadLetter(src jetstream.Msg, seq uint64, e RuleError) *nats.Msg {

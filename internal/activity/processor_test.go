@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -38,6 +39,7 @@ func newPipeline(t *testing.T) *pipeline {
 	ns := natstest.ForTest(t)
 	ctx := context.Background()
 	require.NoError(t, eventlog.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
+	require.NoError(t, audit.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	cfg := DefaultConfig()
 	cfg.BatchSize, cfg.BatchWait = 20, 20*time.Millisecond
 	require.NoError(t, Ensure(ctx, ns.JS, cfg.Stream))

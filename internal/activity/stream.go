@@ -41,6 +41,10 @@ const (
 	// ProgressKey is the processor's progress in eventlog.StateBucket: every
 	// EVENTS sequence at or below it has its Activity state published.
 	ProgressKey = "activity.processed"
+	// AuditProgressKey is the processor's progress on AUDIT: every audit
+	// sequence at or below it has its Activity state published (or was
+	// dropped by the policies).
+	AuditProgressKey = "activity.audit.processed"
 )
 
 // Headers of activity and dead-letter messages.

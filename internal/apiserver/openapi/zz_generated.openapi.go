@@ -32,6 +32,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.ActivityPolicyResource{}.OpenAPIModelName():       schema_pkg_apis_activity_v1alpha1_ActivityPolicyResource(ref),
 		v1alpha1.ActivityPolicyRule{}.OpenAPIModelName():           schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref),
 		v1alpha1.ActivityPolicySpec{}.OpenAPIModelName():           schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref),
+		v1alpha1.ActivityReference{}.OpenAPIModelName():            schema_pkg_apis_activity_v1alpha1_ActivityReference(ref),
 		v1alpha1.ActivityResource{}.OpenAPIModelName():             schema_pkg_apis_activity_v1alpha1_ActivityResource(ref),
 		v1alpha1.ActivitySpec{}.OpenAPIModelName():                 schema_pkg_apis_activity_v1alpha1_ActivitySpec(ref),
 		v1alpha1.ActivityTenant{}.OpenAPIModelName():               schema_pkg_apis_activity_v1alpha1_ActivityTenant(ref),
@@ -366,7 +367,7 @@ func schema_pkg_apis_activity_v1alpha1_Activity(ref common.ReferenceCallback) co
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "Activity is one line of the human-readable timeline: what one Kubernetes Event says, in words an ActivityPolicy chose. There is one Activity per event; when the event repeats, its Activity's count and last seen time follow. Activities are made by the activity processor and are read-only.",
+				Description: "Activity is one line of the human-readable timeline: what one Kubernetes Event says, or what one request to kube-apiserver did (from its audit record), in words an ActivityPolicy chose. There is one Activity per event and per kept request; when the event repeats, its Activity's count and last seen time follow. Activities are made by the activity processor and are read-only.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"kind": {
@@ -414,14 +415,14 @@ func schema_pkg_apis_activity_v1alpha1_ActivityActor(ref common.ReferenceCallbac
 				Properties: map[string]spec.Schema{
 					"type": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Type is \"controller\" for events reported by a controller or kubelet.",
+							Description: "Type is \"controller\" for events reported by a controller or kubelet; for requests, \"serviceaccount\" when a service account made it, else \"user\".",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"name": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Name is the reporting controller or component, e.g. deployment-controller.",
+							Description: "Name is the reporting controller or component, e.g. deployment-controller, or the requesting user's name.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -519,10 +520,23 @@ func schema_pkg_apis_activity_v1alpha1_ActivityOrigin(ref common.ReferenceCallba
 				Description: "ActivityOrigin is where an activity came from.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
+					"source": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Source is Event or Audit: what the Activity was made from. Empty means Event (Activities made before audit records were kept).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 					"eventName": {
 						SchemaProps: spec.SchemaProps{
-							Description: "EventName is the source event's name (in the activity's namespace).",
-							Default:     "",
+							Description: "EventName is the source event's name (in the activity's namespace); empty for an Activity made from an audit record.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"auditID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "AuditID is the source request's auditID, for an Activity made from an audit record.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -536,7 +550,7 @@ func schema_pkg_apis_activity_v1alpha1_ActivityOrigin(ref common.ReferenceCallba
 					},
 					"eventResourceVersion": {
 						SchemaProps: spec.SchemaProps{
-							Description: "EventResourceVersion is the source event state's resourceVersion.",
+							Description: "EventResourceVersion is the source event state's resourceVersion (for an audit record, its position in the audit log).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -556,7 +570,6 @@ func schema_pkg_apis_activity_v1alpha1_ActivityOrigin(ref common.ReferenceCallba
 						},
 					},
 				},
-				Required: []string{"eventName"},
 			},
 		},
 	}
@@ -688,7 +701,7 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref common.ReferenceCa
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
 			SchemaProps: spec.SchemaProps{
-				Description: "ActivityPolicyRule turns matching events into a summary.",
+				Description: "ActivityPolicyRule turns matching events or audit records into a summary.",
 				Type:        []string{"object"},
 				Properties: map[string]spec.Schema{
 					"name": {
@@ -701,7 +714,7 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref common.ReferenceCa
 					},
 					"match": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Match is a CEL expression that returns bool. Variables: event, regarding, related, actor, count, kind, namespace.",
+							Description: "Match is a CEL expression that returns bool. Variables of event rules: event, regarding, related, actor, count, kind, namespace. Of audit rules: audit, user, actor, verb, stage, code, objectRef, request, response, kind, namespace.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -709,14 +722,20 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicyRule(ref common.ReferenceCa
 					},
 					"summary": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Summary is the Activity's text: literal text with {{ CEL }} parts, e.g. \"Deployment {{ regarding.name }} scaled\". The function link(text, object) returns text and records a link to object.",
-							Default:     "",
+							Description: "Summary is the Activity's text: literal text with {{ CEL }} parts, e.g. \"Deployment {{ regarding.name }} scaled\". The function link(text, object) returns text and records a link to object. Not used when drop is set.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
+					"drop": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Drop, in an audit rule, makes a matching record produce no Activity (read-only and noisy requests). Event rules cannot drop: every event has its Activity.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
 				},
-				Required: []string{"name", "match", "summary"},
+				Required: []string{"name", "match"},
 			},
 		},
 	}
@@ -731,7 +750,7 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref common.ReferenceCa
 				Properties: map[string]spec.Schema{
 					"resource": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Resource selects the events the policy applies to, by the kind of the object they are about (regarding / involvedObject). \"*\" for apiGroup or kind matches any.",
+							Description: "Resource selects the events the policy applies to, by the kind of the object they are about (regarding / involvedObject), and the audit records, by the kind of the object the request addressed (objectRef; for a subresource such as deployments/scale, the kind of the parent object). \"*\" for apiGroup or kind matches any.",
 							Default:     map[string]interface{}{},
 							Ref:         ref(v1alpha1.ActivityPolicyResource{}.OpenAPIModelName()),
 						},
@@ -746,7 +765,28 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref common.ReferenceCa
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "EventRules are tried in order; the first whose match is true wins.",
+							Description: "EventRules are tried in order on each Kubernetes Event; the first whose match is true wins. Every event gets an Activity: when no rule of any policy matches, a plain line is written.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityPolicyRule{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"auditRules": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "AuditRules are tried in order on each kube-apiserver audit record; the first whose match is true wins. A record no rule matches, or whose first matching rule has drop set, makes no Activity. At least one of eventRules and auditRules is required.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -758,11 +798,55 @@ func schema_pkg_apis_activity_v1alpha1_ActivityPolicySpec(ref common.ReferenceCa
 						},
 					},
 				},
-				Required: []string{"resource", "eventRules"},
+				Required: []string{"resource"},
 			},
 		},
 		Dependencies: []string{
 			v1alpha1.ActivityPolicyResource{}.OpenAPIModelName(), v1alpha1.ActivityPolicyRule{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_activity_v1alpha1_ActivityReference(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ActivityReference names another Activity.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Namespace is the Activity's namespace.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name is the Activity's name.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"summary": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Summary is the Activity's summary.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"time": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Time is when what the Activity tells of happened (its firstSeen).",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -870,14 +954,14 @@ func schema_pkg_apis_activity_v1alpha1_ActivitySpec(ref common.ReferenceCallback
 					},
 					"reason": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Reason is the event's reason, e.g. ScalingReplicaSet.",
+							Description: "Reason is the event's reason, e.g. ScalingReplicaSet; for a request, its verb, e.g. patch.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"type": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Type is the event's type: Normal or Warning.",
+							Description: "Type is the event's type: Normal or Warning; for a request, Warning when it failed or was forbidden.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -916,12 +1000,48 @@ func schema_pkg_apis_activity_v1alpha1_ActivitySpec(ref common.ReferenceCallback
 							Ref:         ref(v1alpha1.ActivityTenant{}.OpenAPIModelName()),
 						},
 					},
+					"causedBy": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "CausedBy, on an Activity made from an Event, are the Activities of the requests that likely caused the event: requests to the same object or an owner of it (Deployment → ReplicaSet → Pod, by name) shortly before. Filled in when the Activity is read.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityReference{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"caused": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Caused, on an Activity made from an audit record, are the Activities of the events the request likely caused, by the same rule the other way round. Filled in when the Activity is read.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ActivityReference{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 				Required: []string{"summary", "resource", "actor", "count", "origin"},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.ActivityActor{}.OpenAPIModelName(), v1alpha1.ActivityLink{}.OpenAPIModelName(), v1alpha1.ActivityOrigin{}.OpenAPIModelName(), v1alpha1.ActivityResource{}.OpenAPIModelName(), v1alpha1.ActivityTenant{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
+			v1alpha1.ActivityActor{}.OpenAPIModelName(), v1alpha1.ActivityLink{}.OpenAPIModelName(), v1alpha1.ActivityOrigin{}.OpenAPIModelName(), v1alpha1.ActivityReference{}.OpenAPIModelName(), v1alpha1.ActivityResource{}.OpenAPIModelName(), v1alpha1.ActivityTenant{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName()},
 	}
 }
 

@@ -12,9 +12,11 @@ import (
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Activity is one line of the human-readable timeline: what one Kubernetes
-// Event says, in words an ActivityPolicy chose. There is one Activity per
-// event; when the event repeats, its Activity's count and last seen time
-// follow. Activities are made by the activity processor and are read-only.
+// Event says, or what one request to kube-apiserver did (from its audit
+// record), in words an ActivityPolicy chose. There is one Activity per
+// event and per kept request; when the event repeats, its Activity's count
+// and last seen time follow. Activities are made by the activity processor
+// and are read-only.
 type Activity struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -37,10 +39,12 @@ type ActivitySpec struct {
 	Resource ActivityResource `json:"resource"`
 	// Actor is who reported the event.
 	Actor ActivityActor `json:"actor"`
-	// Reason is the event's reason, e.g. ScalingReplicaSet.
+	// Reason is the event's reason, e.g. ScalingReplicaSet; for a request,
+	// its verb, e.g. patch.
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// Type is the event's type: Normal or Warning.
+	// Type is the event's type: Normal or Warning; for a request, Warning
+	// when it failed or was forbidden.
 	// +optional
 	Type string `json:"type,omitempty"`
 	// Count is how many times the event was observed.
@@ -56,6 +60,34 @@ type ActivitySpec struct {
 	// Tenant is the scope the event belongs to.
 	// +optional
 	Tenant ActivityTenant `json:"tenant,omitempty"`
+	// CausedBy, on an Activity made from an Event, are the Activities of
+	// the requests that likely caused the event: requests to the same
+	// object or an owner of it (Deployment → ReplicaSet → Pod, by name)
+	// shortly before. Filled in when the Activity is read.
+	// +optional
+	// +listType=atomic
+	CausedBy []ActivityReference `json:"causedBy,omitempty"`
+	// Caused, on an Activity made from an audit record, are the Activities
+	// of the events the request likely caused, by the same rule the other
+	// way round. Filled in when the Activity is read.
+	// +optional
+	// +listType=atomic
+	Caused []ActivityReference `json:"caused,omitempty"`
+}
+
+// ActivityReference names another Activity.
+type ActivityReference struct {
+	// Namespace is the Activity's namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Name is the Activity's name.
+	Name string `json:"name"`
+	// Summary is the Activity's summary.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// Time is when what the Activity tells of happened (its firstSeen).
+	// +optional
+	Time metav1.Time `json:"time,omitempty"`
 }
 
 // ActivityResource identifies a Kubernetes object.
@@ -90,22 +122,36 @@ type ActivityLink struct {
 
 // ActivityActor is who made the event happen or reported it.
 type ActivityActor struct {
-	// Type is "controller" for events reported by a controller or kubelet.
+	// Type is "controller" for events reported by a controller or kubelet;
+	// for requests, "serviceaccount" when a service account made it, else
+	// "user".
 	// +optional
 	Type string `json:"type,omitempty"`
-	// Name is the reporting controller or component, e.g. deployment-controller.
+	// Name is the reporting controller or component, e.g.
+	// deployment-controller, or the requesting user's name.
 	// +optional
 	Name string `json:"name,omitempty"`
 }
 
 // ActivityOrigin is where an activity came from.
 type ActivityOrigin struct {
-	// EventName is the source event's name (in the activity's namespace).
-	EventName string `json:"eventName"`
+	// Source is Event or Audit: what the Activity was made from. Empty
+	// means Event (Activities made before audit records were kept).
+	// +optional
+	Source string `json:"source,omitempty"`
+	// EventName is the source event's name (in the activity's namespace);
+	// empty for an Activity made from an audit record.
+	// +optional
+	EventName string `json:"eventName,omitempty"`
+	// AuditID is the source request's auditID, for an Activity made from
+	// an audit record.
+	// +optional
+	AuditID string `json:"auditID,omitempty"`
 	// EventUID is the source event's uid.
 	// +optional
 	EventUID string `json:"eventUID,omitempty"`
-	// EventResourceVersion is the source event state's resourceVersion.
+	// EventResourceVersion is the source event state's resourceVersion
+	// (for an audit record, its position in the audit log).
 	// +optional
 	EventResourceVersion string `json:"eventResourceVersion,omitempty"`
 	// Policy is the ActivityPolicy that wrote the summary.

@@ -25,13 +25,26 @@ type ActivityPolicy struct {
 // ActivityPolicySpec is what a policy applies to and its rules.
 type ActivityPolicySpec struct {
 	// Resource selects the events the policy applies to, by the kind of the
-	// object they are about (regarding / involvedObject). "*" for apiGroup or
-	// kind matches any.
+	// object they are about (regarding / involvedObject), and the audit
+	// records, by the kind of the object the request addressed
+	// (objectRef; for a subresource such as deployments/scale, the kind of
+	// the parent object). "*" for apiGroup or kind matches any.
 	Resource ActivityPolicyResource `json:"resource"`
-	// EventRules are tried in order; the first whose match is true wins.
+	// EventRules are tried in order on each Kubernetes Event; the first
+	// whose match is true wins. Every event gets an Activity: when no rule
+	// of any policy matches, a plain line is written.
+	// +optional
 	// +listType=map
 	// +listMapKey=name
-	EventRules []ActivityPolicyRule `json:"eventRules"`
+	EventRules []ActivityPolicyRule `json:"eventRules,omitempty"`
+	// AuditRules are tried in order on each kube-apiserver audit record;
+	// the first whose match is true wins. A record no rule matches, or whose
+	// first matching rule has drop set, makes no Activity. At least one of
+	// eventRules and auditRules is required.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	AuditRules []ActivityPolicyRule `json:"auditRules,omitempty"`
 }
 
 // ActivityPolicyResource names a kind of Kubernetes resource.
@@ -44,18 +57,28 @@ type ActivityPolicyResource struct {
 	Kind string `json:"kind"`
 }
 
-// ActivityPolicyRule turns matching events into a summary.
+// ActivityPolicyRule turns matching events or audit records into a
+// summary.
 type ActivityPolicyRule struct {
 	// Name identifies the rule within the policy (a DNS-1123 label). Dead
 	// letters and metrics name it.
 	Name string `json:"name"`
-	// Match is a CEL expression that returns bool. Variables: event,
-	// regarding, related, actor, count, kind, namespace.
+	// Match is a CEL expression that returns bool. Variables of event
+	// rules: event, regarding, related, actor, count, kind, namespace. Of
+	// audit rules: audit, user, actor, verb, stage, code, objectRef,
+	// request, response, kind, namespace.
 	Match string `json:"match"`
 	// Summary is the Activity's text: literal text with {{ CEL }} parts,
 	// e.g. "Deployment {{ regarding.name }} scaled". The function
-	// link(text, object) returns text and records a link to object.
-	Summary string `json:"summary"`
+	// link(text, object) returns text and records a link to object. Not
+	// used when drop is set.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// Drop, in an audit rule, makes a matching record produce no Activity
+	// (read-only and noisy requests). Event rules cannot drop: every event
+	// has its Activity.
+	// +optional
+	Drop bool `json:"drop,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

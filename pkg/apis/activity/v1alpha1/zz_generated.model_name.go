@@ -58,6 +58,11 @@ func (in ActivityPolicySpec) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ActivityReference) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.ActivityReference"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ActivityResource) OpenAPIModelName() string {
 	return "com.miloapis.activity.v1alpha1.ActivityResource"
 }
