@@ -140,7 +140,7 @@ source: {component: activity-test}`, strings.ToLower(kind), apiVersion, kind, st
 		// The table kubectl prints.
 		ns := list("-A", "--field-selector", "spec.resource.kind=Pod")[0].Metadata.Namespace
 		table := kubectl("get", "activities", "-n", ns)
-		require.Regexp(t, `^LAST SEEN\s+SUMMARY\s+RESOURCE\s+ACTOR\s+COUNT\n`, table)
+		require.Regexp(t, `^LAST SEEN\s+SUMMARY\s+RESOURCE\s+ACTOR\s+SOURCE\s+COUNT\n`, table)
 	})
 
 	event := func(name, reason, msg string, count int) string {

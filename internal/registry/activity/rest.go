@@ -36,9 +36,11 @@ type Log interface {
 	Tail(ctx context.Context, filter string, from uint64) (*activity.Tail, error)
 }
 
-// Index is what the storage needs from ClickHouse.
+// Index is what the storage needs from ClickHouse: lists, and the
+// candidates Correlate ties a got Activity to.
 type Index interface {
 	ListActivities(ctx context.Context, q chstore.ActivityQuery) ([]chstore.ActivityRow, error)
+	activity.RelatedFinder
 }
 
 // Watermark is the activity indexer's committed watermark.
@@ -96,8 +98,23 @@ func subjectFor(sc *scope.Scope, ns, name string) string {
 }
 
 // Get implements rest.Getter: the newest state, from the stream while it
-// holds one, else from ClickHouse (not windowed).
+// holds one, else from ClickHouse (not windowed), with the Activities it is
+// tied to (causedBy or caused; activity.Correlate) as of the activity
+// watermark. Lists and watches leave those out: they would cost a query
+// per item.
 func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
+	a, err := r.get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	a = a.DeepCopy() // the stream reader may share its object
+	if err := activity.Correlate(ctx, r.index, a, r.wm.Load()); err != nil {
+		return nil, unavailable(err)
+	}
+	return a, nil
+}
+
+func (r *REST) get(ctx context.Context, name string) (*v1alpha1.Activity, error) {
 	sc, err := r.scopes.ReadScope(ctx)
 	if err != nil {
 		return nil, err

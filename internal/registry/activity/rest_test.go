@@ -24,8 +24,8 @@ func TestTable(t *testing.T) {
 			names = append(names, c.Name)
 		}
 	}
-	require.Equal(t, []string{"Last Seen", "Summary", "Resource", "Actor", "Count"}, names)
-	require.Equal(t, []any{"90s", a.Spec.Summary, "Deployment/web", "deployment-controller", int64(2), "web.1", "builtin-deployment/scaled"}, tbl.Rows[0].Cells)
+	require.Equal(t, []string{"Last Seen", "Summary", "Resource", "Actor", "Source", "Count"}, names)
+	require.Equal(t, []any{"90s", a.Spec.Summary, "Deployment/web", "deployment-controller", "Event", int64(2), "web.1", "builtin-deployment/scaled"}, tbl.Rows[0].Cells)
 	require.Equal(t, "7", tbl.ResourceVersion)
 }
 

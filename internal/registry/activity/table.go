@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/eventpipe/eventpipe/internal/activity"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -17,7 +18,8 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Last Seen", Type: "string", Description: "Time since the event was last observed."},
 	{Name: "Summary", Type: "string", Description: "What happened, in words."},
 	{Name: "Resource", Type: "string", Description: "The object the activity is about, kind/name."},
-	{Name: "Actor", Type: "string", Description: "Who reported it."},
+	{Name: "Actor", Type: "string", Description: "Who reported the event, or who made the request."},
+	{Name: "Source", Type: "string", Description: "What the activity was made from: Event (a Kubernetes Event) or Audit (a request in kube-apiserver's audit log)."},
 	{Name: "Count", Type: "integer", Description: "How many times it was observed."},
 	{Name: "Name", Type: "string", Format: "name", Priority: 1, Description: "The activity's name (its event's name)."},
 	{Name: "Rule", Type: "string", Priority: 1, Description: "The policy/rule that wrote the summary."},
@@ -40,12 +42,16 @@ func toTable(obj runtime.Object, now time.Time) (*metav1.Table, error) {
 		if a.Spec.Resource.Kind == "" && a.Spec.Resource.Name == "" {
 			res = "<none>"
 		}
+		source := a.Spec.Origin.Source
+		if source == "" {
+			source = activity.SourceEvent
+		}
 		rule := a.Spec.Origin.Policy + "/" + a.Spec.Origin.Rule
 		if a.Spec.Origin.Policy == "" {
 			rule = "<none>"
 		}
 		t.Rows = append(t.Rows, metav1.TableRow{
-			Cells:  []any{last, a.Spec.Summary, res, a.Spec.Actor.Name, int64(a.Spec.Count), a.Name, rule},
+			Cells:  []any{last, a.Spec.Summary, res, a.Spec.Actor.Name, source, int64(a.Spec.Count), a.Name, rule},
 			Object: runtime.RawExtension{Object: a},
 		})
 	}

@@ -186,8 +186,13 @@ func (s *Store) ListActivities(ctx context.Context, q ActivityQuery) ([]Activity
 	if err != nil {
 		return nil, err
 	}
+	return s.activityRows(ctx, sql, args, "list activities")
+}
+
+// activityRows runs a query of activityColumnNames' columns.
+func (s *Store) activityRows(ctx context.Context, sql string, args []any, what string) ([]ActivityRow, error) {
 	var out []ActivityRow
-	err = s.eachRow(ctx, sql, args, func(rows driver.Rows) error {
+	err := s.eachRow(ctx, sql, args, func(rows driver.Rows) error {
 		var r ActivityRow
 		var body string
 		if err := rows.Scan(&r.ScopeType, &r.ScopeName, &r.Namespace, &r.Name, &r.Seq, &r.SourceSeq, &r.LastTime, &r.LastNanos,
@@ -199,7 +204,7 @@ func (s *Store) ListActivities(ctx context.Context, q ActivityQuery) ([]Activity
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list activities: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }
@@ -215,4 +220,80 @@ func (s *Store) RecentEvents(ctx context.Context, sc *scope.Scope, kind string, 
 	}
 	sql += fmt.Sprintf(" ORDER BY last_ts DESC, last_ts_nanos DESC, namespace, name LIMIT %d", limit)
 	return s.query(ctx, sql, args...)
+}
+
+// ObjectName names objects of one kind: the one called Name, or with
+// Prefix every one whose name starts with Name (a controller's children,
+// web-7d9f for a Deployment web).
+type ObjectName struct {
+	Kind, Name string
+	Prefix     bool
+}
+
+// RelatedQuery selects the activities that may be tied to one activity:
+// of the other source (requests for an event's activity, events for a
+// request's), in the same scope and namespace, about the named objects,
+// last seen within [From, To].
+type RelatedQuery struct {
+	Scope     scope.Scope
+	Namespace string
+	// Audit selects activities made from audit records (named audit-…);
+	// false selects those made from events.
+	Audit    bool
+	Objects  []ObjectName
+	From, To time.Time
+	// AtSeq answers as of this ACTIVITIES sequence; zero means no bound.
+	AtSeq uint64
+	Limit int
+}
+
+// auditPrefixLike is the LIKE pattern of audit activity names (the
+// underscore-free prefix needs no escaping).
+const auditPrefixLike = "audit-%"
+
+// relatedSQL builds q's query: the latest state of each matching activity,
+// oldest first.
+func (s *Store) relatedSQL(q RelatedQuery) (string, []any) {
+	ns := q.Namespace
+	where, args := LatestFilter{Scope: &q.Scope, Namespace: &ns, Since: q.From, AtSeq: q.AtSeq}.conditions()
+	where = append(where, "last_ts <= ?")
+	args = append(args, q.To.UTC().Truncate(time.Second))
+	if q.Audit {
+		where = append(where, "name LIKE '"+auditPrefixLike+"'")
+	} else {
+		where = append(where, "name NOT LIKE '"+auditPrefixLike+"'")
+	}
+	var objs []string
+	for _, o := range q.Objects {
+		if o.Prefix {
+			objs = append(objs, "(resource_kind = ? AND resource_name LIKE ?)")
+			args = append(args, o.Kind, likePrefix(o.Name))
+		} else {
+			objs = append(objs, "(resource_kind = ? AND resource_name = ?)")
+			args = append(args, o.Kind, o.Name)
+		}
+	}
+	if len(objs) == 0 {
+		objs = []string{"0"}
+	}
+	where = append(where, "("+strings.Join(objs, " OR ")+")")
+	sql := "SELECT " + activityColumnNames() + " FROM (SELECT " + activityColumnNames() + " FROM " + s.activityTable() +
+		" WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name)" +
+		" ORDER BY last_ts, last_ts_nanos, name"
+	if q.Limit > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	return sql, args
+}
+
+// likePrefix is the LIKE pattern of the names that start with p.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+}
+
+// RelatedActivities returns the activities q selects.
+func (s *Store) RelatedActivities(ctx context.Context, q RelatedQuery) ([]ActivityRow, error) {
+	sql, args := s.relatedSQL(q)
+	return s.activityRows(ctx, sql, args, "related activities")
 }
