@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/eventpipe/eventpipe/internal/activity"
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -64,6 +65,7 @@ func BenchmarkProcessor(b *testing.B) {
 	ctx := context.Background()
 	cfg := activity.DefaultConfig()
 	require.NoError(b, activity.Ensure(ctx, ns.JS, cfg.Stream))
+	require.NoError(b, audit.Ensure(ctx, ns.JS, eventlog.DefaultConfig()))
 	set, err := activity.BuiltinSet()
 	require.NoError(b, err)
 	engine := activity.NewEngine()

@@ -2,6 +2,7 @@ package activity
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 // requested object, or about an object it owns by the controllers' naming
 // (Deployment web → ReplicaSet web-7d9f → Pod web-7d9f-x2x4q), first seen
 // at most CorrelationWindow after the request (or correlationSkew before
-// it: the two clocks are kube-apiserver's and the event reporter's).
+// it: the two clocks are kube-apiserver's and the event reporter's), and
+// before the next request to the same object: controllers act on the
+// latest desired state, so an event's cause is the latest request before
+// it on each object it belongs to.
 const (
 	CorrelationWindow = 5 * time.Minute
 	correlationSkew   = 5 * time.Second
@@ -57,7 +61,30 @@ func Correlate(ctx context.Context, idx RelatedFinder, a *activityv1alpha1.Activ
 	if err != nil {
 		return err
 	}
+	end := t.Add(CorrelationWindow)
+	if isAudit {
+		// The next request to the same object ends what this one caused.
+		next, err := idx.RelatedActivities(ctx, chstore.RelatedQuery{Scope: q.Scope, Namespace: q.Namespace, Audit: true,
+			Objects: []chstore.ObjectName{self}, From: t, To: end, AtSeq: atSeq, Limit: 10 * maxRelated})
+		if err != nil {
+			return err
+		}
+		for i := range next {
+			b, err := FromRow(&next[i])
+			if err != nil {
+				return err
+			}
+			// Activity times are whole seconds: within one, the audit log's
+			// order (the records' sequence) tells which came first.
+			bt := b.Spec.FirstSeen.Time
+			later := bt.After(t) || bt.Equal(t) && sourceSeq(b) > sourceSeq(a)
+			if later && bt.Before(end) && b.Spec.Type != "Warning" {
+				end = bt
+			}
+		}
+	}
 	var refs []activityv1alpha1.ActivityReference
+	latest := map[chstore.ObjectName]int{} // per object, the index in refs of its latest request
 	for i := range rows {
 		b, err := FromRow(&rows[i])
 		if err != nil {
@@ -65,15 +92,23 @@ func Correlate(ctx context.Context, idx RelatedFinder, a *activityv1alpha1.Activ
 		}
 		bt := b.Spec.FirstSeen.Time
 		obj := chstore.ObjectName{Kind: b.Spec.Resource.Kind, Name: b.Spec.Resource.Name}
-		var ok bool
+		ref := activityv1alpha1.ActivityReference{Namespace: b.Namespace, Name: b.Name, Summary: b.Spec.Summary, Time: b.Spec.FirstSeen}
 		if isAudit {
-			ok = !bt.Before(t.Add(-correlationSkew)) && !bt.After(t.Add(CorrelationWindow)) && (obj == self || ownedBy(obj, self))
-		} else {
-			ok = b.Spec.Type != "Warning" && !bt.Before(t.Add(-CorrelationWindow)) && !bt.After(t.Add(correlationSkew)) &&
-				(obj == self || ownedBy(self, obj))
+			if !bt.Before(t.Add(-correlationSkew)) && bt.Before(end) && (obj == self || ownedBy(obj, self)) && len(refs) < maxRelated {
+				refs = append(refs, ref)
+			}
+			continue
 		}
-		if ok && len(refs) < maxRelated {
-			refs = append(refs, activityv1alpha1.ActivityReference{Namespace: b.Namespace, Name: b.Name, Summary: b.Spec.Summary, Time: b.Spec.FirstSeen})
+		if b.Spec.Type == "Warning" || bt.Before(t.Add(-CorrelationWindow)) || bt.After(t.Add(correlationSkew)) || (obj != self && !ownedBy(self, obj)) {
+			continue
+		}
+		// Rows come oldest first: a later request on the object replaces
+		// the earlier one.
+		if j, ok := latest[obj]; ok {
+			refs[j] = ref
+		} else if len(refs) < maxRelated {
+			latest[obj] = len(refs)
+			refs = append(refs, ref)
 		}
 	}
 	if isAudit {
@@ -82,6 +117,12 @@ func Correlate(ctx context.Context, idx RelatedFinder, a *activityv1alpha1.Activ
 		a.Spec.CausedBy = refs
 	}
 	return nil
+}
+
+// sourceSeq is the position of what an Activity was made from in its log.
+func sourceSeq(a *activityv1alpha1.Activity) uint64 {
+	n, _ := strconv.ParseUint(a.Spec.Origin.EventResourceVersion, 10, 64)
+	return n
 }
 
 // trimLast cuts the last -segment of a generated name (a ReplicaSet's

@@ -49,13 +49,14 @@ func TestCorrelate(t *testing.T) {
 		rows = append(rows, row)
 		return a
 	}
+	create := add(alpha, "audit-0", SourceAudit, "Deployment", "web", "Normal", -2*time.Minute) // an earlier request: the scale ends what it caused
 	scale := add(alpha, "audit-1", SourceAudit, "Deployment", "web", "Normal", 0)
 	add(alpha, "audit-2", SourceAudit, "Deployment", "web", "Warning", time.Second) // failed: caused nothing
 	add(beta, "audit-3", SourceAudit, "Deployment", "web", "Normal", 0)             // another tenant's
 	scaled := add(alpha, "web.1", SourceEvent, "Deployment", "web", "Normal", 2*time.Second)
 	created := add(alpha, "web-7d9f.1", SourceEvent, "ReplicaSet", "web-7d9f", "Normal", 3*time.Second)
-	add(alpha, "web.0", SourceEvent, "Deployment", "web", "Normal", -time.Minute)             // before the request
-	add(alpha, "web.9", SourceEvent, "Deployment", "web", "Normal", time.Hour/2)              // long after
+	add(alpha, "web.0", SourceEvent, "Deployment", "web", "Normal", -time.Minute)            // before the request, after the create
+	add(alpha, "web.9", SourceEvent, "Deployment", "web", "Normal", time.Hour/2)             // long after
 	add(alpha, "web-api-1.1", SourceEvent, "ReplicaSet", "web-api-1", "Normal", time.Second) // Deployment web-api's
 	require.NoError(t, s.InsertActivities(ctx, rows))
 
@@ -73,9 +74,14 @@ func TestCorrelate(t *testing.T) {
 		require.Equal(t, "audit-1", ev.Spec.CausedBy[0].Name)
 		require.Equal(t, "prod", ev.Spec.CausedBy[0].Namespace)
 	}
+	// The create caused web.0 only; the scale's events are the scale's.
+	require.NoError(t, Correlate(ctx, s, create, 0))
+	require.Len(t, create.Spec.Caused, 1)
+	require.Equal(t, "web.0", create.Spec.Caused[0].Name)
+
 	// As of an activity watermark before the events were indexed (they
-	// are seq 4 and 5), the request is tied to nothing yet.
+	// are seq 5 and 6), the request is tied to nothing yet.
 	early := scale.DeepCopy()
-	require.NoError(t, Correlate(ctx, s, early, 3))
+	require.NoError(t, Correlate(ctx, s, early, 4))
 	require.Empty(t, early.Spec.Caused)
 }

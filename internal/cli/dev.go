@@ -54,6 +54,8 @@ eventpipe dev is ready. Data: %s
   API server: %s (platform admin kubeconfig: %s)
   etcd front: %s (a kube-apiserver started with --etcd-servers-overrides=/events#%s
               stores its Events here, in scope %s)
+  Audit:      kube-apiserver --audit-webhook-config-file=%s --audit-policy-file=…
+              sends its audit records here, into the same scope (docs/audit.md)
   JetStream:  %s
   ClickHouse: %s (database %s)
   Metrics:    http://%s/metrics
@@ -71,7 +73,7 @@ Try:
   clickhouse-client --port %s -q "SELECT reason, type, uniqExact(namespace, name, uid) AS events FROM %s.events GROUP BY reason, type ORDER BY events DESC LIMIT 10"
 
 Ctrl-C stops everything; run the same command again to continue with the same data.
-`, o.DataDir, env.APIServerURL, env.Kubeconfig, orNone(env.EtcdEndpoint), orNone(env.EtcdEndpoint), devenv.EtcdScope, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
+`, o.DataDir, env.APIServerURL, env.Kubeconfig, orNone(env.EtcdEndpoint), orNone(env.EtcdEndpoint), devenv.EtcdScope, env.AuditWebhookConfig, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
 					env.Kubeconfig, tenantKubeconfig(env), tenantKubeconfig(env), portOf(env.ClickHouseAddr), env.Database)
 			})
 		},

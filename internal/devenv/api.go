@@ -27,11 +27,13 @@ import (
 	"github.com/eventpipe/eventpipe/internal/roles"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
+	"github.com/eventpipe/eventpipe/internal/webhook"
 )
 
 type runningAPI struct {
 	url               string
 	kubeconfig        string
+	auditWebhook      string
 	tenantKubeconfigs []TenantKubeconfig
 	done              chan error
 }
@@ -87,8 +89,12 @@ func startAPIServer(ctx context.Context, dir string, o Options, c *roles.Conns, 
 	}
 	for _, u := range devUsers {
 		path := filepath.Join(dir, u.file)
-		if err := writeKubeconfig(path, api.url, ca, "eventpipe-dev", u.name, tokens[u.name]); err != nil {
+		if err := writeKubeconfig(path, api.url+u.path, ca, "eventpipe-dev", u.name, tokens[u.name]); err != nil {
 			return nil, err
+		}
+		if u.path == webhook.AuditPath {
+			api.auditWebhook = path
+			continue
 		}
 		if !u.scope.IsPlatform() {
 			api.tenantKubeconfigs = append(api.tenantKubeconfigs, TenantKubeconfig{Scope: u.scope, User: u.name, Path: path})
@@ -107,13 +113,19 @@ type devUser struct {
 	groups string // quoted CSV, as the token file has them
 	scope  scope.Scope
 	file   string // the kubeconfig's file name in the data directory
+	path   string // appended to the server URL in the kubeconfig
 }
 
-// devUsers are a platform admin and one user in each demo tenant.
+// devUsers are a platform admin, one user in each demo tenant, and the
+// identity a kube-apiserver's audit webhook posts as: its kubeconfig is the
+// file --audit-webhook-config-file names, and its scope is the etcd front's,
+// so that the cluster's requests and the events they cause share a scope
+// (Activities are tied within one scope).
 var devUsers = []devUser{
 	{name: "admin", groups: "system:masters", scope: scope.Platform, file: "kubeconfig"},
 	{name: "alice", scope: Tenants[0], file: "kubeconfig-project-alpha"},
 	{name: "bob", scope: Tenants[1], file: "kubeconfig-project-beta"},
+	{name: "kube-apiserver-audit", scope: EtcdScope, file: "audit-webhook.kubeconfig", path: webhook.AuditPath},
 }
 
 // devTokens reads the dev users' tokens from DIR/apiserver/tokens.csv,

@@ -124,7 +124,11 @@ type Env struct {
 	APIServerURL   string
 	// EtcdEndpoint is the etcd front's URL, "" when it does not run.
 	EtcdEndpoint string
-	Kubeconfig   string
+	// AuditWebhookConfig is a file for kube-apiserver's
+	// --audit-webhook-config-file: its audit records then come into
+	// EtcdScope.
+	AuditWebhookConfig string
+	Kubeconfig         string
 	// TenantKubeconfigs are kubeconfigs of users inside the demo tenants.
 	TenantKubeconfigs []TenantKubeconfig
 }
@@ -205,7 +209,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	if err != nil {
 		return err
 	}
-	env.APIServerURL, env.Kubeconfig, env.TenantKubeconfigs = api.url, api.kubeconfig, api.tenantKubeconfigs
+	env.APIServerURL, env.Kubeconfig, env.TenantKubeconfigs, env.AuditWebhookConfig = api.url, api.kubeconfig, api.tenantKubeconfigs, api.auditWebhook
 	if o.EtcdPort >= 0 {
 		eo := roles.DefaultEtcdOptions()
 		eo.Addr, eo.Insecure, eo.Scope, eo.Tiers.Config = fmt.Sprintf("127.0.0.1:%d", o.EtcdPort), true, EtcdScope.String(), tiers
@@ -292,6 +296,7 @@ func writeEnvFile(env *Env) error {
 		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
 		"EVENTPIPE_APISERVER_URL=" + env.APIServerURL,
 		"EVENTPIPE_ETCD_ENDPOINT=" + env.EtcdEndpoint,
+		"EVENTPIPE_AUDIT_WEBHOOK_CONFIG=" + env.AuditWebhookConfig,
 		"KUBECONFIG=" + env.Kubeconfig,
 	}
 	for _, k := range env.TenantKubeconfigs {

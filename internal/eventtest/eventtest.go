@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 )
@@ -36,13 +35,11 @@ func BackOff(ns, name string, count int32, last time.Time) *corev1.Event {
 }
 
 // Stream starts a private JetStream server for tb, stopped when tb ends,
-// with the EVENTS and AUDIT streams created as eventpipe creates them at
-// start-up.
+// with the EVENTS stream created as eventpipe creates it at start-up.
 func Stream(tb testing.TB) *natstest.Server {
 	tb.Helper()
 	ns := natstest.ForTest(tb)
 	require.NoError(tb, eventlog.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
-	require.NoError(tb, audit.Ensure(context.Background(), ns.JS, eventlog.DefaultConfig()))
 	return ns
 }
 

@@ -280,7 +280,7 @@ func (s *Store) relatedSQL(q RelatedQuery) (string, []any) {
 	sql := "SELECT " + activityColumnNames() + " FROM (SELECT " + activityColumnNames() + " FROM " + s.activityTable() +
 		" WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY seq DESC LIMIT 1 BY scope_type, scope_name, namespace, name)" +
-		" ORDER BY last_ts, last_ts_nanos, name"
+		" ORDER BY last_ts, last_ts_nanos, source_seq, name"
 	if q.Limit > 0 {
 		sql += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
