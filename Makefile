@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-activity clean
+.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity clean
 
 all: build
 
@@ -83,6 +83,10 @@ bench-exporter: deps tools
 ## bench-webhook: NDJSON batches to /ingest/v1/events end to end into ClickHouse (see bench/README.md).
 bench-webhook: deps
 	$(GO) test ./bench/webhook -run '^$$' -bench BenchmarkWebhookIngest -benchtime 200000x -count 6 -timeout 60m
+
+## bench-audit: audit.k8s.io/v1 EventLists to /ingest/v1/audit end to end into ClickHouse (see bench/README.md).
+bench-audit: deps
+	$(GO) test ./bench/webhook -run '^$$' -bench BenchmarkAuditIngest -benchtime 200000x -count 6 -timeout 60m
 
 ## bench-activity: activity processor throughput, all built-in policies (see bench/README.md).
 bench-activity:
