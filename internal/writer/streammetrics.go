@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventpipe/eventpipe/internal/audit"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 )
 
@@ -30,7 +31,7 @@ func newStreamCollector(w *Writer) *streamCollector {
 	stream := []string{"stream"}
 	return &streamCollector{w: w,
 		bytes: prometheus.NewDesc("eventpipe_stream_bytes",
-			"Bytes stored in the stream (EVENTS, EVENTS_DLQ), read from JetStream at scrape time.", stream, nil),
+			"Bytes stored in the stream (EVENTS, EVENTS_DLQ, AUDIT), read from JetStream at scrape time.", stream, nil),
 		maxBytes: prometheus.NewDesc("eventpipe_stream_max_bytes",
 			"The stream's size bound (--stream.max-bytes for EVENTS); at it, EVENTS refuses publishes.", stream, nil),
 		messages: prometheus.NewDesc("eventpipe_stream_messages",
@@ -54,7 +55,7 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), streamScrapeTimeout)
 	defer cancel()
-	for _, name := range []string{eventlog.StreamName, eventlog.DeadLetterStream} {
+	for _, name := range []string{eventlog.StreamName, eventlog.DeadLetterStream, audit.StreamName} {
 		s, err := c.w.js.Stream(ctx, name)
 		if err != nil {
 			c.w.log.Debug("cannot read stream info for metrics", "stream", name, "err", err)
