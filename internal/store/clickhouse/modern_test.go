@@ -175,6 +175,12 @@ func sqlLiteral(v any) (string, error) {
 		return quoteString(v), nil
 	case []byte:
 		return quoteString(string(v)), nil
+	case []string:
+		q := make([]string, len(v))
+		for i, x := range v {
+			q[i] = quoteString(x)
+		}
+		return "[" + strings.Join(q, ", ") + "]", nil
 	case time.Time:
 		return fmt.Sprintf("toDateTime('%s', 'UTC')", v.UTC().Format(time.DateTime)), nil
 	case uint8, uint16, uint32, uint64, uint, int8, int16, int32, int64, int:

@@ -212,6 +212,11 @@ var Migrations = []Migration{
 			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN " + ifNotExists + "lease Int64 DEFAULT 0"}
 		},
 	},
+	{
+		Version:    5,
+		Name:       "create audit_records table",
+		Statements: auditMigration, // audit.go
+	},
 }
 
 // quoteIdent quotes a ClickHouse identifier with backticks.
