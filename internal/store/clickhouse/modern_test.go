@@ -489,6 +489,9 @@ func TestModernClickHouse(t *testing.T) {
 	require.Contains(t, create, "TTL last_ts + toIntervalDay(30)", create)
 	require.Contains(t, create, "ReplacingMergeTree")
 	require.Contains(t, create, "PARTITION BY toYYYYMMDD(last_ts)")
+	auditCreate := db.scalar(t, "SHOW CREATE TABLE "+s.auditTable())
+	require.Contains(t, auditCreate, "TTL request_ts + toIntervalDay(30)", auditCreate)
+	require.Contains(t, auditCreate, "ReplacingMergeTree(seq)")
 
 	// The rows of TestLatestFoldsStatesAndDuplicates.
 	now := time.Now().UTC()
