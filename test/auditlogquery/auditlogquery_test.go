@@ -126,9 +126,9 @@ func record(sc scope.Scope, id, stage string, seq uint64, at time.Time, user, ve
 	body := map[string]any{
 		"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id, "stage": stage,
 		"requestURI": "/apis/" + group + "/v1/namespaces/" + ns + "/" + resource + "/" + name, "verb": verb,
-		"user":      map[string]any{"username": user, "groups": []string{"system:authenticated"}},
-		"sourceIPs": []string{"10.0.0.1"},
-		"objectRef": map[string]any{"resource": resource, "namespace": ns, "name": name, "apiGroup": group, "apiVersion": "v1"},
+		"user":                     map[string]any{"username": user, "groups": []string{"system:authenticated"}},
+		"sourceIPs":                []string{"10.0.0.1"},
+		"objectRef":                map[string]any{"resource": resource, "namespace": ns, "name": name, "apiGroup": group, "apiVersion": "v1"},
 		"requestReceivedTimestamp": at.Format(metav1.RFC3339Micro), "stageTimestamp": at.Format(metav1.RFC3339Micro),
 	}
 	if code != 0 {

@@ -25,7 +25,9 @@ type RetentionTable struct {
 // Name returns the table's name.
 func (t *RetentionTable) Name() string { return t.name }
 
-func (t *RetentionTable) table() string { return quoteIdent(t.s.cfg.Database) + "." + quoteIdent(t.name) }
+func (t *RetentionTable) table() string {
+	return quoteIdent(t.s.cfg.Database) + "." + quoteIdent(t.name)
+}
 
 // eventsRetention is the events table, by each state's last observation.
 func (s *Store) eventsRetention() *RetentionTable {
