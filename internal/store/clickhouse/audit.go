@@ -315,8 +315,7 @@ func (s *Store) CountAudit(ctx context.Context, q AuditQuery, l Limits) (uint64,
 	if q.AtSeq == 0 {
 		return 0, nil
 	}
-	where, args := auditWhere(q)
-	sql := "SELECT count() FROM (SELECT DISTINCT scope_type, scope_name, audit_id, stage FROM " + s.auditTable() + " WHERE " + where + ")"
+	sql, args := s.countAuditSQL(q)
 	qctx, cancel := limitContext(ctx, l)
 	defer cancel()
 	var n uint64
@@ -324,4 +323,10 @@ func (s *Store) CountAudit(ctx context.Context, q AuditQuery, l Limits) (uint64,
 		return 0, classify(qctx, "count audit records", err)
 	}
 	return n, nil
+}
+
+// countAuditSQL counts the distinct records q's filter selects.
+func (s *Store) countAuditSQL(q AuditQuery) (string, []any) {
+	where, args := auditWhere(q)
+	return "SELECT count() FROM (SELECT DISTINCT scope_type, scope_name, audit_id, stage FROM " + s.auditTable() + " WHERE " + where + ")", args
 }

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,6 +58,12 @@ func TestModernClickHouseAudit(t *testing.T) {
 			// "nothing committed" is answered by QueryAudit without a
 			// query; the SQL must agree.
 			require.Equal(t, c.want, got)
+			if c.q.After == nil && c.q.Limit >= 100 {
+				cq, cargs := s.countAuditSQL(c.q)
+				bound, err := bindPositional(cq, cargs...)
+				require.NoError(t, err)
+				require.Equal(t, strconv.Itoa(len(c.want)), db.scalar(t, bound), "count agrees with the records")
+			}
 		})
 	}
 }
