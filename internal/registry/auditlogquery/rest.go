@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -166,7 +167,8 @@ func Event(row *chstore.AuditRow) auditv1.Event {
 			StageTimestamp:           metav1.NewMicroTime(row.StageTime),
 		}
 		if row.SourceIP != "" {
-			ev.SourceIPs = []string{row.SourceIP}
+			// The indexer joins sourceIPs with commas.
+			ev.SourceIPs = strings.Split(row.SourceIP, ",")
 		}
 		if row.Code != 0 {
 			ev.ResponseStatus = &metav1.Status{Code: row.Code}

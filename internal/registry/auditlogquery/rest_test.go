@@ -263,13 +263,13 @@ func TestStoreErrors(t *testing.T) {
 func TestEventFromColumns(t *testing.T) {
 	r := record("a1", time.Minute)
 	r.Body = []byte("{not json")
-	r.SourceIP = "10.0.0.7"
+	r.SourceIP = "10.0.0.7,192.168.1.2"
 	ev := Event(&r.AuditRow)
 	require.Equal(t, "a1", string(ev.AuditID))
 	require.Equal(t, "bob", ev.User.Username)
 	require.Equal(t, "configmaps", ev.ObjectRef.Resource)
 	require.EqualValues(t, 200, ev.ResponseStatus.Code)
-	require.Equal(t, []string{"10.0.0.7"}, ev.SourceIPs)
+	require.Equal(t, []string{"10.0.0.7", "192.168.1.2"}, ev.SourceIPs)
 	require.True(t, now.Add(-time.Minute).Equal(ev.RequestReceivedTimestamp.Time))
 	require.Equal(t, "Event", ev.Kind)
 }
