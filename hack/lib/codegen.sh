@@ -34,6 +34,8 @@ readonly OPENAPI_KNOWN_VIOLATIONS="hack/api-rule-violations.list"
 readonly OPENAPI_INPUT_PKGS=(
   k8s.io/api/core/v1
   k8s.io/api/events/v1
+  k8s.io/api/authentication/v1
+  k8s.io/apiserver/pkg/apis/audit/v1
   k8s.io/apimachinery/pkg/apis/meta/v1
   k8s.io/apimachinery/pkg/runtime
   k8s.io/apimachinery/pkg/version

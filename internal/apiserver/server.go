@@ -22,6 +22,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/apiserver/openapi"
 	registryactivity "github.com/eventpipe/eventpipe/internal/registry/activity"
 	"github.com/eventpipe/eventpipe/internal/registry/activitypolicy"
+	"github.com/eventpipe/eventpipe/internal/registry/auditlogquery"
 	"github.com/eventpipe/eventpipe/internal/registry/event"
 	"github.com/eventpipe/eventpipe/internal/registry/eventfacetquery"
 	"github.com/eventpipe/eventpipe/internal/registry/eventquery"
@@ -191,6 +192,16 @@ type Backends struct {
 	// AuditLog, when set, is the AUDIT stream the audit receiver
 	// (POST /ingest/v1/audit) publishes kube-apiserver's audit batches into.
 	AuditLog webhook.AuditLog
+	// Audit, when set, serves auditlogqueries over the stored audit log.
+	Audit *AuditBackends
+}
+
+// AuditBackends are what AuditLogQuery reads: the audit records' index
+// (the ClickHouse store) and the audit indexer's committed watermark on
+// the AUDIT stream. Both are required when Audit is set.
+type AuditBackends struct {
+	Index     auditlogquery.Index
+	Watermark auditlogquery.Watermark
 }
 
 // EventLog is what the server needs from the EVENTS stream.
@@ -208,6 +219,7 @@ type HistoryIndex interface {
 
 var (
 	_ HistoryIndex           = (*chstore.Store)(nil)
+	_ auditlogquery.Index    = (*chstore.Store)(nil)
 	_ event.Admission        = (*admission.Policy)(nil)
 	_ webhook.Admission      = (*admission.Policy)(nil)
 	_ eventquery.QueryWindow = (*admission.Policy)(nil)
@@ -226,6 +238,9 @@ func (b Backends) validate() error {
 	}
 	if b.Watermark == nil {
 		errs = append(errs, errors.New("no watermark"))
+	}
+	if a := b.Audit; a != nil && (a.Index == nil || a.Watermark == nil) {
+		errs = append(errs, errors.New("audit backends without an index or a watermark"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("API server backends: %w", err)
@@ -378,6 +393,11 @@ func (c CompletedConfig) New() (*Server, error) {
 		activity["activities"] = registryactivity.NewREST(a.Log, a.Index, a.Watermark, c.scopes, c.events.Window)
 		activity["activitypolicies"] = activitypolicy.NewREST(a.Policies)
 		activity["policypreviews"] = policypreview.NewREST(a.Index, c.scopes)
+	}
+	if a := b.Audit; a != nil {
+		activity["auditlogqueries"] = auditlogquery.NewREST(auditlogquery.Deps{
+			Index: a.Index, Watermark: a.Watermark, Scopes: c.scopes, Window: window, Signer: c.signer, Limits: c.queries.Limits,
+		})
 	}
 	if t := b.Tiers; t != nil {
 		activity["tenantusages"] = tenantusage.NewREST(c.scopes, t.Quota, t.Resolver)

@@ -82,6 +82,11 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 			return nil, err
 		}
 	}
+	auditWM, err := audit.WatchWatermark(ctx, c.JS)
+	if err != nil {
+		return nil, err
+	}
+	b.Audit = &apiserver.AuditBackends{Index: c.Store, Watermark: auditWM}
 	cfg, err := o.Server.Config(b)
 	if err != nil {
 		return nil, err

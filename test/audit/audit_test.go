@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
@@ -81,6 +85,13 @@ func activities(t *testing.T, kubeconfig string, args ...string) []activityJSON 
 	var list struct{ Items []activityJSON }
 	require.NoError(t, json.Unmarshal([]byte(out), &list), out)
 	return list.Items
+}
+
+func adminConfig(t *testing.T, kubeconfig string) *rest.Config {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	require.NoError(t, err)
+	return rc
 }
 
 func getActivity(t *testing.T, kubeconfig, ns, name string) activityJSON {
@@ -232,6 +243,17 @@ func TestRequestsBecomeActivities(t *testing.T) {
 	require.Regexp(t, `(?m)^LAST SEEN\s+SUMMARY\s+RESOURCE\s+ACTOR\s+SOURCE\s+COUNT$`, table)
 	require.Regexp(t, `(?m)Deployment web scaled replica set web-7d9f to 3\s+Deployment/web\s+deployment-controller\s+Event\s+1`, table)
 	require.Regexp(t, `(?m)admin scaled Deployment web from 0 to 3\s+Deployment/web\s+admin\s+Audit\s+1`, table)
+
+	// The receiver wants credentials, as every ingest path does.
+	anon := rest.AnonymousClientConfig(adminConfig(t, env.Kubeconfig))
+	hc, err := rest.HTTPClientFor(anon)
+	require.NoError(t, err)
+	resp, err := hc.Post(env.APIServerURL+"/ingest/v1/audit", "application/json", strings.NewReader(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, string(body))
+	require.Contains(t, string(body), "/ingest/v1/audit needs credentials")
 
 	// A tenant sees none of the cluster's requests.
 	for _, k := range env.TenantKubeconfigs {

@@ -48,7 +48,10 @@ func (s *Signer) TTL() time.Duration { return s.ttl }
 // the caller's scope. Pages of a query must repeat them exactly.
 type Binding struct {
 	Kind, StartTime, EndTime, Namespace, FieldSelector string
-	Scope                                              *scope.Scope
+	// Params are a kind's other parameters in one canonical string (e.g.
+	// AuditLogQuery's filters); empty for the kinds that have none.
+	Params string
+	Scope  *scope.Scope
 }
 
 func (b Binding) digest() string {
@@ -57,7 +60,13 @@ func (b Binding) digest() string {
 		sc = b.Scope.String()
 	}
 	h := sha256.New()
-	for _, p := range []string{b.Kind, b.StartTime, b.EndTime, b.Namespace, b.FieldSelector, sc} {
+	parts := []string{b.Kind, b.StartTime, b.EndTime, b.Namespace, b.FieldSelector, sc}
+	if b.Params != "" {
+		// Only when set: the digests of kinds without Params (and so
+		// their tokens in flight) stay as they were.
+		parts = append(parts, b.Params)
+	}
+	for _, p := range parts {
 		fmt.Fprintf(h, "%d:%s;", len(p), p)
 	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])

@@ -6,5 +6,6 @@
 // create-only query kind and the first steps of answering one (Resource,
 // Begin, Filter, Created), the time window rules (Window), the tier's
 // query window (QueryWindow), the field selector's validation, and the
-// mapping of store errors to API errors.
+// mapping of store errors to API errors. AuditLogQuery
+// (internal/registry/auditlogquery) reuses the same parts.
 package eventquery

@@ -112,7 +112,7 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 			after = &c.After
 			// The window is the first page's; a relative time that now
 			// resolves past the tier's limit is not the caller's fault.
-			errs = dropWindowErrors(errs, spec)
+			errs = DropWindowErrors(errs, spec)
 		}
 	}
 	if len(errs) > 0 {
@@ -146,10 +146,10 @@ func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation 
 	return out, nil
 }
 
-// dropWindowErrors removes the "in the future"/"beyond the tier" checks
+// DropWindowErrors removes the "in the future"/"beyond the tier" checks
 // from a continued query: its window was checked when the first page was
 // answered and is reused as it was. Syntax errors stay.
-func dropWindowErrors(errs field.ErrorList, spec *field.Path) field.ErrorList {
+func DropWindowErrors(errs field.ErrorList, spec *field.Path) field.ErrorList {
 	var out field.ErrorList
 	for _, e := range errs {
 		if e.Type == field.ErrorTypeInvalid && (e.Field == spec.Child("startTime").String() || e.Field == spec.Child("endTime").String()) {

@@ -132,15 +132,21 @@ func ValidateNamespace(p *field.Path, ns string) field.ErrorList {
 // StoreError turns a store error into the API's answer: a limit hit is the
 // caller's to fix (narrow the query), anything else is the backend's.
 func StoreError(gk schema.GroupKind, name string, spec *field.Path, startTime string, l chstore.Limits, err error) error {
+	return StoreErrorNarrow(gk, name, spec, startTime, l, err, "a spec.namespace, or a more selective spec.fieldSelector")
+}
+
+// StoreErrorNarrow is StoreError for a kind whose other ways to narrow a
+// query, besides its window, narrow names ("a spec.user or spec.verbs").
+func StoreErrorNarrow(gk schema.GroupKind, name string, spec *field.Path, startTime string, l chstore.Limits, err error, narrow string) error {
 	switch {
 	case errors.Is(err, chstore.ErrTooManyRows):
 		return apierrors.NewInvalid(gk, name, field.ErrorList{field.Invalid(spec.Child("startTime"), startTime, fmt.Sprintf(
-			"the query would read more than %d stored rows; narrow it: a later spec.startTime or earlier spec.endTime, a spec.namespace, or a more selective spec.fieldSelector",
-			l.MaxRowsToRead))})
+			"the query would read more than %d stored rows; narrow it: a later spec.startTime or earlier spec.endTime, %s",
+			l.MaxRowsToRead, narrow))})
 	case errors.Is(err, chstore.ErrQueryTimeout):
 		e := apierrors.NewTooManyRequests(fmt.Sprintf(
-			"the query ran longer than %s and was stopped; narrow it (a shorter window, a spec.namespace, a more selective spec.fieldSelector) or retry later",
-			l.MaxExecutionTime), 1)
+			"the query ran longer than %s and was stopped; narrow it (a shorter window, %s) or retry later",
+			l.MaxExecutionTime, narrow), 1)
 		return e
 	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("the event store cannot answer now: %v", err))

@@ -175,6 +175,12 @@ func sqlLiteral(v any) (string, error) {
 		return quoteString(v), nil
 	case []byte:
 		return quoteString(string(v)), nil
+	case []string:
+		q := make([]string, len(v))
+		for i, x := range v {
+			q[i] = quoteString(x)
+		}
+		return "[" + strings.Join(q, ", ") + "]", nil
 	case time.Time:
 		return fmt.Sprintf("toDateTime('%s', 'UTC')", v.UTC().Format(time.DateTime)), nil
 	case uint8, uint16, uint32, uint64, uint, int8, int16, int32, int64, int:
@@ -483,6 +489,9 @@ func TestModernClickHouse(t *testing.T) {
 	require.Contains(t, create, "TTL last_ts + toIntervalDay(30)", create)
 	require.Contains(t, create, "ReplacingMergeTree")
 	require.Contains(t, create, "PARTITION BY toYYYYMMDD(last_ts)")
+	auditCreate := db.scalar(t, "SHOW CREATE TABLE "+s.auditTable())
+	require.Contains(t, auditCreate, "TTL request_ts + toIntervalDay(30)", auditCreate)
+	require.Contains(t, auditCreate, "ReplacingMergeTree(seq)")
 
 	// The rows of TestLatestFoldsStatesAndDuplicates.
 	now := time.Now().UTC()

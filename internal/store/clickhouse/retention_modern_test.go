@@ -59,7 +59,7 @@ func TestModernUsageAndRetentionSQL(t *testing.T) {
 
 	partsSQL := strings.Replace(partitionsSQL, "max(max_time)", "toUnixTimestamp(max(max_time))", 1)
 	parts := func() string {
-		return strings.ReplaceAll(run("SELECT arrayStringConcat(groupArray(concat(a, ':', toString(b), ':', toString(c), ':', toString(d > 0))), ' ') FROM ("+partsSQL+") AS t(a, b, c, d)", s.cfg.Database), "\n", " ")
+		return strings.ReplaceAll(run("SELECT arrayStringConcat(groupArray(concat(a, ':', toString(b), ':', toString(c), ':', toString(d > 0))), ' ') FROM ("+partsSQL+") AS t(a, b, c, d)", s.cfg.Database, "events"), "\n", " ")
 	}
 	// The Partitions query, its time as Unix seconds for comparison.
 	require.Equal(t, fmt.Sprintf("20261120:2:%d:0 20261121:4:%d:0", day1.Add(time.Hour).Unix(), day2.Add(time.Second).Unix()), parts())

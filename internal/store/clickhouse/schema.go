@@ -124,7 +124,10 @@ func settingStatements(db string, o SchemaOptions, v ServerVersion) []string {
 	if o.MaxRetentionDays <= 0 || !v.AtLeast(20, 1) {
 		return nil
 	}
-	return []string{fmt.Sprintf("ALTER TABLE %s.events MODIFY TTL last_ts + INTERVAL %d DAY", quoteIdent(db), o.MaxRetentionDays)}
+	return []string{
+		fmt.Sprintf("ALTER TABLE %s.events MODIFY TTL last_ts + INTERVAL %d DAY", quoteIdent(db), o.MaxRetentionDays),
+		fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL request_ts + INTERVAL %d DAY", quoteIdent(db), auditTableName, o.MaxRetentionDays),
+	}
 }
 
 // supported reports whether m runs on a server of version v.
@@ -211,6 +214,11 @@ var Migrations = []Migration{
 			}
 			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN " + ifNotExists + "lease Int64 DEFAULT 0"}
 		},
+	},
+	{
+		Version:    5,
+		Name:       "create audit_records table",
+		Statements: auditMigration, // audit.go
 	},
 }
 

@@ -54,7 +54,7 @@ func RowBytes(r *Row) int64 {
 // last_ts_nanos, count and lease.
 const rowFixedBytes = 8 + 1 + 4 + 4 + 4 + 8
 
-// Partition describes one day partition of the events table from its active
+// Partition describes one day partition of a RetentionTable from its active
 // parts.
 type Partition struct {
 	// ID is the partition's ID, the day as YYYYMMDD in the server's time zone.
@@ -62,7 +62,8 @@ type Partition struct {
 	// Rows counts the stored rows (every state, before merges fold exact
 	// duplicates).
 	Rows uint64
-	// MaxTime is the latest last_ts in the partition (whole seconds).
+	// MaxTime is the latest time in the partition (last_ts, request_ts;
+	// whole seconds).
 	MaxTime time.Time
 	// MutationVersion changes whenever a mutation (such as a retention
 	// DELETE) has rewritten a part of the partition, and not on inserts or
@@ -73,13 +74,18 @@ type Partition struct {
 
 const partitionsSQL = "SELECT partition_id, sum(rows), max(max_time), " +
 	"max(if(data_version != toUInt64(min_block_number), data_version, toUInt64(0))) " +
-	"FROM system.parts WHERE active AND database = ? AND table = 'events' " +
+	"FROM system.parts WHERE active AND database = ? AND table = ? " +
 	"GROUP BY partition_id ORDER BY partition_id"
 
 // Partitions lists the events table's partitions, oldest first.
 func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
+	return s.eventsRetention().Partitions(ctx)
+}
+
+// Partitions lists the table's partitions, oldest first.
+func (t *RetentionTable) Partitions(ctx context.Context) ([]Partition, error) {
 	var out []Partition
-	err := s.eachRow(ctx, partitionsSQL, []any{s.cfg.Database}, func(rows driver.Rows) error {
+	err := t.s.eachRow(ctx, partitionsSQL, []any{t.s.cfg.Database, t.name}, func(rows driver.Rows) error {
 		var p Partition
 		if err := rows.Scan(&p.ID, &p.Rows, &p.MaxTime, &p.MutationVersion); err != nil {
 			return err
@@ -89,7 +95,7 @@ func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", err)
+		return nil, fmt.Errorf("list partitions of %s: %w", t.name, err)
 	}
 	return out, nil
 }

@@ -141,7 +141,7 @@ func TestQuotaExactAndRecoversAfterRetention(t *testing.T) {
 	w := retention.New(s, res, retention.Config{MutationPoll: 20 * time.Millisecond}, clk, nil, nil)
 	rep, err := w.RunOnce(ctx)
 	require.NoError(t, err)
-	require.EqualValues(t, 20, rep.Deleted[alpha])
+	require.EqualValues(t, 20, rep.Tables["events"].Deleted[alpha])
 	require.NoError(t, tr.Refresh(ctx))
 	u = tr.Usage(alpha)
 	require.Equal(t, recentBytes+next, u.Used, "exactly the deleted rows' bytes are freed")

@@ -1,5 +1,8 @@
-// Package retention removes each tenant's events once they are past its
-// tier's retention.
+// Package retention removes each tenant's events and audit records once
+// they are past its tier's retention. Each table is handled alike, one
+// after the other: the events table by each state's last observation, the
+// audit_records table by each record's request time (see
+// clickhouse.Store.RetentionTables); what follows says it for events.
 //
 // The line is on the last observation (last_ts): a row goes when the state
 // it holds was last observed longer ago than the tenant's retention. The
@@ -27,6 +30,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,8 +45,16 @@ import (
 	"github.com/eventpipe/eventpipe/internal/tiers"
 )
 
-// Store is what the worker needs from ClickHouse; *clickhouse.Store is one.
+// Store is what the worker needs from ClickHouse: the tables retention
+// applies to (events, audit records); *clickhouse.Store is one.
 type Store interface {
+	RetentionTables() []*chstore.RetentionTable
+}
+
+// Table is what the worker needs from one table; *clickhouse.RetentionTable
+// is one.
+type Table interface {
+	Name() string
 	Partitions(ctx context.Context) ([]chstore.Partition, error)
 	DropPartition(ctx context.Context, id string) error
 	OldestByScope(ctx context.Context, before time.Time) (map[scope.Scope]time.Time, error)
@@ -121,7 +133,7 @@ func New(store Store, confs Configs, cfg Config, clk clock.WithTicker, reg prome
 	w := &Worker{cfg: cfg, store: store, confs: confs, clk: clk, log: log.With("component", "retention", "dryRun", cfg.DryRun),
 		m: metrics{
 			rowsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventpipe_tiers_retention_rows_deleted_total",
-				Help: "Rows (event states) removed for retention, by how: partition (a whole day dropped) or delete (per-tenant mutation)."}, []string{"how"}),
+				Help: "Rows (event states, audit records) removed for retention, by how: partition (a whole day dropped) or delete (per-tenant mutation)."}, []string{"how"}),
 			partitionsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "eventpipe_tiers_retention_partitions_dropped_total",
 				Help: "Day partitions dropped because every row in them is past the longest retention."}),
 			lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventpipe_tiers_retention_last_run_timestamp_seconds",
@@ -143,6 +155,13 @@ func New(store Store, confs Configs, cfg Config, clk clock.WithTicker, reg prome
 type Report struct {
 	At     time.Time
 	DryRun bool
+	// Tables holds what was done to each table, by its name ("events",
+	// "audit_records").
+	Tables map[string]TableReport
+}
+
+// TableReport says what a run removed from one table.
+type TableReport struct {
 	// Partitions lists the day partitions dropped, with their rows.
 	Partitions map[string]uint64
 	// Deleted counts the rows deleted per tenant by the mutation.
@@ -168,16 +187,36 @@ func (w *Worker) RunOnce(ctx context.Context) (Report, error) {
 
 func (w *Worker) run(ctx context.Context, now time.Time) (Report, error) {
 	c := w.confs.Config()
-	r := Report{At: now, DryRun: w.cfg.DryRun, Partitions: map[string]uint64{}, Deleted: map[scope.Scope]uint64{}}
-
-	// 1. Whole days past the longest retention. last_ts holds whole
-	// seconds, so every row of a partition was observed before MaxTime+1s.
-	global := now.Add(-c.MaxRetention())
-	parts, err := w.store.Partitions(ctx)
-	if err != nil {
-		return r, err
-	}
+	r := Report{At: now, DryRun: w.cfg.DryRun, Tables: map[string]TableReport{}}
+	// One table's failure does not keep the others from their retention.
+	var errs []error
 	var would uint64
+	for _, t := range w.store.RetentionTables() {
+		tr, n, err := w.runTable(ctx, t, c, now)
+		r.Tables[t.Name()] = tr
+		would += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Name(), err))
+		}
+	}
+	if w.cfg.DryRun {
+		w.m.wouldDelete.Set(float64(would))
+	}
+	return r, errors.Join(errs...)
+}
+
+// runTable applies retention to one table.
+func (w *Worker) runTable(ctx context.Context, t Table, c *tiers.Config, now time.Time) (r TableReport, would uint64, err error) {
+	log := w.log.With("table", t.Name())
+	r = TableReport{Partitions: map[string]uint64{}, Deleted: map[scope.Scope]uint64{}}
+
+	// 1. Whole days past the longest retention. The time column holds
+	// whole seconds, so every row of a partition is before MaxTime+1s.
+	global := now.Add(-c.MaxRetention())
+	parts, err := t.Partitions(ctx)
+	if err != nil {
+		return r, would, err
+	}
 	for _, p := range parts {
 		if p.MaxTime.Add(time.Second).After(global) {
 			continue
@@ -189,8 +228,8 @@ func (w *Worker) run(ctx context.Context, now time.Time) (Report, error) {
 			// a late write into the day cannot be lost.
 			day, err := time.Parse("20060102", p.ID)
 			if err == nil && day.Add(2*24*time.Hour).Before(global) && !w.cfg.DryRun {
-				if err := w.store.DropPartition(ctx, p.ID); err != nil {
-					return r, err
+				if err := t.DropPartition(ctx, p.ID); err != nil {
+					return r, would, err
 				}
 			}
 			continue
@@ -198,12 +237,12 @@ func (w *Worker) run(ctx context.Context, now time.Time) (Report, error) {
 		r.Partitions[p.ID] = p.Rows
 		if w.cfg.DryRun {
 			would += p.Rows
-			w.log.Info("retention dry run: would drop partition", "partition", p.ID, "rows", p.Rows, "newest", p.MaxTime, "line", global)
+			log.Info("retention dry run: would drop partition", "partition", p.ID, "rows", p.Rows, "newest", p.MaxTime, "line", global)
 			continue
 		}
-		w.log.Info("retention: dropping partition", "partition", p.ID, "rows", p.Rows, "newest", p.MaxTime, "line", global)
-		if err := w.store.DropPartition(ctx, p.ID); err != nil {
-			return r, err
+		log.Info("retention: dropping partition", "partition", p.ID, "rows", p.Rows, "newest", p.MaxTime, "line", global)
+		if err := t.DropPartition(ctx, p.ID); err != nil {
+			return r, would, err
 		}
 		w.m.partitionsDropped.Inc()
 		w.m.rowsDeleted.WithLabelValues("partition").Add(float64(p.Rows))
@@ -211,31 +250,31 @@ func (w *Worker) run(ctx context.Context, now time.Time) (Report, error) {
 
 	// 2. Per tenant, below the global line.
 	if !w.cfg.DryRun {
-		n, err := w.store.PendingMutations(ctx)
+		n, err := t.PendingMutations(ctx)
 		if err != nil {
-			return r, err
+			return r, would, err
 		}
 		if n > 0 {
-			w.log.Warn("an earlier mutation is still running; per-tenant deletes wait for the next run", "pending", n)
+			log.Warn("an earlier mutation is still running; per-tenant deletes wait for the next run", "pending", n)
 			r.Skipped = true
-			return r, nil
+			return r, would, nil
 		}
 	}
-	oldest, err := w.store.OldestByScope(ctx, now.Add(-c.MinRetention()))
+	oldest, err := t.OldestByScope(ctx, now.Add(-c.MinRetention()))
 	if err != nil {
-		return r, err
+		return r, would, err
 	}
 	var cutoffs []chstore.Cutoff
-	for sc, t := range oldest {
+	for sc, at := range oldest {
 		line := now.Add(-c.For(sc).Retention)
-		if t.Before(line) {
+		if at.Before(line) {
 			cutoffs = append(cutoffs, chstore.Cutoff{Scope: sc, Before: line})
 		}
 	}
 	slices.SortFunc(cutoffs, func(a, b chstore.Cutoff) int { return strings.Compare(a.Scope.String(), b.Scope.String()) })
-	counts, err := w.store.CountPastCutoffs(ctx, cutoffs)
+	counts, err := t.CountPastCutoffs(ctx, cutoffs)
 	if err != nil {
-		return r, err
+		return r, would, err
 	}
 	var todo []chstore.Cutoff
 	for _, cut := range cutoffs {
@@ -251,34 +290,33 @@ func (w *Worker) run(ctx context.Context, now time.Time) (Report, error) {
 			msg = "retention dry run: would delete rows"
 			would += n
 		}
-		w.log.Info(msg, "scope", cut.Scope.String(), "tier", lim.Tier, "retention", tiers.FormatDuration(lim.Retention),
+		log.Info(msg, "scope", cut.Scope.String(), "tier", lim.Tier, "retention", tiers.FormatDuration(lim.Retention),
 			"observedBefore", cut.Before, "rows", n)
 	}
 	if w.cfg.DryRun {
-		w.m.wouldDelete.Set(float64(would))
-		w.log.Info("retention dry run: done", "partitions", len(r.Partitions), "tenants", len(todo), "rows", would)
-		return r, nil
+		log.Info("retention dry run: done", "partitions", len(r.Partitions), "tenants", len(todo), "rows", would)
+		return r, would, nil
 	}
 	if len(todo) == 0 {
-		return r, nil
+		return r, would, nil
 	}
 	for i := 0; i < len(todo); i += w.cfg.TenantsPerMutation {
-		if err := w.store.DeletePastCutoffs(ctx, todo[i:min(i+w.cfg.TenantsPerMutation, len(todo))]); err != nil {
-			return r, err
+		if err := t.DeletePastCutoffs(ctx, todo[i:min(i+w.cfg.TenantsPerMutation, len(todo))]); err != nil {
+			return r, would, err
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.MutationTimeout)
 	defer cancel()
-	if err := w.store.WaitMutations(wctx, w.cfg.MutationPoll); err != nil {
-		return r, fmt.Errorf("retention delete started but did not finish: %w", err)
+	if err := t.WaitMutations(wctx, w.cfg.MutationPoll); err != nil {
+		return r, would, fmt.Errorf("retention delete started but did not finish: %w", err)
 	}
 	var total uint64
 	for _, n := range r.Deleted {
 		total += n
 	}
 	w.m.rowsDeleted.WithLabelValues("delete").Add(float64(total))
-	w.log.Info("retention: done", "partitions", len(r.Partitions), "tenants", len(todo), "rows", total)
-	return r, nil
+	log.Info("retention: done", "partitions", len(r.Partitions), "tenants", len(todo), "rows", total)
+	return r, would, nil
 }
 
 // Run runs at once and then every Interval until ctx ends.
@@ -295,3 +333,5 @@ func (w *Worker) Run(ctx context.Context) {
 		}
 	}
 }
+
+var _ Table = (*chstore.RetentionTable)(nil)

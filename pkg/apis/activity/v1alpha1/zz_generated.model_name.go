@@ -78,6 +78,21 @@ func (in ActivityTenant) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AuditLogQuery) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.AuditLogQuery"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AuditLogQuerySpec) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.AuditLogQuerySpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AuditLogQueryStatus) OpenAPIModelName() string {
+	return "com.miloapis.activity.v1alpha1.AuditLogQueryStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in EventFacetQuery) OpenAPIModelName() string {
 	return "com.miloapis.activity.v1alpha1.EventFacetQuery"
 }
