@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -255,8 +256,23 @@ func TestRequestsBecomeActivities(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, string(body))
 	require.Contains(t, string(body), "/ingest/v1/audit needs credentials")
 
-	// A tenant sees none of the cluster's requests.
+	// The records themselves, through AuditLogQuery: the scale request
+	// with its user, verb, object and response code.
+	scaleSpec := map[string]any{"startTime": "now-1h", "endTime": "now", "user": "admin", "verbs": []string{"patch"},
+		"resource": "deployments", "subresource": "scale", "namespace": "prod"}
+	var recs []auditv1.Event
+	waitFor(t, "the scale request's record is indexed", 30*time.Second, func() (bool, string) {
+		recs = auditRecords(t, env.Kubeconfig, scaleSpec)
+		return len(recs) == 1, fmt.Sprintf("%d records", len(recs))
+	})
+	require.Equal(t, scale.Spec.Origin.AuditID, string(recs[0].AuditID))
+	require.Equal(t, "web", recs[0].ObjectRef.Name)
+	require.EqualValues(t, 200, recs[0].ResponseStatus.Code)
+	require.NotNil(t, recs[0].ResponseObject, "the policy records writes with their bodies")
+
+	// A tenant sees none of the cluster's requests, in any API.
 	for _, k := range env.TenantKubeconfigs {
+		require.Empty(t, auditRecords(t, k.Path, map[string]any{"startTime": "now-1h", "endTime": "now"}), "tenant %s", k.Scope)
 		require.Empty(t, activities(t, k.Path, "-A"), "tenant %s", k.Scope)
 		out, err := kubectl(t, k.Path, "get", "activity", "-n", "prod", scale.Metadata.Name)
 		require.Error(t, err)

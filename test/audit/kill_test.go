@@ -272,15 +272,28 @@ func auditToken(t *testing.T, path string) string {
 // test's tally of its own creates.
 func queryAudit(t *testing.T, kubeconfig string) map[string]int {
 	t.Helper()
+	out := map[string]int{}
+	for _, ev := range auditRecords(t, kubeconfig, map[string]any{"startTime": "now-1h", "endTime": "now", "limit": 1000}) {
+		id := string(ev.AuditID) + "/" + string(ev.Stage)
+		out[id]++
+		if ev.ObjectRef != nil {
+			out[id+"/"+ev.Verb+"/"+ev.ObjectRef.Resource]++
+		}
+	}
+	return out
+}
+
+// auditRecords runs an AuditLogQuery with spec as kubeconfig's user and
+// returns the results of every page.
+func auditRecords(t *testing.T, kubeconfig string, spec map[string]any) []auditv1.Event {
+	t.Helper()
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	require.NoError(t, err)
 	cs, err := kubernetes.NewForConfig(rc)
 	require.NoError(t, err)
-	out := map[string]int{}
-	cont := ""
+	var out []auditv1.Event
 	for {
-		q := map[string]any{"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "AuditLogQuery",
-			"spec": map[string]any{"startTime": "now-1h", "endTime": "now", "limit": 1000, "continue": cont}}
+		q := map[string]any{"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "AuditLogQuery", "spec": spec}
 		body, err := json.Marshal(q)
 		require.NoError(t, err)
 		raw, err := cs.RESTClient().Post().AbsPath("/apis/activity.miloapis.com/v1alpha1/auditlogqueries").Body(body).
@@ -293,15 +306,10 @@ func queryAudit(t *testing.T, kubeconfig string) map[string]int {
 			}
 		}
 		require.NoError(t, json.Unmarshal(raw, &res))
-		for _, ev := range res.Status.Results {
-			id := string(ev.AuditID) + "/" + string(ev.Stage)
-			out[id]++
-			if ev.ObjectRef != nil {
-				out[id+"/"+ev.Verb+"/"+ev.ObjectRef.Resource]++
-			}
-		}
-		if cont = res.Status.Continue; cont == "" {
+		out = append(out, res.Status.Results...)
+		if res.Status.Continue == "" {
 			return out
 		}
+		spec["continue"] = res.Status.Continue
 	}
 }
