@@ -143,7 +143,7 @@ func testRenderAndApply(t *testing.T, c *kubetest.Cluster) {
 			"APIService/v1alpha1.activity.miloapis.com", "Deployment/eventpipe-apiserver", "Deployment/eventpipe-writer",
 			"Deployment/eventpipe-activity-processor", "PodDisruptionBudget/eventpipe-apiserver", "Job/eventpipe-migrate",
 			"ClusterRoleBinding/eventpipe:system:auth-delegator", "RoleBinding/eventpipe:extension-apiserver-authentication-reader",
-			"ClusterRole/eventpipe:view", "ClusterRole/eventpipe:edit", "Secret/eventpipe-apiserver-tls",
+			"ClusterRole/eventpipe:view", "ClusterRole/eventpipe:edit", "ClusterRole/eventpipe:audit-reader", "Secret/eventpipe-apiserver-tls",
 		}},
 		{"examples/standalone.yaml", []string{"-f", chart + "/examples/standalone.yaml"}, []string{
 			"Deployment/eventpipe-apiserver", "ConfigMap/eventpipe-tiers",
