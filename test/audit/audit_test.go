@@ -189,11 +189,11 @@ func TestRequestsBecomeActivities(t *testing.T) {
 	require.NoError(t, err)
 
 	want := map[string]struct{ verb, kind, name, actorType string }{
-		"admin created Namespace prod":              {"create", "Namespace", "prod", "user"},
-		"admin created Deployment web":              {"create", "Deployment", "web", "user"},
-		"admin scaled Deployment web from 0 to 3":   {"patch", "Deployment", "web", "user"},
-		"admin created ConfigMap app-config":        {"create", "ConfigMap", "app-config", "user"},
-		"admin deleted ConfigMap app-config":        {"delete", "ConfigMap", "app-config", "user"},
+		"admin created Namespace prod":                                     {"create", "Namespace", "prod", "user"},
+		"admin created Deployment web":                                     {"create", "Deployment", "web", "user"},
+		"admin scaled Deployment web from 0 to 3":                          {"patch", "Deployment", "web", "user"},
+		"admin created ConfigMap app-config":                               {"create", "ConfigMap", "app-config", "user"},
+		"admin deleted ConfigMap app-config":                               {"delete", "ConfigMap", "app-config", "user"},
 		"mallory was forbidden to delete Deployment web in namespace prod": {"delete", "Deployment", "web", "user"},
 	}
 	var all []activityJSON
@@ -279,4 +279,3 @@ func TestRequestsBecomeActivities(t *testing.T) {
 		require.Contains(t, out, "NotFound")
 	}
 }
-
