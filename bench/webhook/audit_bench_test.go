@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,22 +51,7 @@ func BenchmarkAuditIngest(b *testing.B) {
 	b.ResetTimer()
 	t0 := time.Now()
 	cpu := startCPU()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range *posters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bodies) {
-					return
-				}
-				postAudit(b, hc, env.APIServerURL, bodies[i])
-			}
-		}()
-	}
-	wg.Wait()
+	postAll(bodies, func(body []byte) { postAudit(b, hc, env.APIServerURL, body) })
 	posted := time.Since(t0)
 	info, err := stream.Info(ctx)
 	if err != nil {

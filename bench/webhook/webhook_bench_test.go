@@ -63,22 +63,7 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	b.ResetTimer()
 	t0 := time.Now()
 	cpu := startCPU()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range *posters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bodies) {
-					return
-				}
-				post(b, hc, env.APIServerURL, bodies[i])
-			}
-		}()
-	}
-	wg.Wait()
+	postAll(bodies, func(body []byte) { post(b, hc, env.APIServerURL, body) })
 	posted := time.Since(t0)
 	_, last, err := reader.Bounds(context.Background())
 	if err != nil {
@@ -102,6 +87,26 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/posted.Seconds(), "post-events/s")
+}
+
+// postAll sends every body with -webhookbench.posters concurrent posters.
+func postAll(bodies [][]byte, post func(body []byte)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range *posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				post(bodies[i])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func post(b *testing.B, hc *http.Client, url string, body []byte) {

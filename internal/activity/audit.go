@@ -75,15 +75,7 @@ func auditEnvs() (*cel.Env, *cel.Env, error) {
 			ext.Strings(),
 			cel.OptionalTypes(),
 		}
-		auditTextEnv, auditEnvErr = cel.NewEnv(append(base, cel.Function(linkFunc,
-			cel.Overload("link_string_dyn_text", []*cel.Type{cel.StringType, cel.DynType}, cel.StringType,
-				cel.BinaryBinding(func(text, _ ref.Val) ref.Val { return text }))))...)
-		if auditEnvErr != nil {
-			return
-		}
-		auditObjectEnv, auditEnvErr = cel.NewEnv(append(base, cel.Function(linkFunc,
-			cel.Overload("link_string_dyn_object", []*cel.Type{cel.StringType, cel.DynType}, cel.DynType,
-				cel.BinaryBinding(func(_, obj ref.Val) ref.Val { return obj }))))...)
+		auditTextEnv, auditObjectEnv, auditEnvErr = linkEnvs(base)
 	})
 	return auditTextEnv, auditObjectEnv, auditEnvErr
 }

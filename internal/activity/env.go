@@ -46,17 +46,24 @@ func envs() (*cel.Env, *cel.Env, error) {
 			cel.Variable("namespace", cel.StringType),
 			ext.Strings(),
 		}
-		textEnv, envErr = cel.NewEnv(append(base, cel.Function(linkFunc,
-			cel.Overload("link_string_dyn_text", []*cel.Type{cel.StringType, cel.DynType}, cel.StringType,
-				cel.BinaryBinding(func(text, _ ref.Val) ref.Val { return text }))))...)
-		if envErr != nil {
-			return
-		}
-		objectEnv, envErr = cel.NewEnv(append(base, cel.Function(linkFunc,
-			cel.Overload("link_string_dyn_object", []*cel.Type{cel.StringType, cel.DynType}, cel.DynType,
-				cel.BinaryBinding(func(_, obj ref.Val) ref.Val { return obj }))))...)
+		textEnv, objectEnv, envErr = linkEnvs(base)
 	})
 	return textEnv, objectEnv, envErr
+}
+
+// linkEnvs builds the pair of environments over base: link returns its
+// text in the first, its object in the second.
+func linkEnvs(base []cel.EnvOption) (text, object *cel.Env, err error) {
+	text, err = cel.NewEnv(append(base, cel.Function(linkFunc,
+		cel.Overload("link_string_dyn_text", []*cel.Type{cel.StringType, cel.DynType}, cel.StringType,
+			cel.BinaryBinding(func(text, _ ref.Val) ref.Val { return text }))))...)
+	if err != nil {
+		return nil, nil, err
+	}
+	object, err = cel.NewEnv(append(base, cel.Function(linkFunc,
+		cel.Overload("link_string_dyn_object", []*cel.Type{cel.StringType, cel.DynType}, cel.DynType,
+			cel.BinaryBinding(func(_, obj ref.Val) ref.Val { return obj }))))...)
+	return text, object, err
 }
 
 // vars is the activation of one event: the variables rules see. The event

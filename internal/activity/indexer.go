@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/retry"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -90,26 +89,12 @@ func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.
 		rows = append(rows, row)
 	}
 	last := b.Last()
-	backoff := 100 * time.Millisecond
-	lastRenew := time.Now()
-	for {
-		err := x.store.InsertActivities(ctx, rows)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		x.m.insertErrs.Inc()
-		x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
-		if !retry.Sleep(ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, 10*time.Second)
-		if time.Since(lastRenew) > x.cfg.AckWait/3 {
-			_ = last.Msg.InProgress()
-			lastRenew = time.Now()
-		}
+	if !eventlog.InsertUntilStored(ctx, last, x.cfg.AckWait, func(ctx context.Context) error { return x.store.InsertActivities(ctx, rows) },
+		func(err error) {
+			x.m.insertErrs.Inc()
+			x.log.Warn("cannot insert activities; retrying", "rows", len(rows), "err", err)
+		}) {
+		return false
 	}
 	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(last.Seq, 10))); err != nil && ctx.Err() == nil {
 		x.log.Warn("cannot publish activity watermark", "watermark", last.Seq, "err", err)

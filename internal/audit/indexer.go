@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/retry"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
@@ -124,26 +123,12 @@ func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.
 		x.log.Error("not an audit record; skipping", "seq", d.Seq, "subject", d.Msg.Subject(), "err", err)
 	}
 	last := b.Last()
-	backoff := 100 * time.Millisecond
-	lastRenew := time.Now()
-	for len(rows) > 0 {
-		err := x.store.InsertAudit(ctx, rows)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		x.insertErrs.Inc()
-		x.log.Warn("cannot insert audit records; retrying", "rows", len(rows), "err", err)
-		if !retry.Sleep(ctx, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, 10*time.Second)
-		if time.Since(lastRenew) > x.cfg.AckWait/3 {
-			_ = last.Msg.InProgress()
-			lastRenew = time.Now()
-		}
+	if len(rows) > 0 && !eventlog.InsertUntilStored(ctx, last, x.cfg.AckWait, func(ctx context.Context) error { return x.store.InsertAudit(ctx, rows) },
+		func(err error) {
+			x.insertErrs.Inc()
+			x.log.Warn("cannot insert audit records; retrying", "rows", len(rows), "err", err)
+		}) {
+		return false
 	}
 	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(last.Seq, 10))); err != nil && ctx.Err() == nil {
 		x.log.Warn("cannot publish audit watermark", "watermark", last.Seq, "err", err)

@@ -323,3 +323,31 @@ func (m *BatchMarks) TakeBefore(cutoff time.Time) uint64 {
 	m.marks = m.marks[i:]
 	return upTo
 }
+
+// InsertUntilStored calls insert until it succeeds, and reports true, or
+// until ctx ends, and reports false. It waits between attempts from 100 ms
+// doubling to 10 s, calls onError with each failure, and tells JetStream
+// every ackWait/3 that the batch ending at last is still in progress, so
+// that it is not redelivered while its store is down.
+func InsertUntilStored(ctx context.Context, last Delivery, ackWait time.Duration, insert func(context.Context) error, onError func(error)) bool {
+	backoff := 100 * time.Millisecond
+	lastRenew := time.Now()
+	for {
+		err := insert(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		onError(err)
+		if !retry.Sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, 10*time.Second)
+		if time.Since(lastRenew) > ackWait/3 {
+			_ = last.Msg.InProgress()
+			lastRenew = time.Now()
+		}
+	}
+}
