@@ -219,12 +219,12 @@ func loaded(t *testing.T, ctx context.Context) int {
 	return eval[int](t, ctx, `Number(document.body.dataset.loaded || 0)`)
 }
 
-// screenshot writes the tab's full page as NAME.png into the artifacts
+// screenshot writes what the tab shows (1400×1000) as NAME.png into the artifacts
 // directory, and into docs/images with -update-screenshots.
 func (s *stack) screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	var png []byte
-	require.NoError(t, run(ctx, chromedp.FullScreenshot(100), &png))
+	require.NoError(t, run(ctx, chromedp.CaptureScreenshot(), &png))
 	file := "ui-" + name + ".png"
 	require.NoError(t, os.WriteFile(filepath.Join(s.artifacts, file), png, 0o644))
 	t.Logf("screenshot: %s", filepath.Join(s.artifacts, file))

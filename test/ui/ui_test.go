@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/eventpipe/eventpipe/internal/kubetest"
 )
 
 func TestUI(t *testing.T) {
@@ -361,6 +363,35 @@ func TestUI(t *testing.T) {
 		require.True(t, eval[bool](t, ctx, `document.getElementById('banner').hidden`))
 		require.Equal(t, "no token (proxy)", eval[string](t, ctx, `document.getElementById('who').textContent`))
 		require.Positive(t, eval[int](t, ctx, `document.querySelectorAll('#events tr.event').length`))
+	})
+
+	t.Run("through kubectl proxy the page needs no token and shows the kubeconfig user's events", func(t *testing.T) {
+		var alphaKubeconfig string
+		for _, k := range s.env.TenantKubeconfigs {
+			if k.Scope.Name == "alpha" {
+				alphaKubeconfig = k.Path
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		lines := kubetest.KubectlLines(ctx, t, alphaKubeconfig, "proxy", "--port=0")
+		var addr string
+		select {
+		case line := <-lines:
+			// "Starting to serve on 127.0.0.1:PORT"
+			_, addr, _ = strings.Cut(line, "Starting to serve on ")
+		case <-time.After(30 * time.Second):
+			t.Fatal("kubectl proxy did not start within 30s")
+		}
+		require.NotEmpty(t, addr)
+		alphaTotal, _ := facetTotal(t, s.alpha, map[string]any{"startTime": "now-7d", "endTime": "now"})
+
+		tab := s.tab(t)
+		do(t, tab, chromedp.Navigate("http://"+addr+"/ui/"))
+		loadedAfter(t, tab, 0)
+		require.Equal(t, "no token (proxy)", eval[string](t, tab, `document.getElementById('who').textContent`))
+		require.EqualValues(t, alphaTotal, eval[int](t, tab, `Number(document.getElementById('total').dataset.total)`))
+		cancel()
 	})
 
 	t.Run("the tail keeps up with 1000 events/s without freezing the page", func(t *testing.T) {

@@ -698,7 +698,11 @@ const eventsPath = (t, extra) => `/api/v1/events?${new URLSearchParams({ ...(t.q
 async function relist(t) {
   const list = await api('GET', eventsPath(t, { limit: '500' }), null, t.abort.signal);
   const rows = (list.items || []).map(normalize);
-  for (const r of rows) if (table.rows.has(r.uid)) enqueue(t, { type: 'MODIFIED', row: r });
+  // Only rows whose state changed since they were shown.
+  for (const r of rows) {
+    const tr = table.rows.get(r.uid);
+    if (tr && tr.dataset.rv !== r.rv) enqueue(t, { type: 'MODIFIED', row: r });
+  }
   return list.metadata.resourceVersion;
 }
 
