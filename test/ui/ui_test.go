@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,6 +43,12 @@ func TestUI(t *testing.T) {
 		require.Greater(t, total, 100)
 		require.Equal(t, 100, eval[int](t, ctx, `document.querySelectorAll('#events tr.event').length`), "the first page")
 		s.screenshot(t, ctx, "timeline")
+		// Scrolling to the end loads the next page (status.continue), no
+		// row twice.
+		eval[bool](t, ctx, `window.scrollTo(0, document.body.scrollHeight), true`)
+		waitFor(t, ctx, `document.querySelectorAll('#events tr.event').length === 200`, 10*time.Second)
+		require.Equal(t, 200, eval[int](t, ctx, `new Set([...document.querySelectorAll('#events tr.event')].map(tr => tr.dataset.uid)).size`))
+		eval[bool](t, ctx, `window.scrollTo(0, 0), true`)
 
 		// Drag across the middle fifth of the plot.
 		var box []float64
@@ -363,6 +370,82 @@ func TestUI(t *testing.T) {
 		require.True(t, eval[bool](t, ctx, `document.getElementById('banner').hidden`))
 		require.Equal(t, "no token (proxy)", eval[string](t, ctx, `document.getElementById('who').textContent`))
 		require.Positive(t, eval[int](t, ctx, `document.querySelectorAll('#events tr.event').length`))
+	})
+
+	t.Run("the tail resumes after a dropped connection and relists after 410 Gone", func(t *testing.T) {
+		target, err := url.Parse(s.env.APIServerURL)
+		require.NoError(t, err)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		rp.Transport = insecureClient().Transport
+		rp.FlushInterval = -1 // a watch streams
+		var (
+			mu      sync.Mutex
+			watches = map[*http.Request]context.CancelFunc{}
+			gone    atomic.Bool
+			relists atomic.Int32
+			started atomic.Int32
+		)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+s.alphaToken)
+			if r.URL.Path == "/api/v1/events" && r.URL.Query().Get("watch") == "" {
+				relists.Add(1)
+			}
+			if r.URL.Query().Get("watch") == "1" {
+				if gone.CompareAndSwap(true, false) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusGone)
+					_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}`))
+					return
+				}
+				started.Add(1)
+				ctx, cancel := context.WithCancel(r.Context())
+				mu.Lock()
+				watches[r] = cancel
+				mu.Unlock()
+				defer func() { mu.Lock(); delete(watches, r); mu.Unlock(); cancel() }()
+				r = r.WithContext(ctx)
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(proxy.Close)
+		drop := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, cancel := range watches {
+				cancel()
+			}
+		}
+		ctx := s.tab(t)
+		// showsNew creates an event as alpha and waits for its row.
+		showsNew := func(reason string) {
+			t.Helper()
+			ev := newEvent("ui-resume", "resume-pod", reason, corev1.EventTypeNormal, time.Now())
+			created, err := s.alpha.CoreV1().Events(ev.Namespace).Create(context.Background(), ev, metav1.CreateOptions{})
+			require.NoError(t, err)
+			waitFor(t, ctx, fmt.Sprintf(`!!document.querySelector('#events tr.event[data-uid=%q]')`, created.UID), 15*time.Second)
+		}
+		do(t, ctx, chromedp.Navigate(proxy.URL+"/ui/?tail=1"))
+		loadedAfter(t, ctx, 0)
+		waitFor(t, ctx, `document.body.dataset.tail === 'watching'`, 10*time.Second)
+		require.EqualValues(t, 1, started.Load())
+		showsNew("BeforeDrop")
+
+		// The connection drops: the page watches again from its last
+		// resourceVersion, without a relist, and misses nothing.
+		listsBefore := relists.Load()
+		drop()
+		showsNew("DuringDrop")
+		require.GreaterOrEqual(t, started.Load(), int32(2), "watched again")
+		require.Equal(t, listsBefore, relists.Load(), "resumed from the last resourceVersion, no relist")
+
+		// 410 Gone on the next watch: the page lists again, adds what was
+		// written since its last state (the event below is created before
+		// the relist can run), and watches on.
+		gone.Store(true)
+		drop()
+		showsNew("AfterGone")
+		require.False(t, gone.Load(), "the watch after the drop got the 410")
+		require.Greater(t, relists.Load(), listsBefore, "a 410 makes the page relist")
 	})
 
 	t.Run("through kubectl proxy the page needs no token and shows the kubeconfig user's events", func(t *testing.T) {

@@ -693,16 +693,24 @@ function startTail() {
 
 const eventsPath = (t, extra) => `/api/v1/events?${new URLSearchParams({ ...(t.q ? { fieldSelector: t.q } : {}), ...extra })}`;
 
-// relist reads the Events API's current state (a list), refreshes rows that
-// are shown, and returns the list's resourceVersion to watch from.
+// relist reads the Events API's current state (a list) and returns its
+// resourceVersion to watch from. After a 410 it also brings the page up to
+// date: rows shown whose state changed are refreshed, and events written
+// after the last state the watch delivered (t.gapFrom; eventpipe's
+// resourceVersions are log positions, so they compare as numbers) are added.
 async function relist(t) {
   const list = await api('GET', eventsPath(t, { limit: '500' }), null, t.abort.signal);
   const rows = (list.items || []).map(normalize);
-  // Only rows whose state changed since they were shown.
+  const from = Number(t.gapFrom);
   for (const r of rows) {
     const tr = table.rows.get(r.uid);
-    if (tr && tr.dataset.rv !== r.rv) enqueue(t, { type: 'MODIFIED', row: r });
+    if (tr) {
+      if (tr.dataset.rv !== r.rv) enqueue(t, { type: 'MODIFIED', row: r });
+    } else if (t.gapFrom && Number(r.rv) > from) {
+      enqueue(t, { type: 'ADDED', row: r });
+    }
   }
+  t.gapFrom = '';
   return list.metadata.resourceVersion;
 }
 
@@ -735,7 +743,7 @@ async function tailLoop(t) {
       // resume from the last resourceVersion.
     } catch (err) {
       if (err.name === 'AbortError' || tail !== t) return;
-      if (err.status === 410) { t.rv = ''; continue; }
+      if (err.status === 410) { t.gapFrom = t.rv; t.rv = ''; continue; }
       if (err.status === 400 || err.status === 422 || err.status === 403) {
         showError('tail-error', `Live tail stopped: ${err.status}: ${err.message}`);
         stopTail();
@@ -752,9 +760,7 @@ async function tailLoop(t) {
 function onWatchEvent(t, we) {
   if (we.type === 'ERROR') {
     const code = we.object && we.object.code;
-    const err = new APIError(code || 500, we.object);
-    if (code === 410) t.rv = '';
-    throw err;
+    throw new APIError(code || 500, we.object);
   }
   const md = (we.object && we.object.metadata) || {};
   if (md.resourceVersion) t.rv = md.resourceVersion;
