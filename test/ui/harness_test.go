@@ -127,11 +127,13 @@ func client(t *testing.T, kubeconfig string) (*kubernetes.Clientset, string) {
 	return cs, cfg.BearerToken
 }
 
-// errorRecorder collects uncaught errors and failed promises of the page,
-// so that a test can say "nothing else broke".
+// errorRecorder collects uncaught errors, failed promises and anything the
+// Content-Security-Policy blocked, so that a test can say "nothing else
+// broke".
 const errorRecorder = `window.__uiErrors = [];
 window.addEventListener('error', (e) => window.__uiErrors.push(String(e.message)));
-window.addEventListener('unhandledrejection', (e) => window.__uiErrors.push(String(e.reason && (e.reason.stack || e.reason))));`
+window.addEventListener('unhandledrejection', (e) => window.__uiErrors.push(String(e.reason && (e.reason.stack || e.reason))));
+document.addEventListener('securitypolicyviolation', (e) => window.__uiErrors.push('CSP blocked ' + e.blockedURI + ' (' + e.violatedDirective + ')'));`
 
 // tab opens a new tab in the shared browser; it closes when t ends, after
 // checking that the page threw nothing.
