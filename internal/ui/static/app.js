@@ -461,6 +461,7 @@ function renderActivities(container, list) {
 // ---- banners and errors ---------------------------------------------------
 
 let retryTimer = null;
+let retries = 0; // busy answers in a row, for the back-off
 
 function showNotice(text) {
   $('notice-text').textContent = text;
@@ -468,15 +469,20 @@ function showNotice(text) {
 }
 
 function hideBanner() {
+  retries = 0;
   $('banner').hidden = true;
   clearTimeout(retryTimer);
   retryTimer = null;
 }
 
 // busy shows a retry banner for a 429, a 503 or an unreachable server, and
-// renders again after the server's Retry-After (or a few seconds).
+// renders again after the server's Retry-After, or else after 5 s doubling
+// with each busy answer in a row (at most a minute): a query that ran out
+// of time is not sent again and again while the server is still loaded.
 function busy(err) {
-  const secs = Math.min(Math.max(parseInt(err.retryAfter, 10) || 5, 1), 60);
+  const backoff = Math.min(5 * 2 ** retries, 60);
+  retries++;
+  const secs = Math.min(Math.max(parseInt(err.retryAfter, 10) || backoff, 1), 60);
   const what = err.status ? `The API server answered ${err.status}: ${err.message}.` : `${err.message}.`;
   $('banner-text').textContent = `${what} Retrying in ${secs} s.`;
   $('banner').hidden = false;
@@ -924,7 +930,7 @@ function init() {
     history.replaceState(null, '', urlFor(state));
     if (state.tail) startTail(); else stopTail();
   });
-  $('banner-retry').addEventListener('click', () => { hideBanner(); render(); });
+  $('banner-retry').addEventListener('click', () => { clearTimeout(retryTimer); retryTimer = null; render(); });
   $('notice-close').addEventListener('click', () => { $('notice').hidden = true; });
   $('home').addEventListener('click', (e) => { e.preventDefault(); go({ view: 'timeline' }); });
   $('back').addEventListener('click', (e) => { e.preventDefault(); go({ view: 'timeline' }); });
