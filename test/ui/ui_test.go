@@ -82,6 +82,23 @@ func TestUI(t *testing.T) {
 			require.NoError(t, err)
 			require.False(t, at.Before(from) || !at.Before(to), "row at %s outside [%s, %s)", at, from, to)
 		}
+
+		// A group collapses and opens again.
+		first := `document.querySelector('#events tbody.group')`
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#events tbody.group button.toggle`)))
+		require.True(t, eval[bool](t, ctx, `[...`+first+`.querySelectorAll('tr.event')].every(tr => tr.offsetParent === null)`))
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#events tbody.group button.toggle`)))
+		require.True(t, eval[bool](t, ctx, `[...`+first+`.querySelectorAll('tr.event')].every(tr => tr.offsetParent !== null)`))
+
+		// ◀ moves the zoomed range back by half its width.
+		n = loaded(t, ctx)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#pan-left`)))
+		loadedAfter(t, ctx, n)
+		u2, err := url.Parse(eval[string](t, ctx, `location.href`))
+		require.NoError(t, err)
+		from2, err := time.Parse(time.RFC3339, u2.Query().Get("from"))
+		require.NoError(t, err)
+		require.InDelta(t, float64(to.Sub(from)/2), float64(from.Sub(from2)), float64(2*time.Second), "panned by half the range")
 	})
 
 	t.Run("Warning then a reason filters counts, table and URL, and a reload keeps the view", func(t *testing.T) {

@@ -548,7 +548,11 @@ async function renderTimeline() {
   if (state.q) spec.fieldSelector = state.q;
   const t0 = performance.now();
   const main = createQuery('eventfacetqueries', { ...spec, facets: FACETS.map((f) => ({ field: f.field, limit: 10 })), histogram: {} }, signal);
-  const warn = createQuery('eventfacetqueries', { ...spec, fieldSelector: andSelector(state.q, 'type=Warning'), facets: [{ field: 'type', limit: 1 }], histogram: {} }, signal);
+  // The Warning series needs its own histogram, unless the selector already
+  // says which type (then it is all of the total, or none of it).
+  const pinned = splitTerms(state.q).map(equalityTerm).filter((e) => e && e[0] === 'type').map((e) => e[1]);
+  const warn = pinned.length ? main.then((f) => (pinned.every((v) => v === 'Warning') ? f : { status: {} }))
+    : createQuery('eventfacetqueries', { ...spec, fieldSelector: andSelector(state.q, 'type=Warning'), facets: [{ field: 'type', limit: 1 }], histogram: {} }, signal);
   const first = createQuery('eventqueries', { ...spec, limit: PAGE_SIZE }, signal);
   let facets, warnings, page;
   try {
