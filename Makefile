@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity clean
+.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui ui-vendor clean
 
 all: build
 
@@ -44,6 +44,11 @@ test: deps deps-chdb tools
 	@echo "make test: go test $(TEST_FLAGS) ./... (builds with the race detector first; see docs/testing.md for what takes long)" >&2
 	@start=$$(date +%s); $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
 	echo "make test: go test took $$(( $$(date +%s) - start ))s" >&2; exit $$rc
+
+## ui-vendor: fetch the web UI's vendored npm files (uPlot) again with npm pack,
+## check the package's integrity and rewrite internal/ui/static/vendor/SHA256SUMS.
+ui-vendor:
+	@scripts/ui-vendor.sh
 
 ## verify: formatting, vet, tidy modules, generated code up to date.
 verify: verify-codegen
@@ -91,6 +96,11 @@ bench-audit: deps
 ## bench-activity: activity processor throughput, all built-in policies (see bench/README.md).
 bench-activity:
 	$(GO) test ./bench/activity -run '^$$' -bench . -benchtime 200000x -count 6 -timeout 60m
+
+## bench-ui: the web UI's first view (timeline + facets + first page) in chromium
+## over a generated 60-day history (UI_BENCH_EVENTS, default 10M; see bench/README.md).
+bench-ui: deps
+	$(GO) test ./bench/ui -run '^$$' -bench . -benchtime 1x -count 1 -timeout 120m -v
 
 bench: bench-writer bench-apiserver
 

@@ -3,7 +3,8 @@
 # clickhouse-server and clickhouse-client from Debian's packages, and etcd
 # (Debian's etcd-server) for the tests that run a real kube-apiserver
 # (internal/kubetest), and promtool (Debian's prometheus package) for the
-# tests of the Helm chart's alert rules (test/observability). Go modules
+# tests of the Helm chart's alert rules (test/observability), and chromium
+# for the web UI's browser tests (test/ui). Go modules
 # come from the module proxy through the go command itself; kube-apiserver
 # and kubectl are built from it by scripts/build-test-tools.sh.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]} == 0)); then
   exit 0
 fi
@@ -53,4 +55,5 @@ command -v etcd >/dev/null 2>&1 || { echo "install-deps: etcd still not on PATH 
 # The package also enables prometheus.service for the next boot on systemd
 # machines; the tests only run promtool, so it may be disabled by hand.
 command -v promtool >/dev/null 2>&1 || { echo "install-deps: promtool still not on PATH after installing prometheus" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { echo "install-deps: chromium still not on PATH after install" >&2; exit 1; }
 echo "install-deps: done in $((SECONDS - start))s" >&2

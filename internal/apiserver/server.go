@@ -31,6 +31,7 @@ import (
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/tenancy"
 	"github.com/eventpipe/eventpipe/internal/tiers/admission"
+	"github.com/eventpipe/eventpipe/internal/ui"
 	"github.com/eventpipe/eventpipe/internal/webhook"
 	activityv1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
@@ -61,6 +62,9 @@ type Options struct {
 	AuthorizationKubeconfig string
 	AuthorizationCacheTTL   time.Duration
 
+	// UI serves the web UI's static files under /ui/ (see internal/ui).
+	UI bool
+
 	// CursorKey is the standard base64 of the key that signs EventQuery
 	// continue tokens; Complete takes it from CursorKeyEnv. Empty: a random
 	// key per process.
@@ -80,6 +84,7 @@ func NewOptions() *Options {
 		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
 		PlatformGroups: []string{"system:masters"},
 		EventWindow:    24 * time.Hour,
+		UI:             true,
 
 		AuthenticationCacheTTL: 10 * time.Second,
 		AuthenticationTimeout:  10 * time.Second,
@@ -110,6 +115,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.AuthorizationCacheTTL, "authorization-webhook-cache-ttl", o.AuthorizationCacheTTL,
 		"how long SubjectAccessReview answers are cached")
 	fs.StringSliceVar(&o.PlatformGroups, "platform-groups", o.PlatformGroups, "groups whose members may do everything (platform scope)")
+	fs.BoolVar(&o.UI, "ui", o.UI,
+		"serve the web UI at /ui/: static files only, loaded without credentials; every call it makes goes to the API with the user's own token")
 	fs.DurationVar(&o.EventWindow, "events.window", o.EventWindow,
 		"how far back (by last observation) list and watch on the Events API look; older events are for EventQuery")
 }
@@ -259,6 +266,8 @@ type Config struct {
 	// continue tokens.
 	Queries eventquery.Options
 	Signer  *eventquery.Signer
+	// UI serves the web UI's files under /ui/.
+	UI bool
 }
 
 // Config builds a Config from the options. It generates a self-signed
@@ -308,7 +317,7 @@ func (o *Options) Config(b Backends) (*Config, error) {
 	if b.Tiers != nil {
 		eo.Admission = b.Tiers
 	}
-	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants, Queries: qo, Signer: signer}, nil
+	return &Config{Generic: gc, Backends: b, Events: eo, Tenants: tenants, Queries: qo, Signer: signer, UI: o.UI}, nil
 }
 
 const bearerTokenDescription = "Bearer Token authentication"
@@ -330,12 +339,13 @@ type CompletedConfig struct {
 	signer   *eventquery.Signer
 	// scopes limits every registry's reads and writes to the caller's scope.
 	scopes tenancy.Scopes
+	ui     bool
 }
 
 // Complete fills in the generic server's defaults.
 func (c *Config) Complete() CompletedConfig {
 	return CompletedConfig{generic: c.Generic.Complete(), backends: c.Backends, events: c.Events,
-		queries: c.Queries, signer: c.Signer, scopes: tenancy.Scopes{Resolver: c.Tenants}}
+		queries: c.Queries, signer: c.Signer, scopes: tenancy.Scopes{Resolver: c.Tenants}, ui: c.UI}
 }
 
 // Server is the running API server.
@@ -410,6 +420,13 @@ func (c CompletedConfig) New() (*Server, error) {
 
 	// POST /ingest/v1/events and /ingest/v1/audit (see ingest.go).
 	c.installIngest(gs)
+
+	// GET /ui/…: the web UI's embedded files, ahead of authentication so a
+	// browser can load the page before it has a token; they hold no data,
+	// and every other path still goes through the whole chain.
+	if c.ui {
+		gs.Handler.FullHandlerChain = ui.Wrap(gs.Handler.FullHandlerChain)
+	}
 	return &Server{generic: gs}, nil
 }
 

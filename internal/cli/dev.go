@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,9 @@ eventpipe dev is ready. Data: %s
   ClickHouse: %s (database %s)
   Metrics:    http://%s/metrics
   Settings:   %s
+  Web UI:     %s
+              (logs you in as the platform admin; accept the dev certificate.
+%s              Elsewhere: open %s/ui/ and paste a token, or use kubectl proxy.)
 
 Try:
   export KUBECONFIG=%s
@@ -74,6 +78,7 @@ Try:
 
 Ctrl-C stops everything; run the same command again to continue with the same data.
 `, o.DataDir, env.APIServerURL, env.Kubeconfig, orNone(env.EtcdEndpoint), orNone(env.EtcdEndpoint), devenv.EtcdScope, env.AuditWebhookConfig, env.NATSURL, env.ClickHouseAddr, env.Database, srv.Addr, env.EnvFile,
+					env.UIURL, tenantUILines(env), env.APIServerURL,
 					env.Kubeconfig, tenantKubeconfig(env), tenantKubeconfig(env), portOf(env.ClickHouseAddr), env.Database)
 			})
 		},
@@ -97,6 +102,15 @@ Ctrl-C stops everything; run the same command again to continue with the same da
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// tenantUILines lists the web UI's address for each demo tenant's user.
+func tenantUILines(env *devenv.Env) string {
+	var b strings.Builder
+	for _, k := range env.TenantKubeconfigs {
+		fmt.Fprintf(&b, "              As %s (tenant %s): %s\n", k.User, k.Scope, k.UIURL)
+	}
+	return b.String()
 }
 
 // tenantKubeconfig is the first demo tenant's kubeconfig, for the hints.

@@ -32,6 +32,7 @@ import (
 
 type runningAPI struct {
 	url               string
+	uiURL             string
 	kubeconfig        string
 	auditWebhook      string
 	tenantKubeconfigs []TenantKubeconfig
@@ -43,6 +44,9 @@ type TenantKubeconfig struct {
 	Scope scope.Scope
 	User  string
 	Path  string
+	// UIURL opens the web UI logged in as this user (the token rides in
+	// the URL's fragment, which the browser never sends).
+	UIURL string
 }
 
 // startAPIServer runs the API server role on 127.0.0.1 with a self-signed
@@ -96,8 +100,11 @@ func startAPIServer(ctx context.Context, dir string, o Options, c *roles.Conns, 
 			api.auditWebhook = path
 			continue
 		}
-		if !u.scope.IsPlatform() {
-			api.tenantKubeconfigs = append(api.tenantKubeconfigs, TenantKubeconfig{Scope: u.scope, User: u.name, Path: path})
+		ui := uiURL(api.url, tokens[u.name])
+		if u.scope.IsPlatform() {
+			api.uiURL = ui
+		} else {
+			api.tenantKubeconfigs = append(api.tenantKubeconfigs, TenantKubeconfig{Scope: u.scope, User: u.name, Path: path, UIURL: ui})
 		}
 	}
 	if err := waitReady(ctx, api, ca); err != nil {
@@ -105,6 +112,13 @@ func startAPIServer(ctx context.Context, dir string, o Options, c *roles.Conns, 
 	}
 	log.Info("API server ready", "url", api.url, "kubeconfig", api.kubeconfig)
 	return api, nil
+}
+
+// uiURL is the web UI's address with a dev user's token in the fragment:
+// the page moves it to the tab's session storage and out of the address
+// bar. The server itself serves no data without a token.
+func uiURL(apiURL, token string) string {
+	return apiURL + "/ui/#token=" + token
 }
 
 // devUser is one of the users dev mode writes a kubeconfig for.

@@ -122,6 +122,8 @@ type Env struct {
 	Writer         *writer.Writer
 	EnvFile        string
 	APIServerURL   string
+	// UIURL opens the web UI as the platform admin (token in the fragment).
+	UIURL string
 	// EtcdEndpoint is the etcd front's URL, "" when it does not run.
 	EtcdEndpoint string
 	// AuditWebhookConfig is a file for kube-apiserver's
@@ -210,6 +212,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return err
 	}
 	env.APIServerURL, env.Kubeconfig, env.TenantKubeconfigs, env.AuditWebhookConfig = api.url, api.kubeconfig, api.tenantKubeconfigs, api.auditWebhook
+	env.UIURL = api.uiURL
 	if o.EtcdPort >= 0 {
 		eo := roles.DefaultEtcdOptions()
 		eo.Addr, eo.Insecure, eo.Scope, eo.Tiers.Config = fmt.Sprintf("127.0.0.1:%d", o.EtcdPort), true, EtcdScope.String(), tiers
@@ -295,6 +298,7 @@ func writeEnvFile(env *Env) error {
 		"EVENTPIPE_CLICKHOUSE_ADDR=" + env.ClickHouseAddr,
 		"EVENTPIPE_CLICKHOUSE_DATABASE=" + env.Database,
 		"EVENTPIPE_APISERVER_URL=" + env.APIServerURL,
+		"EVENTPIPE_UI_URL=" + env.UIURL,
 		"EVENTPIPE_ETCD_ENDPOINT=" + env.EtcdEndpoint,
 		"EVENTPIPE_AUDIT_WEBHOOK_CONFIG=" + env.AuditWebhookConfig,
 		"KUBECONFIG=" + env.Kubeconfig,
@@ -302,6 +306,7 @@ func writeEnvFile(env *Env) error {
 	for _, k := range env.TenantKubeconfigs {
 		// KUBECONFIG_PROJECT_ALPHA=DIR/kubeconfig-project-alpha
 		lines = append(lines, "KUBECONFIG_"+strings.ToUpper(k.Scope.Type+"_"+k.Scope.Name)+"="+k.Path)
+		lines = append(lines, "EVENTPIPE_UI_URL_"+strings.ToUpper(k.Scope.Type+"_"+k.Scope.Name)+"="+k.UIURL)
 	}
 	tmp := env.EnvFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
