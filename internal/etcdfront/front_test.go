@@ -328,7 +328,8 @@ func TestCompactor(t *testing.T) {
 	if err != nil || len(get.Kvs) != 1 || get.Kvs[0].Version != 1 {
 		t.Fatalf("get %s: %+v %v", compactRevKey, get, err)
 	}
-	w := f.cli.Watch(ctx, compactRevKey, clientv3.WithRev(get.Header.Revision))
+	// From the revision after the read, as etcd clients watch.
+	w := f.cli.Watch(ctx, compactRevKey, clientv3.WithRev(get.Header.Revision+1))
 	if r := cas(0, "5"); r.Succeeded || string(r.Responses[0].GetResponseRange().Kvs[0].Value) != "0" {
 		t.Fatalf("a stale compaction time succeeded: %+v", r)
 	}
@@ -342,5 +343,32 @@ func TestCompactor(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch of compact_rev_key saw no change")
+	}
+}
+
+// TestFreshLogStartsAtRevisionOne: on a log that never held a state, a
+// list answers revision 1, not 0 (kube-apiserver refuses 0: "illegal
+// resource version from storage: 0"), and a watch from the list's next
+// revision sees the first write.
+func TestFreshLogStartsAtRevisionOne(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	list, err := f.cli.Get(ctx, "/registry/events/", clientv3.WithPrefix())
+	if err != nil || list.Header.Revision != 1 || len(list.Kvs) != 0 {
+		t.Fatalf("list of a fresh log: %+v %v; want revision 1, no keys", list, err)
+	}
+	w := f.cli.Watch(ctx, "/registry/events/", clientv3.WithPrefix(), clientv3.WithRev(list.Header.Revision+1))
+	put, err := f.kube().OptimisticPut(ctx, key("a", "first"), []byte(f.value(t, "a", "first", "Started")), 0, kubernetes.PutOptions{})
+	if err != nil || !put.Succeeded || put.Revision != 2 {
+		t.Fatalf("first create: %+v %v; want revision 2", put, err)
+	}
+	select {
+	case r := <-w:
+		if len(r.Events) != 1 || r.Events[0].Kv.ModRevision != 2 {
+			t.Fatalf("watch from revision 2: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch from the list's next revision missed the first write")
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -193,6 +195,10 @@ const grpcOverhead = 512 * 1024
 // Serve serves the etcd API on l until ctx ends, then stops the server and
 // waits for its handlers (and so for its watches) and its lease reaper.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if err := s.ensureRevision(ctx); err != nil {
+		_ = l.Close()
+		return err
+	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes + grpcOverhead),
 		grpc.MaxSendMsgSize(1<<31 - 1),
@@ -283,6 +289,34 @@ const (
 // requests (consistent reads from its watch cache) from 3.4.31 and 3.5.13
 // on; the front implements what 3.6 offers kube-apiserver.
 const version = "3.6.0"
+
+// genesisName names the state ensureRevision writes.
+const genesisName = "eventpipe-etcd-genesis"
+
+// ensureRevision makes sure the log has held a state before the front
+// answers. An etcd never answers revision 0 (its store starts at 1), and
+// kube-apiserver refuses a list at 0 ("illegal resource version from
+// storage: 0"); nor may the front answer 1 for an empty log, since the
+// first write would then also be 1 and a watch from a list at 1 would miss
+// it. So on a log that never held a state the front writes one: the
+// deletion of an event that never existed, in the platform scope, which no
+// list shows and the front's own scopes never read. The message id makes
+// fronts that start together write it once.
+func (s *Server) ensureRevision(ctx context.Context) error {
+	head, err := s.head(ctx)
+	if err != nil || head > 0 {
+		return err
+	}
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: genesisName}}
+	rec := &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: ev.Namespace, Name: ev.Name}, Op: eventlog.OpDelete, Event: ev}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if _, err := s.d.Log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: "etcd-front/" + genesisName}); err != nil {
+		return fmt.Errorf("write the log's first state (an etcd never answers revision 0): %w", err)
+	}
+	s.log.Info("the log was empty: wrote its first state so that every revision the front answers is at least 1", "name", genesisName)
+	return nil
+}
 
 // head is the revision a read at revision 0 answers at: the log's newest
 // sequence (or the watermark, should that be ahead), so that it reflects

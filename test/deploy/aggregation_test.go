@@ -54,7 +54,7 @@ func testAggregation(t *testing.T, host *kubetest.Cluster) {
 			rbac = append(rbac, o)
 		}
 	}
-	require.Len(t, rbac, 4, "auth-delegator, authentication reader, view and edit: %v", kinds(rbac))
+	require.Len(t, rbac, 5, "auth-delegator, authentication reader, view, edit and audit-reader: %v", kinds(rbac))
 	apply := append([]*unstructured.Unstructured{sa, tls, kubeconfigMap}, rbac...)
 	_, errOut, err := kubetest.Kubectl(t, host.Kubeconfig, "apply", "--server-side", "-f", writeManifest(t, apply...))
 	require.NoError(t, err, errOut)
