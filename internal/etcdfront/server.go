@@ -290,8 +290,9 @@ const (
 // on; the front implements what 3.6 offers kube-apiserver.
 const version = "3.6.0"
 
-// genesisName names the state ensureRevision writes.
-const genesisName = "eventpipe-etcd-genesis"
+// GenesisName names the state ensureRevision writes into a fresh log (in
+// kube-system, platform scope).
+const GenesisName = "eventpipe-etcd-genesis"
 
 // ensureRevision makes sure the log has held a state before the front
 // answers. An etcd never answers revision 0 (its store starts at 1), and
@@ -307,14 +308,14 @@ func (s *Server) ensureRevision(ctx context.Context) error {
 	if err != nil || head > 0 {
 		return err
 	}
-	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: genesisName}}
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceSystem, Name: GenesisName}}
 	rec := &eventlog.Record{Key: eventlog.Key{Scope: scope.Platform, Namespace: ev.Namespace, Name: ev.Name}, Op: eventlog.OpDelete, Event: ev}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	if _, err := s.d.Log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: "etcd-front/" + genesisName}); err != nil {
+	if _, err := s.d.Log.Publish(ctx, rec, eventlog.PublishOptions{MsgID: "etcd-front/" + GenesisName}); err != nil {
 		return fmt.Errorf("write the log's first state (an etcd never answers revision 0): %w", err)
 	}
-	s.log.Info("the log was empty: wrote its first state so that every revision the front answers is at least 1", "name", genesisName)
+	s.log.Info("the log was empty: wrote its first state so that every revision the front answers is at least 1", "name", GenesisName)
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
+	"github.com/eventpipe/eventpipe/internal/etcdfront"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/eventtest"
 	"github.com/eventpipe/eventpipe/internal/scope"
@@ -133,6 +134,9 @@ func TestWebhook(t *testing.T) {
 		recs := eventtest.States(t, env.JS, eventlog.FilterSubject(nil, nil))
 		var names []string
 		for _, r := range recs {
+			if r.Key.Namespace == metav1.NamespaceSystem && r.Key.Name == etcdfront.GenesisName {
+				continue // dev mode's etcd front wrote it into the fresh log, before the test began
+			}
 			names = append(names, r.Key.Name)
 			require.Equal(t, scope.Platform, r.Key.Scope, "a platform caller's events without scope annotations go to the Platform scope")
 			require.Equal(t, fmt.Sprint(r.Seq), r.Event.ResourceVersion, "the source's resourceVersion is replaced by the stream sequence")
