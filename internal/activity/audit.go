@@ -125,6 +125,8 @@ type auditVars struct {
 	ev                *auditv1.Event
 	auditMap          map[string]any
 	objectRef         map[string]string
+	// request and response are decoded on first use: most records are
+	// dropped by rules that never read the bodies.
 	request, response map[string]any
 	kind              string
 	code              int64
@@ -133,7 +135,7 @@ type auditVars struct {
 var _ interpreter.Activation = (*auditVars)(nil)
 
 func newAuditVars(ev *auditv1.Event) *auditVars {
-	v := &auditVars{ev: ev, objectRef: auditRefMap(ev), request: objectMap(ev.RequestObject), response: objectMap(ev.ResponseObject)}
+	v := &auditVars{ev: ev, objectRef: auditRefMap(ev)}
 	v.kind = v.objectRef["kind"]
 	if ev.ResponseStatus != nil {
 		v.code = int64(ev.ResponseStatus.Code)
@@ -162,8 +164,14 @@ func (v *auditVars) ResolveName(name string) (any, bool) {
 	case "objectRef":
 		return v.objectRef, true
 	case "request":
+		if v.request == nil {
+			v.request = objectMap(v.ev.RequestObject)
+		}
 		return v.request, true
 	case "response":
+		if v.response == nil {
+			v.response = objectMap(v.ev.ResponseObject)
+		}
 		return v.response, true
 	case "kind":
 		return v.kind, true

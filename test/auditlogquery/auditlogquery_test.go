@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -106,15 +107,10 @@ current-context: c
 	}
 	rc := &rest.Config{Host: host, BearerToken: "alice-token", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 	cs := kubernetes.NewForConfigOrDie(rc)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, err := cs.Discovery().ServerResourcesForGroupVersion(v1alpha1.SchemeGroupVersion.String())
-		if err == nil {
-			break
-		}
-		require.False(t, time.Now().After(deadline), "API server not ready in 60s: %v", err)
-		time.Sleep(50 * time.Millisecond)
-	}
+		assert.NoError(c, err, "API server not ready")
+	}, 60*time.Second, 50*time.Millisecond)
 	return callers{admin: kubeconfig("admin", "admin-token"), alice: kubeconfig("alice", "alice-token"),
 		bob: kubeconfig("bob", "bob-token"), aliceClient: cs}
 }

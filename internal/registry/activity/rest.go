@@ -107,7 +107,6 @@ func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runt
 	if err != nil {
 		return nil, err
 	}
-	a = a.DeepCopy() // the stream reader may share its object
 	if err := activity.Correlate(ctx, r.index, a, r.wm.Load()); err != nil {
 		return nil, unavailable(err)
 	}
