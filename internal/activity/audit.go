@@ -122,9 +122,9 @@ func collectPaths(v ref.Val, prefix string, out *[]string) {
 
 // auditVars is the activation of one audit record.
 type auditVars struct {
-	ev                *auditv1.Event
-	auditMap          map[string]any
-	objectRef         map[string]string
+	ev        *auditv1.Event
+	auditMap  map[string]any
+	objectRef map[string]string
 	// request and response are decoded on first use: most records are
 	// dropped by rules that never read the bodies.
 	request, response map[string]any
