@@ -1,7 +1,7 @@
 // Package eventquerybench measures EventQuery, EventFacetQuery and the
 // native Events list through the API server over a large generated history
-// (see bench/README.md). The dataset is generated inside ClickHouse with
-// INSERT … SELECT from numbers() into the real events table.
+// (see bench/README.md). The dataset is the generator's realistic events,
+// copied along 60 days inside ClickHouse (bench/internal/history).
 //
 //	EVENTQUERY_BENCH_EVENTS=100000000 EVENTQUERY_BENCH_DIR=/var/tmp/eqbench make bench-eventquery
 package eventquerybench
@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/eventpipe/eventpipe/bench/internal/history"
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
@@ -36,7 +37,6 @@ import (
 const (
 	days    = 60
 	tenants = 1000
-	nsPer   = 20
 )
 
 func envInt(name string, def int64) int64 {
@@ -44,38 +44,6 @@ func envInt(name string, def int64) int64 {
 		return v
 	}
 	return def
-}
-
-// generate fills the events table with n events over the 60 days before
-// now: day by day (one INSERT per day, so each insert block lands in one
-// day partition), tenant-00000…tenant-00999 round robin, 20 namespaces per
-// tenant, one state per event. It returns the sequence of the last one.
-func generate(b *testing.B, s *chstore.Store, n int64, now time.Time) {
-	ctx := context.Background()
-	perDay := n / days
-	start := time.Now()
-	for d := int64(0); d < days; d++ {
-		dayStart := now.Add(-time.Duration(days-d) * 24 * time.Hour).Unix()
-		off := d * perDay
-		// Reasons and types correlate as in a real cluster: BackOff,
-		// FailedMount and Unhealthy are warnings (~30%).
-		q := fmt.Sprintf(`INSERT INTO %s.events (scope_type, scope_name, namespace, name, uid, seq, op, last_ts, last_ts_nanos,
- involved_kind, involved_namespace, involved_name, involved_uid, involved_api_version, involved_resource_version, involved_field_path,
- reason, message, type, source_component, source_host, reporting_controller, reporting_instance, action,
- related_kind, related_namespace, related_name, count, rest)
-SELECT 'Project', concat('tenant-', substring(toString(100000 + n %% %d), 2)), concat('ns-', toString(intDiv(n, %d) %% %d)),
- concat('ev-', toString(n)), toString(n), n + 1, 1, toDateTime(%d + intDiv(number * 86400, %d)), toUInt32(intHash32(n) %% 1000000000),
- ['Pod','Deployment','ReplicaSet','Node','Job'][n %% 5 + 1], concat('ns-', toString(intDiv(n, %d) %% %d)), concat('obj-', toString(intHash32(n) %% 500)), '', 'v1', '', '',
- ['Pulling','Pulled','Created','Started','BackOff','FailedMount','Killing','ScalingReplicaSet','Scheduled','Unhealthy'][r + 1],
- concat('message of event ', toString(n)), if(r IN (4, 5, 9), 'Warning', 'Normal'), 'kubelet', concat('node-', toString(n %% 50)), '', '', '',
- '', '', '', 1, ''
-FROM (SELECT number, number + %d AS n, intHash32(number + %d) %% 10 AS r FROM system.numbers LIMIT %d)`,
-			"`"+s.Database()+"`", tenants, tenants, nsPer, dayStart, perDay, tenants, nsPer, off, off, perDay)
-		if err := s.Conn().Exec(ctx, q); err != nil {
-			b.Fatalf("generate day %d: %v", d, err)
-		}
-	}
-	b.Logf("generated %d events in %s (%.0f events/s)", perDay*days, time.Since(start).Round(time.Second), float64(perDay*days)/time.Since(start).Seconds())
 }
 
 // fixedWatermark: everything generated is committed.
@@ -93,8 +61,6 @@ func (noLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil 
 func (noLog) PublishAll(context.Context, []*eventlog.Record, []string) error {
 	return errors.New("the EventQuery benchmark's server takes no writes")
 }
-
-var _ = eventlog.OpCreate
 
 func startAPI(b *testing.B, s *chstore.Store, wm uint64) *rest.Config {
 	dir := b.TempDir()
@@ -178,28 +144,50 @@ func BenchmarkEventQuery(b *testing.B) {
 		srv = chtest.ForTest(b)
 	}
 	s := storetest.Migrated(b, srv)
-	now := time.Now().UTC()
-	var have uint64
-	if err := s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Database()+".events").Scan(&have); err != nil {
-		b.Fatal(err)
-	}
-	if int64(have) < n/days*days {
-		if err := s.Conn().Exec(context.Background(), "TRUNCATE TABLE "+s.Database()+".events"); err != nil {
-			b.Fatal(err)
-		}
-		generate(b, s, n, now)
+	ctx := context.Background()
+	o := history.Options{Events: n, Days: days, Tenants: tenants, Now: time.Now().UTC(),
+		TenantName: func(i int) string { return fmt.Sprintf("tenant-%05d", i) }}
+	var ds history.Result
+	var err error
+	if history.Reusable(ctx, s, o) {
+		ds, err = history.Describe(ctx, s)
+		b.Logf("reusing the stored history")
 	} else {
-		b.Logf("reusing %d stored events", have)
+		ds, err = history.Fill(ctx, s, o)
+		b.Logf("generated the history in %s (%.0f states/s)", ds.Took.Round(time.Second), float64(ds.Rows)/ds.Took.Seconds())
 	}
-	var maxSeq uint64
-	var newest time.Time
-	if err := s.Conn().QueryRow(context.Background(), "SELECT max(seq), max(last_ts) FROM "+s.Database()+".events").Scan(&maxSeq, &newest); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
-	rows, bytes, _ := s.DiskUsage(context.Background())
-	b.Logf("dataset: %d rows, %d bytes on disk (%.0f B/event), newest %s", rows, bytes, float64(bytes)/float64(max(rows, 1)), newest)
+	maxSeq := ds.MaxSeq
+	b.Logf("dataset: %d states, %d bytes on disk (%.1f B/event)", ds.Rows, ds.BytesOnDisk, ds.BytesPerEvent())
+	b.ReportMetric(ds.BytesPerEvent(), "disk-B/event")
 	rc := startAPI(b, s, maxSeq)
 
+	// The generator names namespaces per cluster; each query asks for one
+	// its tenant has.
+	namespaces := map[int][]string{}
+	namespaceOf := func(i int) string {
+		t := (i * 37) % tenants
+		if _, ok := namespaces[t]; !ok {
+			rows, err := s.Conn().Query(ctx, "SELECT DISTINCT namespace FROM "+s.Database()+".events WHERE scope_type = 'Project' AND scope_name = ? ORDER BY namespace", o.TenantName(t))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rows.Next() {
+				var ns string
+				if err := rows.Scan(&ns); err != nil {
+					b.Fatal(err)
+				}
+				namespaces[t] = append(namespaces[t], ns)
+			}
+			rows.Close()
+			if len(namespaces[t]) == 0 {
+				b.Fatalf("tenant %s has no events", o.TenantName(t))
+			}
+		}
+		return namespaces[t][i%len(namespaces[t])]
+	}
 	tenantClients := map[int]*kubernetes.Clientset{}
 	tenantCS := func(i int) *kubernetes.Clientset {
 		t := (i * 37) % tenants
@@ -225,7 +213,7 @@ func BenchmarkEventQuery(b *testing.B) {
 		measure(b, iters, func(i int) int {
 			var q v1alpha1.EventQuery
 			_ = json.Unmarshal(post(tenantCS(i), "eventqueries", &v1alpha1.EventQuery{ObjectMeta: metav1.ObjectMeta{Name: "q"},
-				Spec: v1alpha1.EventQuerySpec{StartTime: "now-59d", EndTime: "now", Namespace: fmt.Sprintf("ns-%d", i%nsPer),
+				Spec: v1alpha1.EventQuerySpec{StartTime: "now-59d", EndTime: "now", Namespace: namespaceOf(i),
 					FieldSelector: "type=Warning", Limit: 100}}), &q)
 			return len(q.Status.Results)
 		})
@@ -249,13 +237,13 @@ func BenchmarkEventQuery(b *testing.B) {
 		measure(b, iters, func(i int) int {
 			var q v1alpha1.EventFacetQuery
 			_ = json.Unmarshal(post(tenantCS(i), "eventfacetqueries", &v1alpha1.EventFacetQuery{ObjectMeta: metav1.ObjectMeta{Name: "f"},
-				Spec: v1alpha1.EventFacetQuerySpec{Namespace: fmt.Sprintf("ns-%d", i%nsPer), FieldSelector: "type=Warning"}}), &q)
+				Spec: v1alpha1.EventFacetQuerySpec{Namespace: namespaceOf(i), FieldSelector: "type=Warning"}}), &q)
 			return int(q.Status.Total)
 		})
 	})
 	b.Run("native-list-24h-one-namespace", func(b *testing.B) {
 		measure(b, iters, func(i int) int {
-			l, err := tenantCS(i).CoreV1().Events(fmt.Sprintf("ns-%d", i%nsPer)).List(context.Background(), metav1.ListOptions{Limit: 500})
+			l, err := tenantCS(i).CoreV1().Events(namespaceOf(i)).List(context.Background(), metav1.ListOptions{Limit: 500})
 			if err != nil {
 				b.Fatal(err)
 			}

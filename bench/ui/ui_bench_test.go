@@ -1,8 +1,8 @@
 // Package uibench measures the web UI's first view in chromium: the
 // timeline (two EventFacetQuery histograms), the facets and the first
-// EventQuery page over a 60-day range, on a history generated inside
-// ClickHouse (INSERT … SELECT from system.numbers into the real events
-// table, as bench/eventquery does), served by the API server with the UI.
+// EventQuery page over a 60-day range, on the generator's realistic events
+// copied along 60 days inside ClickHouse (bench/internal/history, as
+// bench/eventquery does), served by the API server with the UI.
 //
 //	UI_BENCH_EVENTS=10000000 UI_BENCH_DIR=/var/tmp/uibench make bench-ui
 package uibench
@@ -25,6 +25,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/eventpipe/eventpipe/bench/internal/history"
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
@@ -38,7 +39,6 @@ import (
 const (
 	days    = 60
 	tenants = 10
-	nsPer   = 20
 )
 
 func envInt(name string, def int64) int64 {
@@ -46,35 +46,6 @@ func envInt(name string, def int64) int64 {
 		return v
 	}
 	return def
-}
-
-// fill writes n events spread evenly over the 60 days before now into the
-// events table, one INSERT … SELECT per day (so each block lands in one
-// day's partition): tenants tenant-0…tenant-9 round robin, 20 namespaces
-// each, five kinds, ten reasons of which three are warnings.
-func fill(b *testing.B, s *chstore.Store, n int64, now time.Time) {
-	ctx := context.Background()
-	perDay := n / days
-	t0 := time.Now()
-	for d := int64(0); d < days; d++ {
-		from := now.Add(-time.Duration(days-d) * 24 * time.Hour).Unix()
-		first := d * perDay
-		q := fmt.Sprintf(`INSERT INTO %[1]s.events (scope_type, scope_name, namespace, name, uid, seq, op, last_ts, last_ts_nanos,
- involved_kind, involved_namespace, involved_name, involved_uid, involved_api_version, involved_resource_version, involved_field_path,
- reason, message, type, source_component, source_host, reporting_controller, reporting_instance, action,
- related_kind, related_namespace, related_name, count, rest)
-SELECT 'Project', concat('tenant-', toString(i %% %[2]d)), ns, concat('ev-', toString(i)), toString(i), i + 1, 1,
- toDateTime(%[3]d + intDiv(number * 86400, %[4]d)), 0,
- ['Pod','Deployment','ReplicaSet','Node','Job'][i %% 5 + 1], ns, concat('obj-', toString(h %% 1000)), '', 'v1', '', '',
- ['Pulling','Pulled','Created','Started','BackOff','FailedMount','Killing','ScalingReplicaSet','Scheduled','Unhealthy'][h %% 10 + 1],
- concat('event ', toString(i)), if(h %% 10 IN (4, 5, 9), 'Warning', 'Normal'), 'kubelet', '', '', '', '', '', '', '', 1, ''
-FROM (SELECT number, number + %[5]d AS i, intHash32(number + %[5]d) AS h, concat('ns-', toString(intDiv(number + %[5]d, %[2]d) %% %[6]d)) AS ns
-      FROM system.numbers LIMIT %[4]d)`, "`"+s.Database()+"`", tenants, from, perDay, first, nsPer)
-		if err := s.Conn().Exec(ctx, q); err != nil {
-			b.Fatalf("fill day %d: %v", d, err)
-		}
-	}
-	b.Logf("generated %d events in %s", perDay*days, time.Since(t0).Round(time.Second))
 }
 
 // committed says every generated state is committed.
@@ -163,31 +134,21 @@ func BenchmarkFirstView(b *testing.B) {
 	}
 	s := storetest.Migrated(b, srv)
 	ctx := context.Background()
-	now := time.Now().UTC()
-	var have uint64
-	if err := s.Conn().QueryRow(ctx, "SELECT count() FROM "+s.Database()+".events").Scan(&have); err != nil {
-		b.Fatal(err)
-	}
-	var newest time.Time
-	if have > 0 {
-		if err := s.Conn().QueryRow(ctx, "SELECT max(last_ts) FROM "+s.Database()+".events").Scan(&newest); err != nil {
-			b.Fatal(err)
-		}
-	}
-	// Regenerate unless a kept dataset has the size and is recent (its
-	// days must still lie in the 60-day window).
-	if int64(have) < n/days*days || now.Sub(newest) > 6*time.Hour {
-		if err := s.Conn().Exec(ctx, "TRUNCATE TABLE "+s.Database()+".events"); err != nil {
-			b.Fatal(err)
-		}
-		fill(b, s, n, now)
+	o := history.Options{Events: n, Days: days, Tenants: tenants, Now: time.Now().UTC(),
+		TenantName: func(i int) string { return fmt.Sprintf("tenant-%d", i) }}
+	var ds history.Result
+	if history.Reusable(ctx, s, o) {
+		ds, err = history.Describe(ctx, s)
+		b.Logf("reusing the stored history")
 	} else {
-		b.Logf("reusing %d stored events", have)
+		ds, err = history.Fill(ctx, s, o)
+		b.Logf("generated the history in %s", ds.Took.Round(time.Second))
 	}
-	var maxSeq, rows uint64
-	if err := s.Conn().QueryRow(ctx, "SELECT max(seq), count() FROM "+s.Database()+".events").Scan(&maxSeq, &rows); err != nil {
+	if err != nil {
 		b.Fatal(err)
 	}
+	maxSeq, rows := ds.MaxSeq, ds.Rows
+	b.Logf("dataset: %d states, %.1f B/event on disk", rows, ds.BytesPerEvent())
 	url := serve(b, s, maxSeq)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1400, 1000),
@@ -272,7 +233,7 @@ func BenchmarkFirstView(b *testing.B) {
 			b.ReportMetric(pct(page, 1), "queries-max-ms")
 			b.ReportMetric(pct(calls, 0.5), "slowest-call-p50-ms")
 			b.ReportMetric(float64(total), "events-in-view")
-			b.Logf("%s: %d events in the view (of %s for this user); open → first view p50 %.0f ms, max %.0f ms (queries + render p50 %.0f ms; slowest API call p50 %.0f ms)",
+			b.Logf("%s: %d events in the view (of %s stored states for this user); open → first view p50 %.0f ms, max %.0f ms (queries + render p50 %.0f ms; slowest API call p50 %.0f ms)",
 				who.name, total, who.events, pct(wall, 0.5), pct(wall, 1), pct(page, 0.5), pct(calls, 0.5))
 		})
 	}
