@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
-	"github.com/eventpipe/eventpipe/test/internal/replicas"
+	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
 
 // The tiers both replicas enforce: alpha's writes are rate limited, beta's
@@ -73,7 +73,7 @@ func eventsEvent(ns, name string) *eventsv1.Event {
 // TestReplicas runs the checks on one installation with two replicas, a
 // and b; the last one kills a.
 func TestReplicas(t *testing.T) {
-	c := replicas.Start(t, replicas.Options{Replicas: 2, Tiers: fmt.Sprintf(testTiers, quotaBytes),
+	c := devtest.StartReplicas(t, devtest.ReplicaOptions{Replicas: 2, Tiers: fmt.Sprintf(testTiers, quotaBytes),
 		// Storage usage measured every second, so that one replica counts
 		// what the other stored soon after the writer commits it.
 		Args: []string{"--tiers.quota-refresh", "1s"}})
@@ -262,7 +262,7 @@ func TestReplicas(t *testing.T) {
 			require.NoError(t, err)
 		}
 		for _, w := range watchers {
-			replicas.Wait(t, w.name+" receives every state", time.Minute, func(context.Context) (bool, string) {
+			devtest.WaitFor(t, w.name+" receives every state", time.Minute, func(context.Context) (bool, string) {
 				n := w.len()
 				return n >= len(acked), fmt.Sprintf("%d of %d", n, len(acked))
 			})
@@ -293,7 +293,7 @@ func TestReplicas(t *testing.T) {
 		// writer's watermark: without the event below x, with it at or
 		// above, and the same on both replicas.
 		for i, cs := range []*kubernetes.Clientset{admin[1], admin[0]} {
-			replicas.Wait(t, "EventQuery shows the write", time.Minute, func(context.Context) (bool, string) {
+			devtest.WaitFor(t, "EventQuery shows the write", time.Minute, func(context.Context) (bool, string) {
 				q := eventQuery(t, cs, ns)
 				at := rvOf(t, q.Status.ResourceVersion)
 				var names []string
@@ -315,7 +315,7 @@ func TestReplicas(t *testing.T) {
 		alpha := []*kubernetes.Clientset{a.Client(t, c, "kubeconfig-project-alpha"), b.Client(t, c, "kubeconfig-project-alpha")}
 		// Minutes are calendar minutes: start early in one, so that every
 		// write falls into it (polling the clock for a fresh minute).
-		replicas.Wait(t, "an early second of a minute", 70*time.Second, func(context.Context) (bool, string) {
+		devtest.WaitFor(t, "an early second of a minute", 70*time.Second, func(context.Context) (bool, string) {
 			s := time.Now().Second()
 			return s < 40, fmt.Sprintf("second %d", s)
 		})
@@ -366,7 +366,7 @@ func TestReplicas(t *testing.T) {
 		// b without a write of its own.
 		settled := func(what string) int64 {
 			var used int64
-			replicas.Wait(t, what, time.Minute, func(context.Context) (bool, string) {
+			devtest.WaitFor(t, what, time.Minute, func(context.Context) (bool, string) {
 				ua, ub := usage(t, betaCfg[0]), usage(t, betaCfg[1])
 				used = ua
 				return ua == ub && ua > 0, fmt.Sprintf("a counts %d bytes, b %d", ua, ub)
@@ -412,11 +412,11 @@ func TestReplicas(t *testing.T) {
 		for i := range 10 {
 			write(i)
 		}
-		replicas.Wait(t, "the watch on a has the first writes", 30*time.Second, func(context.Context) (bool, string) {
+		devtest.WaitFor(t, "the watch on a has the first writes", 30*time.Second, func(context.Context) (bool, string) {
 			return onA.len() >= 10, fmt.Sprint(onA.len())
 		})
 		a.Kill()
-		replicas.Wait(t, "a's watch ends with the process", 30*time.Second, func(context.Context) (bool, string) {
+		devtest.WaitFor(t, "a's watch ends with the process", 30*time.Second, func(context.Context) (bool, string) {
 			return onA.ended(), "still open"
 		})
 		// Written while the client reconnects.
@@ -430,7 +430,7 @@ func TestReplicas(t *testing.T) {
 		defer w2.Stop()
 		onB := &recorder{name: "watch on b"}
 		go onB.drain(w2)
-		replicas.Wait(t, "the resumed watch on b has the rest", 30*time.Second, func(context.Context) (bool, string) {
+		devtest.WaitFor(t, "the resumed watch on b has the rest", 30*time.Second, func(context.Context) (bool, string) {
 			return len(got)+onB.len() >= len(acked), fmt.Sprintf("%d+%d of %d", len(got), onB.len(), len(acked))
 		})
 		var seen []string

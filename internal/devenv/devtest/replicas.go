@@ -1,11 +1,12 @@
-// Package replicas runs several `eventpipe apiserver` processes as replicas
-// of one installation: one JetStream log, one ClickHouse index and one
-// writer (dev mode's, in the test process, without its simulated cluster),
-// and API servers that are processes of their own, each with its own port,
+package devtest
+
+// This file runs several `eventpipe apiserver` processes as replicas of one
+// installation: one JetStream log, one ClickHouse index and one writer (dev
+// mode's, in the test process, without its simulated cluster), and API
+// servers that are processes of their own, each with its own port,
 // certificate and shared watch tail, as a Deployment with several replicas
 // runs them. The tests in test/replicas and the benchmark in bench/replicas
 // share it.
-package replicas
 
 import (
 	"context"
@@ -22,11 +23,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/eventpipe/eventpipe/internal/devenv"
-	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
 
-// Options shape a Cluster.
-type Options struct {
+// ReplicaOptions shape a Replicas.
+type ReplicaOptions struct {
 	// Replicas is how many API server processes to start (at least 2).
 	Replicas int
 	// Tiers is the tiers file (docs/tiers.md) every replica enforces; empty
@@ -36,18 +36,18 @@ type Options struct {
 	Args []string
 }
 
-// Cluster is one installation with several API server replicas.
-type Cluster struct {
+// Replicas is one installation with several API server replicas.
+type Replicas struct {
 	// Env is the dev stack that holds the log, the index and the writer.
 	Env *devenv.Env
 	// Dir is the dev stack's data directory: its kubeconfigs (admin and
 	// tenants) and tokens.
 	Dir     string
-	Servers []*Server
+	Servers []*APIServer
 }
 
-// Server is one `eventpipe apiserver` process.
-type Server struct {
+// APIServer is one `eventpipe apiserver` process of a Replicas.
+type APIServer struct {
 	Name string
 	// Port is the HTTPS port on 127.0.0.1, kept across restarts.
 	Port    int
@@ -60,15 +60,15 @@ type Server struct {
 	exited chan error
 }
 
-// Start starts the dev stack and o.Replicas API servers on it, and stops
+// StartReplicas starts the dev stack and o.Replicas API servers on it, and stops
 // them all when tb ends. It skips tb when clickhouse-server is not
 // installed, and fails it when CI=true.
-func Start(tb testing.TB, o Options) *Cluster {
+func StartReplicas(tb testing.TB, o ReplicaOptions) *Replicas {
 	tb.Helper()
 	if o.Replicas < 2 {
-		tb.Fatalf("replicas.Start: Replicas must be at least 2, got %d", o.Replicas)
+		tb.Fatalf("StartReplicas: Replicas must be at least 2, got %d", o.Replicas)
 	}
-	do := devtest.Options(tb)
+	do := Options(tb)
 	do.Writer.BatchWait = 50 * time.Millisecond
 	do.EtcdPort = -1      // the etcd front is not part of what is tested
 	do.Activities = false // nor the activity processor
@@ -81,16 +81,16 @@ func Start(tb testing.TB, o Options) *Cluster {
 			tb.Fatal(err)
 		}
 	}
-	env := devtest.Run(tb, do)
+	env := Run(tb, do)
 	work := tb.TempDir()
-	bin, err := devtest.BuildEventpipe(work)
+	bin, err := BuildEventpipe(work)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &Cluster{Env: env, Dir: do.DataDir}
+	c := &Replicas{Env: env, Dir: do.DataDir}
 	for i := range o.Replicas {
 		name := string(rune('a' + i))
-		s := &Server{Name: name, Port: devtest.FreePort(tb),
+		s := &APIServer{Name: name, Port: FreePort(tb),
 			certDir: filepath.Join(work, "certs-"+name), logPath: filepath.Join(work, "apiserver-"+name+".log"),
 			admin: env.Kubeconfig}
 		s.args = append([]string{bin, "apiserver", "--nats.url", env.NATSURL,
@@ -112,7 +112,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 }
 
 // launch starts the process without waiting for it to serve.
-func (s *Server) launch(tb testing.TB) {
+func (s *APIServer) launch(tb testing.TB) {
 	tb.Helper()
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -130,7 +130,7 @@ func (s *Server) launch(tb testing.TB) {
 }
 
 // waitReady waits until the server answers /readyz with 200.
-func (s *Server) waitReady(tb testing.TB) {
+func (s *APIServer) waitReady(tb testing.TB) {
 	tb.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	var last string
@@ -171,21 +171,21 @@ func (s *Server) waitReady(tb testing.TB) {
 	tb.Fatalf("apiserver %s not ready in 2m (%s)\n%s", s.Name, last, b)
 }
 
-func (s *Server) caFile() string { return filepath.Join(s.certDir, "apiserver.crt") }
+func (s *APIServer) caFile() string { return filepath.Join(s.certDir, "apiserver.crt") }
 
-func (s *Server) anonymous() *rest.Config {
+func (s *APIServer) anonymous() *rest.Config {
 	return &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(s.Port), TLSClientConfig: rest.TLSClientConfig{CAFile: s.caFile()}}
 }
 
 // Config is the client configuration of the user of the dev stack's
 // kubeconfig file (kubeconfig, kubeconfig-project-alpha, …) against this
 // server, unthrottled.
-func (s *Server) Config(tb testing.TB, c *Cluster, kubeconfig string) *rest.Config {
+func (s *APIServer) Config(tb testing.TB, c *Replicas, kubeconfig string) *rest.Config {
 	tb.Helper()
 	return s.configFrom(tb, filepath.Join(c.Dir, kubeconfig))
 }
 
-func (s *Server) configFrom(tb testing.TB, path string) *rest.Config {
+func (s *APIServer) configFrom(tb testing.TB, path string) *rest.Config {
 	tb.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
@@ -198,7 +198,7 @@ func (s *Server) configFrom(tb testing.TB, path string) *rest.Config {
 }
 
 // Client is Config's clientset.
-func (s *Server) Client(tb testing.TB, c *Cluster, kubeconfig string) *kubernetes.Clientset {
+func (s *APIServer) Client(tb testing.TB, c *Replicas, kubeconfig string) *kubernetes.Clientset {
 	tb.Helper()
 	cs, err := kubernetes.NewForConfig(s.Config(tb, c, kubeconfig))
 	if err != nil {
@@ -208,7 +208,7 @@ func (s *Server) Client(tb testing.TB, c *Cluster, kubeconfig string) *kubernete
 }
 
 // Kill ends the server with SIGKILL, as a crash or a node loss would.
-func (s *Server) Kill() {
+func (s *APIServer) Kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
@@ -218,14 +218,14 @@ func (s *Server) Kill() {
 
 // Restart starts the server again on its port, certificate and flags, and
 // waits until it is ready.
-func (s *Server) Restart(tb testing.TB) {
+func (s *APIServer) Restart(tb testing.TB) {
 	tb.Helper()
 	s.launch(tb)
 	s.waitReady(tb)
 }
 
 // Stop stops the server as an operator's rollout would (SIGINT), and waits.
-func (s *Server) Stop(tb testing.TB) {
+func (s *APIServer) Stop(tb testing.TB) {
 	tb.Helper()
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
@@ -247,14 +247,14 @@ func (s *Server) Stop(tb testing.TB) {
 }
 
 // Log returns what the server wrote so far, for failure messages.
-func (s *Server) Log() string {
+func (s *APIServer) Log() string {
 	b, _ := os.ReadFile(s.logPath)
 	return string(b)
 }
 
-// Wait polls cond every 50 ms until it is true or timeout passes, and fails
+// WaitFor polls cond every 50 ms until it is true or timeout passes, and fails
 // tb with what cond said last.
-func Wait(tb testing.TB, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string)) {
+func WaitFor(tb testing.TB, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string)) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
