@@ -10,6 +10,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -30,8 +34,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
+	"github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
 // The tiers both replicas enforce: alpha's writes are rate limited, beta's
@@ -409,11 +413,29 @@ func TestReplicas(t *testing.T) {
 			require.NoError(t, err)
 			acked = append(acked, "ADDED "+ev.Name+"@"+ev.ResourceVersion)
 		}
+		// An informer behind a "Service" that sends each connection to
+		// the first replica that takes it: a, until a is gone.
+		svc := startService(t, a, b)
+		cfg := a.Config(t, c, "kubeconfig")
+		cfg.Host, cfg.TLSClientConfig = "https://"+svc.addr(), rest.TLSClientConfig{CAFile: caBundle(t, a, b)}
+		viaSvc, err := kubernetes.NewForConfig(cfg)
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		defer close(stop)
+		f := informers.NewSharedInformerFactoryWithOptions(viaSvc, 0, informers.WithNamespace(ns))
+		inf := f.Core().V1().Events().Informer()
+		informed := &recorder{name: "informer through the service"}
+		_, err = inf.AddEventHandler(informed.handler())
+		require.NoError(t, err)
+		f.Start(stop)
+		require.True(t, cache.WaitForCacheSync(stop, inf.HasSynced))
+		require.Equal(t, "a", svc.lastBackend(), "the service sends to a while it is up")
+
 		for i := range 10 {
 			write(i)
 		}
-		devtest.WaitFor(t, "the watch on a has the first writes", 30*time.Second, func(context.Context) (bool, string) {
-			return onA.len() >= 10, fmt.Sprint(onA.len())
+		devtest.WaitFor(t, "the watch and the informer on a have the first writes", 30*time.Second, func(context.Context) (bool, string) {
+			return onA.len() >= 10 && informed.len() >= 10, fmt.Sprint(onA.len(), informed.len())
 		})
 		a.Kill()
 		devtest.WaitFor(t, "a's watch ends with the process", 30*time.Second, func(context.Context) (bool, string) {
@@ -438,6 +460,19 @@ func TestReplicas(t *testing.T) {
 			seen = append(seen, s.key())
 		}
 		require.Equal(t, acked, seen, "every state once, in order, across the failover")
+		// The informer's reflector watched again from its last
+		// resourceVersion through the service, now on b: every state
+		// once, in order, and no relist (which would replay each event
+		// to the handler as an update).
+		devtest.WaitFor(t, "the informer has every state", 30*time.Second, func(context.Context) (bool, string) {
+			return informed.len() >= len(acked), fmt.Sprintf("%d of %d", informed.len(), len(acked))
+		})
+		seen = seen[:0]
+		for _, s := range informed.all() {
+			seen = append(seen, s.key())
+		}
+		require.Equal(t, acked, seen, "the informer through the service: every state once, in order")
+		require.Equal(t, "b", svc.lastBackend(), "the service sends to b once a is gone")
 		a.Restart(t)
 		_, err = admin[0].CoreV1().Events(ns).Get(ctx, "f-19", metav1.GetOptions{})
 		require.NoError(t, err, "a serves again after its restart, with what b acknowledged meanwhile")
@@ -565,4 +600,106 @@ func usage(t *testing.T, cfg *rest.Config) int64 {
 	require.Len(t, l.Items, 1)
 	used, _, _ := unstructured.NestedInt64(l.Items[0].Object, "status", "storageUsedBytes")
 	return used
+}
+
+// service stands for a Kubernetes Service in front of the replicas: each
+// new TCP connection goes to the first replica that accepts one, so a
+// killed replica's clients reconnect to the next.
+type service struct {
+	ln       net.Listener
+	backends []*devtest.APIServer
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	last     string
+	wg       sync.WaitGroup
+}
+
+func startService(t *testing.T, backends ...*devtest.APIServer) *service {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &service{ln: ln, backends: backends, conns: map[net.Conn]bool{}}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *service) addr() string { return s.ln.Addr().String() }
+
+func (s *service) lastBackend() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+func (s *service) track(c net.Conn, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.conns[c] = true
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+func (s *service) accept() {
+	defer s.wg.Done()
+	for {
+		in, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.track(in, true)
+			defer s.track(in, false)
+			defer in.Close()
+			var out net.Conn
+			for _, b := range s.backends {
+				if out, err = net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.Port), time.Second); err == nil {
+					s.mu.Lock()
+					s.last = b.Name
+					s.mu.Unlock()
+					break
+				}
+			}
+			if out == nil {
+				return
+			}
+			s.track(out, true)
+			defer s.track(out, false)
+			defer out.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+			<-done // either side ended: end both, as a dead endpoint's connections end
+			_ = in.Close()
+			_ = out.Close()
+			<-done
+		}()
+	}
+}
+
+// caBundle is a file that trusts every given replica's certificate.
+func caBundle(t *testing.T, servers ...*devtest.APIServer) string {
+	t.Helper()
+	var all []byte
+	for _, s := range servers {
+		b, err := os.ReadFile(s.CAFile())
+		require.NoError(t, err)
+		all = append(all, b...)
+	}
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(path, all, 0o644))
+	return path
 }

@@ -146,7 +146,7 @@ func (s *APIServer) waitReady(tb testing.TB) {
 			last = err.Error()
 		} else {
 			_ = conn.Close()
-			if _, err := os.Stat(s.caFile()); err != nil {
+			if _, err := os.Stat(s.CAFile()); err != nil {
 				last = err.Error()
 			} else {
 				rc := s.configFrom(tb, s.admin)
@@ -171,10 +171,11 @@ func (s *APIServer) waitReady(tb testing.TB) {
 	tb.Fatalf("apiserver %s not ready in 2m (%s)\n%s", s.Name, last, b)
 }
 
-func (s *APIServer) caFile() string { return filepath.Join(s.certDir, "apiserver.crt") }
+// CAFile is the file of the server's self-signed certificate and its CA.
+func (s *APIServer) CAFile() string { return filepath.Join(s.certDir, "apiserver.crt") }
 
 func (s *APIServer) anonymous() *rest.Config {
-	return &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(s.Port), TLSClientConfig: rest.TLSClientConfig{CAFile: s.caFile()}}
+	return &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(s.Port), TLSClientConfig: rest.TLSClientConfig{CAFile: s.CAFile()}}
 }
 
 // Config is the client configuration of the user of the dev stack's
@@ -192,7 +193,7 @@ func (s *APIServer) configFrom(tb testing.TB, path string) *rest.Config {
 		tb.Fatal(err)
 	}
 	cfg.Host = s.anonymous().Host
-	cfg.TLSClientConfig = rest.TLSClientConfig{CAFile: s.caFile()}
+	cfg.TLSClientConfig = rest.TLSClientConfig{CAFile: s.CAFile()}
 	cfg.QPS, cfg.Burst = -1, 0
 	return cfg
 }
