@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,6 +400,35 @@ func TestReplicas(t *testing.T) {
 		require.Greater(t, used+perEvent, int64(quotaBytes), "the quota is used up to its last event (%d bytes an event)", perEvent)
 	})
 
+	t.Run("a replica cut off from JetStream is not ready until it is back", func(t *testing.T) {
+		natsAddr := strings.TrimPrefix(c.Env.NATSURL, "nats://")
+		path := startService(t, backend{"nats", natsAddr})
+		cut := c.Add(t, "--nats.url", "nats://"+path.addr())
+		code, body, err := cut.Readyz(t)
+		require.NoError(t, err)
+		require.Equal(t, 200, code, body)
+		require.Contains(t, body, "[+]jetstream ok")
+		path.setCut(true)
+		devtest.WaitFor(t, "readyz fails on the replica without NATS", 30*time.Second, func(context.Context) (bool, string) {
+			code, body, err := cut.Readyz(t)
+			return err == nil && code == 500 && strings.Contains(body, "[-]jetstream failed"), fmt.Sprint(code, body, err)
+		})
+		// The others stay ready: the Service keeps sending to them.
+		for _, s := range []*devtest.APIServer{a, b} {
+			code, body, err := s.Readyz(t)
+			require.NoError(t, err)
+			require.Equal(t, 200, code, "%s: %s", s.Name, body)
+		}
+		path.setCut(false)
+		devtest.WaitFor(t, "readyz recovers once NATS is reachable again", time.Minute, func(context.Context) (bool, string) {
+			code, body, err := cut.Readyz(t)
+			return err == nil && code == 200, fmt.Sprint(code, body, err)
+		})
+		_, err = cut.Client(t, c, "kubeconfig").CoreV1().Events("ryw").Get(ctx, "core-0", metav1.GetOptions{})
+		require.NoError(t, err, "and serves again")
+		cut.Stop(t)
+	})
+
 	t.Run("a replica killed: watches resume from their resourceVersion on the other", func(t *testing.T) {
 		const ns = "failover"
 		l, err := admin[0].CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
@@ -415,7 +445,7 @@ func TestReplicas(t *testing.T) {
 		}
 		// An informer behind a "Service" that sends each connection to
 		// the first replica that takes it: a, until a is gone.
-		svc := startService(t, a, b)
+		svc := startService(t, replicaBackends(a, b)...)
 		cfg := a.Config(t, c, "kubeconfig")
 		cfg.Host, cfg.TLSClientConfig = "https://"+svc.addr(), rest.TLSClientConfig{CAFile: caBundle(t, a, b)}
 		viaSvc, err := kubernetes.NewForConfig(cfg)
@@ -602,19 +632,32 @@ func usage(t *testing.T, cfg *rest.Config) int64 {
 	return used
 }
 
-// service stands for a Kubernetes Service in front of the replicas: each
-// new TCP connection goes to the first replica that accepts one, so a
-// killed replica's clients reconnect to the next.
+// service stands for a Kubernetes Service in front of the replicas (or
+// for the network path to NATS): each new TCP connection goes to the first
+// backend that accepts one, so a killed replica's clients reconnect to the
+// next. While cut, it drops every connection and refuses new ones, as a
+// network partition would.
 type service struct {
 	ln       net.Listener
-	backends []*devtest.APIServer
+	backends []backend
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
 	last     string
+	cut      bool
 	wg       sync.WaitGroup
 }
 
-func startService(t *testing.T, backends ...*devtest.APIServer) *service {
+type backend struct{ name, addr string }
+
+func replicaBackends(servers ...*devtest.APIServer) []backend {
+	var out []backend
+	for _, s := range servers {
+		out = append(out, backend{s.Name, "127.0.0.1:" + strconv.Itoa(s.Port)})
+	}
+	return out
+}
+
+func startService(t *testing.T, backends ...backend) *service {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -623,11 +666,7 @@ func startService(t *testing.T, backends ...*devtest.APIServer) *service {
 	go s.accept()
 	t.Cleanup(func() {
 		_ = ln.Close()
-		s.mu.Lock()
-		for c := range s.conns {
-			_ = c.Close()
-		}
-		s.mu.Unlock()
+		s.closeAll()
 		s.wg.Wait()
 	})
 	return s
@@ -641,14 +680,37 @@ func (s *service) lastBackend() string {
 	return s.last
 }
 
-func (s *service) track(c net.Conn, on bool) {
+// setCut cuts the path (dropping every connection) or restores it.
+func (s *service) setCut(cut bool) {
+	s.mu.Lock()
+	s.cut = cut
+	s.mu.Unlock()
+	if cut {
+		s.closeAll()
+	}
+}
+
+func (s *service) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if on {
-		s.conns[c] = true
-	} else {
-		delete(s.conns, c)
+	for c := range s.conns {
+		_ = c.Close()
 	}
+}
+
+// track adds or removes c; it refuses to add one while the path is cut.
+func (s *service) track(c net.Conn, on bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		delete(s.conns, c)
+		return true
+	}
+	if s.cut {
+		return false
+	}
+	s.conns[c] = true
+	return true
 }
 
 func (s *service) accept() {
@@ -661,14 +723,16 @@ func (s *service) accept() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.track(in, true)
-			defer s.track(in, false)
 			defer in.Close()
+			if !s.track(in, true) {
+				return
+			}
+			defer s.track(in, false)
 			var out net.Conn
 			for _, b := range s.backends {
-				if out, err = net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.Port), time.Second); err == nil {
+				if out, err = net.DialTimeout("tcp", b.addr, time.Second); err == nil {
 					s.mu.Lock()
-					s.last = b.Name
+					s.last = b.name
 					s.mu.Unlock()
 					break
 				}
@@ -676,9 +740,11 @@ func (s *service) accept() {
 			if out == nil {
 				return
 			}
-			s.track(out, true)
-			defer s.track(out, false)
 			defer out.Close()
+			if !s.track(out, true) {
+				return
+			}
+			defer s.track(out, false)
 			done := make(chan struct{}, 2)
 			go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
 			go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()

@@ -10,6 +10,7 @@ package devtest
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -44,6 +45,10 @@ type Replicas struct {
 	// tenants) and tokens.
 	Dir     string
 	Servers []*APIServer
+
+	bin, work string
+	replicas  int
+	args      []string
 }
 
 // APIServer is one `eventpipe apiserver` process of a Replicas.
@@ -87,18 +92,9 @@ func StartReplicas(tb testing.TB, o ReplicaOptions) *Replicas {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &Replicas{Env: env, Dir: do.DataDir}
-	for i := range o.Replicas {
-		name := string(rune('a' + i))
-		s := &APIServer{Name: name, Port: FreePort(tb),
-			certDir: filepath.Join(work, "certs-"+name), logPath: filepath.Join(work, "apiserver-"+name+".log"),
-			admin: env.Kubeconfig}
-		s.args = append([]string{bin, "apiserver", "--nats.url", env.NATSURL,
-			"--clickhouse.addr", env.ClickHouseAddr, "--clickhouse.database", env.Database,
-			"--token-auth-file", filepath.Join(do.DataDir, "apiserver", "tokens.csv"), "--cert-dir", s.certDir,
-			"--tiers.config", filepath.Join(do.DataDir, "tiers.yaml"), "--tiers.replicas", strconv.Itoa(o.Replicas),
-			"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(s.Port), "--log-level", "warn"}, o.Args...)
-		c.Servers = append(c.Servers, s)
+	c := &Replicas{Env: env, Dir: do.DataDir, bin: bin, work: work, replicas: o.Replicas, args: o.Args}
+	for range o.Replicas {
+		c.newServer(tb)
 	}
 	// Start them together, as a Deployment's pods start, then wait for each.
 	for _, s := range c.Servers {
@@ -109,6 +105,34 @@ func StartReplicas(tb testing.TB, o ReplicaOptions) *Replicas {
 		s.waitReady(tb)
 	}
 	return c
+}
+
+// newServer adds the next server, with the flags every replica gets
+// followed by args (a flag given twice takes the later value), not started.
+func (c *Replicas) newServer(tb testing.TB, args ...string) *APIServer {
+	name := string(rune('a' + len(c.Servers)))
+	s := &APIServer{Name: name, Port: FreePort(tb),
+		certDir: filepath.Join(c.work, "certs-"+name), logPath: filepath.Join(c.work, "apiserver-"+name+".log"),
+		admin: c.Env.Kubeconfig}
+	s.args = append([]string{c.bin, "apiserver", "--nats.url", c.Env.NATSURL,
+		"--clickhouse.addr", c.Env.ClickHouseAddr, "--clickhouse.database", c.Env.Database,
+		"--token-auth-file", filepath.Join(c.Dir, "apiserver", "tokens.csv"), "--cert-dir", s.certDir,
+		"--tiers.config", filepath.Join(c.Dir, "tiers.yaml"), "--tiers.replicas", strconv.Itoa(c.replicas),
+		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(s.Port), "--log-level", "warn"}, c.args...)
+	s.args = append(s.args, args...)
+	c.Servers = append(c.Servers, s)
+	return s
+}
+
+// Add starts one more replica with extra flags (for instance another
+// --nats.url) and waits until it is ready; it stops when tb ends.
+func (c *Replicas) Add(tb testing.TB, args ...string) *APIServer {
+	tb.Helper()
+	s := c.newServer(tb, args...)
+	s.launch(tb)
+	tb.Cleanup(func() { s.Stop(tb) })
+	s.waitReady(tb)
+	return s
 }
 
 // launch starts the process without waiting for it to serve.
@@ -169,6 +193,24 @@ func (s *APIServer) waitReady(tb testing.TB) {
 	}
 	b, _ := os.ReadFile(s.logPath)
 	tb.Fatalf("apiserver %s not ready in 2m (%s)\n%s", s.Name, last, b)
+}
+
+// Readyz returns the status code and body of GET /readyz?verbose, as the
+// platform admin, or the error of the request.
+func (s *APIServer) Readyz(tb testing.TB) (int, string, error) {
+	tb.Helper()
+	rc := s.configFrom(tb, s.admin)
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := hc.Get(rc.Host + "/readyz?verbose")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // CAFile is the file of the server's self-signed certificate and its CA.
