@@ -176,6 +176,28 @@ func TestReplicas(t *testing.T) {
 		require.Equal(t, x, l.ResourceVersion)
 		require.Equal(t, []string{"e@" + x}, coreRVs(l.Items))
 
+		// A paged list whose pages alternate between the replicas: the
+		// continue token pins the first page's resourceVersion on either.
+		all, err := admin[0].CoreV1().Events("ryw").List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		var paged []string
+		opts := metav1.ListOptions{Limit: 25}
+		for i := 0; ; i++ {
+			page, err := admin[i%2].CoreV1().Events("ryw").List(ctx, opts)
+			require.NoError(t, err)
+			if i == 0 {
+				require.Equal(t, all.ResourceVersion, page.ResourceVersion)
+			}
+			for _, ev := range page.Items {
+				paged = append(paged, ev.Name+"@"+ev.ResourceVersion)
+			}
+			if page.Continue == "" {
+				break
+			}
+			opts.Continue = page.Continue
+		}
+		require.Equal(t, coreRVs(all.Items), sorted(paged), "every event once across pages from both replicas")
+
 		// A resourceVersion neither replica has reached: kube-apiserver's
 		// 504 "Too large resource version" once it has waited briefly.
 		ahead := strconv.FormatUint(rvOf(t, updated.ResourceVersion)+1_000_000, 10)
@@ -313,6 +335,30 @@ func TestReplicas(t *testing.T) {
 				return true, ""
 			})
 		}
+
+		// Pages alternate between the replicas: they share the key that
+		// signs continue tokens (EVENTPIPE_EVENTQUERY_CURSOR_KEY), and a
+		// token pins the watermark of the first page.
+		spec := v1alpha1.EventQuerySpec{StartTime: "now-1h", EndTime: "now", Namespace: "ryw", Limit: 1000}
+		whole := postQuery(t, admin[0], spec)
+		require.Len(t, whole.Status.Results, 80, "the events of the first subtest")
+		spec.Limit = 15
+		var paged []string
+		for i := 0; ; i++ {
+			page := postQuery(t, admin[i%2], spec)
+			for _, ev := range page.Status.Results {
+				paged = append(paged, ev.Name+"@"+ev.ResourceVersion)
+			}
+			if page.Status.Continue == "" {
+				break
+			}
+			spec.Continue = page.Status.Continue
+		}
+		var want []string
+		for _, ev := range whole.Status.Results {
+			want = append(want, ev.Name+"@"+ev.ResourceVersion)
+		}
+		require.Equal(t, want, paged, "pages from both replicas, in order, each event once")
 	})
 
 	t.Run("a tenant's rate limit holds across both replicas", func(t *testing.T) {
@@ -596,6 +642,12 @@ func coreRVs(items []corev1.Event) []string {
 	return out
 }
 
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
 func rvOf(t *testing.T, s string) uint64 {
 	t.Helper()
 	v, err := strconv.ParseUint(s, 10, 64)
@@ -606,8 +658,13 @@ func rvOf(t *testing.T, s string) uint64 {
 // eventQuery asks cs for the last hour of history in ns.
 func eventQuery(t *testing.T, cs *kubernetes.Clientset, ns string) *v1alpha1.EventQuery {
 	t.Helper()
+	return postQuery(t, cs, v1alpha1.EventQuerySpec{StartTime: "now-1h", EndTime: "now", Namespace: ns, Limit: 100})
+}
+
+func postQuery(t *testing.T, cs *kubernetes.Clientset, spec v1alpha1.EventQuerySpec) *v1alpha1.EventQuery {
+	t.Helper()
 	q := &v1alpha1.EventQuery{TypeMeta: metav1.TypeMeta{APIVersion: "activity.miloapis.com/v1alpha1", Kind: "EventQuery"},
-		ObjectMeta: metav1.ObjectMeta{Name: "q"}, Spec: v1alpha1.EventQuerySpec{StartTime: "now-1h", EndTime: "now", Namespace: ns, Limit: 100}}
+		ObjectMeta: metav1.ObjectMeta{Name: "q"}, Spec: spec}
 	body, err := json.Marshal(q)
 	require.NoError(t, err)
 	raw, err := cs.Discovery().RESTClient().Post().AbsPath("/apis/activity.miloapis.com/v1alpha1/eventqueries").Body(body).

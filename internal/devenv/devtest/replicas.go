@@ -10,6 +10,8 @@ package devtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"io"
 	"net"
 	"os"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/devenv"
 )
 
@@ -49,6 +52,9 @@ type Replicas struct {
 	bin, work string
 	replicas  int
 	args      []string
+	// env is every replica's environment: this process's, plus the key
+	// that signs EventQuery continue tokens, shared as the chart shares it.
+	env []string
 }
 
 // APIServer is one `eventpipe apiserver` process of a Replicas.
@@ -58,6 +64,7 @@ type APIServer struct {
 	Port    int
 	certDir string
 	logPath string
+	env     []string
 	// admin is the platform admin's kubeconfig, for readiness checks.
 	admin  string
 	args   []string
@@ -92,7 +99,12 @@ func StartReplicas(tb testing.TB, o ReplicaOptions) *Replicas {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := &Replicas{Env: env, Dir: do.DataDir, bin: bin, work: work, replicas: o.Replicas, args: o.Args}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		tb.Fatal(err)
+	}
+	c := &Replicas{Env: env, Dir: do.DataDir, bin: bin, work: work, replicas: o.Replicas, args: o.Args,
+		env: append(os.Environ(), apiserver.CursorKeyEnv+"="+base64.StdEncoding.EncodeToString(key))}
 	for range o.Replicas {
 		c.newServer(tb)
 	}
@@ -113,7 +125,7 @@ func (c *Replicas) newServer(tb testing.TB, args ...string) *APIServer {
 	name := string(rune('a' + len(c.Servers)))
 	s := &APIServer{Name: name, Port: FreePort(tb),
 		certDir: filepath.Join(c.work, "certs-"+name), logPath: filepath.Join(c.work, "apiserver-"+name+".log"),
-		admin: c.Env.Kubeconfig}
+		admin: c.Env.Kubeconfig, env: c.env}
 	s.args = append([]string{c.bin, "apiserver", "--nats.url", c.Env.NATSURL,
 		"--clickhouse.addr", c.Env.ClickHouseAddr, "--clickhouse.database", c.Env.Database,
 		"--token-auth-file", filepath.Join(c.Dir, "apiserver", "tokens.csv"), "--cert-dir", s.certDir,
@@ -144,6 +156,7 @@ func (s *APIServer) launch(tb testing.TB) {
 	}
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.Env = s.env
 	if err := s.cmd.Start(); err != nil {
 		logf.Close()
 		tb.Fatalf("start apiserver %s: %v", s.Name, err)
