@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
@@ -201,6 +203,11 @@ type Backends struct {
 	AuditLog webhook.AuditLog
 	// Audit, when set, serves auditlogqueries over the stored audit log.
 	Audit *AuditBackends
+	// LogReady, when set, reports whether the log can be reached now; it is
+	// the readyz check "jetstream", so that a replica cut off from NATS
+	// leaves its Service's endpoints (as kube-apiserver's etcd check does)
+	// and clients go to a replica that can answer. It must not block.
+	LogReady func() error
 }
 
 // AuditBackends are what AuditLogQuery reads: the audit records' index
@@ -362,6 +369,12 @@ func (c CompletedConfig) New() (*Server, error) {
 	}
 	b := c.backends
 	table := event.NewTableConvertor()
+	if b.LogReady != nil {
+		ready := b.LogReady
+		if err := gs.AddReadyzChecks(healthz.NamedCheck("jetstream", func(*http.Request) error { return ready() })); err != nil {
+			return nil, fmt.Errorf("add readyz check: %w", err)
+		}
+	}
 
 	// core/v1: Events, and the types events refer to (see referenced.go).
 	core := genericapiserver.NewDefaultAPIGroupInfo(corev1.GroupName, Scheme, ParameterCodec, Codecs)

@@ -44,6 +44,8 @@ func TestBadStartReportsEveryProblemOnce(t *testing.T) {
 			[]string{"--exporter.cluster-name is required", "--exporter.scope-type/--exporter.scope-name", "--exporter.kube-qps must be positive"}},
 		{"runtime flags", []string{"version", "--runtime.gc-percent", "10", "--runtime.memory-limit", "lots"},
 			[]string{"--runtime.gc-percent must be at least 25, got 10", `--runtime.memory-limit must be auto, 0 or a size`}},
+		{"apiserver tier flags", []string{"apiserver", "--tiers.replicas", "0", "--tiers.quota-refresh", "100ms"},
+			[]string{"--tiers.replicas must be at least 1, got 0", "--tiers.quota-refresh must be at least 1s (each refresh reads ClickHouse), got 100ms"}},
 		{"unknown flag", []string{"writer", "--clickhouse.adr", "x:1"}, []string{"unknown flag: --clickhouse.adr"}},
 		{"bad log level", []string{"migrate", "--log-level", "loud", "--clickhouse.addr", closedAddr(t)}, []string{`--log-level "loud": allowed: debug, info, warn, error`}},
 		{"version output", []string{"version", "-o", "xml"}, []string{`--output "xml": allowed: json`}},

@@ -75,7 +75,7 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	b := apiserver.Backends{
 		Log:   fl.log,
 		Index: event.ClickHouseIndex{Store: c.Store}, History: c.Store, Watermark: fl.watermark, Tiers: tiers,
-		AuditLog: audit.NewPublisher(c.JS),
+		AuditLog: audit.NewPublisher(c.JS), LogReady: c.NATSReady,
 	}
 	if o.Activities {
 		if b.Activity, err = activityBackends(ctx, c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -23,10 +24,16 @@ type TiersOptions struct {
 	Config string
 	// Replicas is how many API servers share the rate limits.
 	Replicas int
+	// QuotaRefresh is how often storage usage is measured from ClickHouse.
+	// With several replicas it bounds how long one replica takes to see
+	// what the others accepted (docs/apiserver-replicas.md).
+	QuotaRefresh time.Duration
 }
 
 // DefaultTiersOptions returns the documented defaults.
-func DefaultTiersOptions() TiersOptions { return TiersOptions{Replicas: 1} }
+func DefaultTiersOptions() TiersOptions {
+	return TiersOptions{Replicas: 1, QuotaRefresh: quota.DefaultConfig().Interval}
+}
 
 // AddFlags registers the options on fs.
 func (o *TiersOptions) AddFlags(fs *pflag.FlagSet) {
@@ -35,14 +42,21 @@ func (o *TiersOptions) AddFlags(fs *pflag.FlagSet) {
 			"Empty: the built-in Free, Pro and Enterprise tiers, every tenant on Free")
 	fs.IntVar(&o.Replicas, "tiers.replicas", o.Replicas,
 		"how many API server replicas share the rate limits (each takes a share of a tenant's minute at a time)")
+	fs.DurationVar(&o.QuotaRefresh, "tiers.quota-refresh", o.QuotaRefresh,
+		"how often each tenant's stored bytes are measured from ClickHouse for the storage quota; with several replicas, "+
+			"how long one replica may take to count what the others accepted (docs/apiserver-replicas.md)")
 }
 
 // Validate returns every problem with o.
 func (o *TiersOptions) Validate() []error {
+	var errs []error
 	if o.Replicas < 1 {
-		return []error{fmt.Errorf("--tiers.replicas must be at least 1, got %d", o.Replicas)}
+		errs = append(errs, fmt.Errorf("--tiers.replicas must be at least 1, got %d", o.Replicas))
 	}
-	return nil
+	if o.QuotaRefresh < time.Second {
+		errs = append(errs, fmt.Errorf("--tiers.quota-refresh must be at least 1s (each refresh reads ClickHouse), got %s", o.QuotaRefresh))
+	}
+	return errs
 }
 
 // loadTiers returns a resolver with the tiers of file and, with a file, the
@@ -99,6 +113,7 @@ func newAdmission(ctx context.Context, c *Conns, o TiersOptions, committed func(
 	}
 	qc := quota.DefaultConfig()
 	qc.Committed = committed
+	qc.Interval = o.QuotaRefresh
 	q := quota.New(c.Store, res, qc, clock.RealClock{}, reg, log)
 	run := []func(context.Context){q.Run}
 	if watcher != nil {

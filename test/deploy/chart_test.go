@@ -333,6 +333,8 @@ func testBadValues(t *testing.T) {
 		{"a misspelt value", []string{"--set", "writer.replica=1"}, []string{"/writer", "replica"}},
 		{"a bad duration", []string{"--set", "stream.retention=2 hours"}, []string{"/stream/retention"}},
 		{"a stream replica count JetStream refuses", []string{"--set", "stream.replicas=2"}, []string{"/stream/replicas"}},
+		{"an API server budget that blocks every drain", []string{"--set", "apiserver.replicas=3", "--set", "apiserver.pdb.minAvailable=3"},
+			[]string{"apiserver.pdb.minAvailable (3) must be below apiserver.replicas (3)"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -347,6 +349,50 @@ func testBadValues(t *testing.T) {
 	}
 }
 
+// API server replicas share the rate limits (--tiers.replicas follows the
+// replica count), spread over nodes, and keep a disruption budget only when
+// there is a replica to spare: a budget over a single replica would block
+// every node drain (docs/apiserver-replicas.md).
+func testAPIServerReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		replicas int64
+		pdb      any // nil: no PodDisruptionBudget
+	}{
+		{"default", nil, 2, int64(1)},
+		{"one replica", []string{"--set", "apiserver.replicas=1"}, 1, nil},
+		{"three replicas, a percentage", []string{"--set", "apiserver.replicas=3", "--set", "apiserver.pdb.minAvailable=50%"}, 3, "50%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			manifest, err := render(t, tc.args...)
+			require.NoError(t, err)
+			objs := objects(t, manifest)
+			d := find(t, objs, "Deployment", release+"-apiserver")
+			n, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas")
+			require.EqualValues(t, tc.replicas, n)
+			containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+			args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+			require.Contains(t, args, fmt.Sprintf("--tiers.replicas=%d", tc.replicas))
+			_, spread, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "template", "spec", "affinity", "podAntiAffinity")
+			require.True(t, spread, "replicas prefer different nodes")
+			var pdb *unstructured.Unstructured
+			for _, o := range objs {
+				if o.GetKind() == "PodDisruptionBudget" && o.GetName() == release+"-apiserver" {
+					pdb = o
+				}
+			}
+			if tc.pdb == nil {
+				require.Nil(t, pdb, "no budget over a single replica")
+				return
+			}
+			require.NotNil(t, pdb)
+			got, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable")
+			require.EqualValues(t, tc.pdb, got)
+		})
+	}
+}
+
 func TestChart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -354,6 +400,7 @@ func TestChart(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("bad values", testBadValues)
+	t.Run("API server replicas", testAPIServerReplicas)
 
 	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, aggregated.TenantUsers)})
 	installCRDs(t, c)
