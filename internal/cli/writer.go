@@ -32,7 +32,7 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			}
 			defer c.Close()
 			reg := newRegistry()
-			w, err := roles.NewWriter(c, o, reg, log)
+			w, err := roles.NewWriter(ctx, c, o, reg, log)
 			if err != nil {
 				return err
 			}

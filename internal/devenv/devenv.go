@@ -183,7 +183,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	errc := make(chan error, 5)
 	wo := roles.DefaultWriterOptions()
 	wo.Writer, wo.TiersConfig = o.Writer, tiers
-	w, err := roles.NewWriter(c, wo, roleRegistry(o.Registry, "writer"), log)
+	// One dev process per data directory and JetStream: its identity is
+	// fixed, so that after a kill -9 the restarted process takes its own
+	// lease back at once instead of waiting for it to expire.
+	wo.Identity = "eventpipe-dev"
+	w, err := roles.NewWriter(ctx, c, wo, roleRegistry(o.Registry, "writer"), log)
 	if err != nil {
 		return err
 	}
