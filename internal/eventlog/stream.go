@@ -159,5 +159,8 @@ func IsRetryable(err error) bool {
 		// ("maximum bytes exceeded" under DiscardNew).
 		return apiErr.Code == 503 || apiErr.Code == 0
 	}
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed)
+	// Disconnected: the client is reconnecting (to another node of a
+	// cluster, say); the publish was not sent.
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
