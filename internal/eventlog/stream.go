@@ -115,7 +115,7 @@ func (c *Config) streamConfig() jetstream.StreamConfig {
 // at start-up.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := EnsureStream(ctx, js, c.streamConfig()); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+		return fmt.Errorf("ensure stream %s: %w", StreamName, ReplicasError(err, c.Replicas))
 	}
 	if _, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        DeadLetterStream,
@@ -140,6 +140,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 		return fmt.Errorf("ensure key-value bucket %s: %w", StateBucket, err)
 	}
 	return nil
+}
+
+// JetStream's answers when a stream asks for more replicas than the
+// servers can place.
+const (
+	errCodeReplicasNotSupported jetstream.ErrorCode = 10074 // a single server
+	errCodeNoSuitablePeers      jetstream.ErrorCode = 10005 // too few servers (with room)
+	errCodeInsufficientRes      jetstream.ErrorCode = 10023
+)
+
+// ReplicasError turns JetStream's refusal to place a stream with replicas
+// copies into an error that names --stream.replicas and what to do; other
+// errors are returned as they are.
+func ReplicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case errCodeReplicasNotSupported:
+		return fmt.Errorf("--stream.replicas %d needs a clustered JetStream, and the server at --nats.url is a single server: "+
+			"use --stream.replicas 1, or point --nats.url at a cluster of at least %d JetStream servers (%w)", replicas, replicas, err)
+	case errCodeNoSuitablePeers, errCodeInsufficientRes:
+		return fmt.Errorf("--stream.replicas %d: the JetStream cluster has fewer than %d servers with room for the stream: "+
+			"add servers (or storage: max_file_store), or lower --stream.replicas (%w)", replicas, replicas, err)
+	}
+	return err
 }
 
 // IsRetryable reports whether a publish error is transient: the stream is
