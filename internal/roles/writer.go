@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
 
 	"github.com/eventpipe/eventpipe/internal/audit"
+	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/lease"
 	"github.com/eventpipe/eventpipe/internal/tiers"
 	"github.com/eventpipe/eventpipe/internal/tiers/retention"
@@ -87,6 +89,8 @@ type Writer struct {
 	watcher   *tiers.Watcher
 	retention *retention.Worker
 	lease     *lease.Lease
+	c         *Conns
+	log       *slog.Logger
 }
 
 // NewWriter builds the writer role on c, whose store must be open. reg
@@ -109,7 +113,7 @@ func NewWriter(ctx context.Context, c *Conns, o WriterOptions, reg prometheus.Re
 	o.Audit.Retention = c.Stream.Retention
 	ax := audit.NewIndexer(c.JS, c.Store, o.Audit, reg, log)
 	ax.SetFence(l.Held)
-	return &Writer{w: w, audit: ax, watcher: watcher, lease: l,
+	return &Writer{w: w, audit: ax, watcher: watcher, lease: l, c: c, log: log,
 		retention: retention.New(c.Store, res, o.Retention, clock.RealClock{}, reg, log)}, nil
 }
 
@@ -142,8 +146,29 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) Leader() bool { return w.lease.Held() == nil }
 
 // active runs the work of the lease holder until ctx ends (the lease was
-// lost or the process stops) or one part fails.
+// lost or the process stops) or one part fails. It first checks that EVENTS
+// is still the stream whose sequences the watermark counts: a replica that
+// takes the lease long after it started must not resume a recreated
+// stream from the old watermark, skipping its first states.
 func (w *Writer) active(ctx context.Context) error {
+	if _, err := eventlog.CheckEpoch(ctx, w.c.JS); err != nil {
+		return err
+	}
+	err := w.c.runGuarded(ctx, w.log, w.activeParts)
+	if err != nil && !errors.Is(err, lease.ErrLost) && ctx.Err() == nil {
+		// A consumer that vanished is most often a stream deleted under
+		// it: say so, rather than only that the consumer is gone.
+		if _, eerr := eventlog.CheckEpoch(ctx, w.c.JS); errors.Is(eerr, eventlog.ErrStreamRecreated) {
+			return eerr
+		} else if errors.Is(eerr, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%w: it was deleted (%v)", eventlog.ErrStreamRecreated, err)
+		}
+	}
+	return err
+}
+
+// activeParts runs the writer, the audit indexer and the retention worker.
+func (w *Writer) activeParts(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	retentionDone := make(chan struct{})
