@@ -2,6 +2,7 @@ package writer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -309,4 +310,53 @@ func TestWatermarkNeverPassesUnqueryableState(t *testing.T) {
 		checked++
 	}
 	require.Greater(t, checked, 5)
+}
+
+// countingInserter counts the inserts that reach the store.
+type countingInserter struct {
+	writer.Inserter
+	calls atomic.Int32
+	after func() // called after every successful insert
+}
+
+func (c *countingInserter) Insert(ctx context.Context, rows []chstore.Row) error {
+	c.calls.Add(1)
+	err := c.Inserter.Insert(ctx, rows)
+	if err == nil && c.after != nil {
+		c.after()
+	}
+	return err
+}
+
+// TestFencedWriterStopsCommitting: once its fence fails (its lease is
+// lost), a writer inserts nothing more, acknowledges nothing more and
+// returns the fence's error; another writer then takes everything from
+// the committed watermark on, and every state lands once.
+func TestFencedWriterStopsCommitting(t *testing.T) {
+	e := newEnv(t)
+	const n = 500
+	var last uint64
+	for i := range n {
+		last = e.publish(i, 1)
+	}
+	errLost := errors.New("lease lost")
+	var lost atomic.Bool
+	ins := &countingInserter{Inserter: e.store}
+	ins.after = func() { lost.Store(true) } // lose the lease right after the first commit
+	w1 := writer.New(e.ns.JS, ins, testConfig(), eventlog.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	w1.SetFence(func() error {
+		if lost.Load() {
+			return errLost
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := w1.Run(ctx)
+	require.ErrorIs(t, err, errLost)
+	require.EqualValues(t, 1, ins.calls.Load(), "no insert after the fence failed")
+	require.Zero(t, w1.Watermark(), "the batch committed as the lease was lost is not acknowledged by the fenced writer")
+	w2, _ := e.start(e.store, testConfig())
+	waitFor(t, w2, last)
+	e.requireLatest(n, 1)
 }
