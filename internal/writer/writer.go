@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -131,6 +132,11 @@ func (w *Writer) Run(ctx context.Context) error {
 		return err
 	}
 	stream, kv, committed := r.Stream, r.KV, r.Done
+	if committed == 0 {
+		if err := w.checkIndexIsOfThisStream(ctx, stream); err != nil {
+			return err
+		}
+	}
 	w.setWatermark(ctx, kv, committed)
 	w.log.Info("writer started", "consumer", w.cfg.Consumer, "watermark", committed)
 
@@ -176,6 +182,51 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// newestState is what an Inserter that can tell (the ClickHouse store)
+// answers: the highest sequence it holds and the subject of its event, 0
+// and "" when empty.
+type newestState interface {
+	NewestState(ctx context.Context) (seq uint64, subject string, err error)
+}
+
+// checkIndexIsOfThisStream runs when the writer starts with no watermark
+// and no acknowledged state: a new installation, or a JetStream rebuilt
+// from empty disks (state bucket and all) under an index that survived.
+// In the second case the index holds states with sequences the new stream
+// will give to other states; indexing it would mix two histories, so the
+// writer refuses, naming the repair.
+func (w *Writer) checkIndexIsOfThisStream(ctx context.Context, stream jetstream.Stream) error {
+	ns, ok := w.store.(newestState)
+	if !ok {
+		return nil
+	}
+	maxSeq, subject, err := ns.NewestState(ctx)
+	if err != nil || maxSeq == 0 {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", eventlog.StreamName, err)
+	}
+	if info.State.FirstSeq > maxSeq {
+		return nil // the stream starts past the index's history
+	}
+	// A writer that crashed after its very first insert, before any
+	// watermark or acknowledgement, finds its own states: the stream
+	// holds the index's newest state at the same sequence, on the same
+	// event.
+	if m, err := stream.GetMsg(ctx, maxSeq); err == nil && m.Subject == subject {
+		return nil
+	} else if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("read stream %s at %d: %w", eventlog.StreamName, maxSeq, err)
+	}
+	return fmt.Errorf("%w: ClickHouse holds event states up to sequence %d, but the writer has no watermark and %s starts at "+
+		"sequence %d: the index was built from another history of the stream (a JetStream rebuilt from empty disks?), and "+
+		"indexing this one would give its states sequences the index already holds. Move the stream past the index: "+
+		"`nats stream purge %s --seq %d`, then start the writer again (docs/high-availability.md, \"The EVENTS stream was recreated\")",
+		eventlog.ErrStreamRecreated, maxSeq, eventlog.StreamName, info.State.FirstSeq, eventlog.StreamName, maxSeq+1)
 }
 
 // batch is a run of consecutive states ready to insert.

@@ -360,3 +360,48 @@ func TestFencedWriterStopsCommitting(t *testing.T) {
 	waitFor(t, w2, last)
 	e.requireLatest(n, 1)
 }
+
+// TestWriterRefusesAnIndexOfAnotherHistory: a writer that starts with no
+// watermark (a JetStream rebuilt from empty disks, state bucket and all)
+// over an index that holds states of the old stream refuses to index the
+// new stream's states, whose sequences the index already holds, and
+// starts once the stream is moved past the index's history. A writer that
+// crashed after its very first insert, before any watermark, is not
+// mistaken for that: the stream holds the states it indexed.
+func TestWriterRefusesAnIndexOfAnotherHistory(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+
+	// The first batch is inserted, then the writer dies before its watermark.
+	for i := range 10 {
+		e.publish(i, 1)
+	}
+	ins := &crashingInserter{Inserter: e.store, n: 1, afterWrite: true}
+	crashed := make(chan struct{})
+	ins.crash = func() { close(crashed) }
+	w1, stop := e.start(ins, testConfig())
+	<-crashed
+	stop()
+	require.Zero(t, w1.Watermark())
+	w2, stop2 := e.start(e.store, testConfig())
+	waitFor(t, w2, 10)
+	stop2()
+
+	// JetStream rebuilt from nothing: a new server, a new stream.
+	e.ns = natstest.ForTest(t)
+	require.NoError(t, eventlog.Ensure(ctx, e.ns.JS, eventlog.DefaultConfig()))
+	e.pub = eventlog.NewPublisher(e.ns.JS)
+	e.publish(100, 1)
+	w3 := writer.New(e.ns.JS, e.store, testConfig(), eventlog.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	err := w3.Run(ctx)
+	require.ErrorIs(t, err, eventlog.ErrStreamRecreated)
+	require.ErrorContains(t, err, "nats stream purge EVENTS --seq 11")
+
+	s, err := e.ns.JS.Stream(ctx, eventlog.StreamName)
+	require.NoError(t, err)
+	require.NoError(t, s.Purge(ctx, jetstream.WithPurgeSequence(11)))
+	last := e.publish(101, 1)
+	require.EqualValues(t, 11, last)
+	w4, _ := e.start(e.store, testConfig())
+	waitFor(t, w4, last)
+}
