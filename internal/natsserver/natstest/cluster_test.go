@@ -24,9 +24,13 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 	publish := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
-			// Retried under one message id across the election: stored once.
+			// Retried under one message id across the election: stored
+			// once. Each attempt has its own bound: one sent to the
+			// leader as it died is never answered.
 			for {
-				_, err := c.JS.Publish(ctx, "t.x", []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint(i)))
+				actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := c.JS.Publish(actx, "t.x", []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint(i)))
+				cancel()
 				if err == nil {
 					break
 				}
