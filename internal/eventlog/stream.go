@@ -163,8 +163,8 @@ func ReplicasError(err error, replicas int) error {
 		return fmt.Errorf("--stream.replicas %d needs a clustered JetStream, and the server at --nats.url is a single server: "+
 			"use --stream.replicas 1, or point --nats.url at a cluster of at least %d JetStream servers (%w)", replicas, replicas, err)
 	case errCodeNoSuitablePeers, errCodeInsufficientRes:
-		return fmt.Errorf("--stream.replicas %d: the JetStream cluster has fewer than %d servers with room for the stream: "+
-			"add servers (or storage: max_file_store), or lower --stream.replicas (%w)", replicas, replicas, err)
+		return fmt.Errorf("--stream.replicas %d: the JetStream cluster has fewer than %d servers online with room for the stream: "+
+			"start the missing servers, add servers (or storage: max_file_store), or lower --stream.replicas (%w)", replicas, replicas, err)
 	}
 	return err
 }

@@ -103,7 +103,33 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	if c.JS, err = jetstream.New(nc); err != nil {
 		tb.Fatal(err)
 	}
+	c.waitPlacement(n)
 	return c
+}
+
+// waitPlacement waits up to 30 s until the cluster places a stream on all
+// n nodes: every node answering /healthz is not yet every node online in
+// JetStream's meta layer, and a stream created in between is refused
+// ("no suitable peers for placement, peer offline").
+func (c *Cluster) waitPlacement(n int) {
+	c.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PROBE", Subjects: []string{"natstest.probe"},
+			Replicas: n, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = c.JS.DeleteStream(ctx, "NATSTEST_PROBE")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("the cluster cannot place a stream on its %d nodes after 30s: %v", n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // URL is every node's client URL, comma-separated, as --nats.url takes it.
