@@ -6,7 +6,7 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 
-.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui ui-vendor clean
+.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui bench-jscluster ui-vendor clean
 
 all: build
 
@@ -80,6 +80,11 @@ bench-apiserver: deps tools
 ## history (EVENTQUERY_BENCH_EVENTS, default 10M; see bench/README.md).
 bench-eventquery: deps
 	$(GO) test ./bench/eventquery -run '^$$' -bench . -benchtime 1x -count 1 -timeout 120m -v
+
+## bench-jscluster: creates through the API with EVENTS at 1 and 3 replicas on a
+## 3-node JetStream cluster, side by side (see bench/README.md).
+bench-jscluster: deps
+	$(GO) test ./bench/jscluster -run '^$$' -bench BenchmarkCreates -benchtime 1x -count 1 -timeout 30m
 
 ## bench-exporter: `eventpipe export` from a real kube-apiserver into JetStream: list and watch events/s (see bench/README.md).
 bench-exporter: deps tools

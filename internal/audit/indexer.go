@@ -44,7 +44,8 @@ func DefaultIndexerConfig() IndexerConfig {
 // Indexer moves audit records from AUDIT into ClickHouse and publishes the
 // audit watermark (WatermarkKey). Like the events writer it acknowledges a
 // batch only after ClickHouse has committed it, so a crash re-delivers
-// rather than loses. Create it with NewIndexer and call Run once.
+// rather than loses. Create it with NewIndexer and call Run; it may run
+// again after it returned (the writer role does when it regains its lease).
 type Indexer struct {
 	cfg   IndexerConfig
 	js    jetstream.JetStream
@@ -55,6 +56,28 @@ type Indexer struct {
 
 	indexed, insertErrs, undecodable prometheus.Counter
 	watermark                        prometheus.Gauge
+
+	// fence, when set, says whether this indexer may still commit; see
+	// SetFence.
+	fence func() error
+	// fenceErr is why Run stopped for the fence; only Run's goroutine
+	// touches it.
+	fenceErr error
+}
+
+// SetFence makes the indexer call held right before each insert and again
+// before it acknowledges and publishes its watermark; when held fails, Run
+// stops and returns its error (writer.Writer.SetFence says why). Call it
+// before Run.
+func (x *Indexer) SetFence(held func() error) { x.fence = held }
+
+// fenced records and returns why the indexer may not commit now, or nil.
+func (x *Indexer) fenced() error {
+	if x.fence == nil {
+		return nil
+	}
+	x.fenceErr = x.fence()
+	return x.fenceErr
 }
 
 // NewIndexer returns an indexer writing to store; its metrics go to reg
@@ -78,8 +101,10 @@ func NewIndexer(js jetstream.JetStream, store Inserter, cfg IndexerConfig, reg p
 // Watermark is the committed watermark, for readers in the same process.
 func (x *Indexer) Watermark() *eventlog.Watermark { return x.wm }
 
-// Run consumes until ctx ends; it returns nil on cancellation.
+// Run consumes until ctx ends; it returns nil on cancellation, the fence's
+// error when it stopped for it (it may Run again later).
 func (x *Indexer) Run(ctx context.Context) error {
+	x.fenceErr = nil
 	d := eventlog.Durable{JS: x.js, Stream: StreamName, Name: x.cfg.Consumer, Filter: SubjectPrefix + ".>",
 		Description: "eventpipe audit indexer: AUDIT -> ClickHouse", AckWait: x.cfg.AckWait,
 		MaxAckPending: 2 * x.cfg.BatchSize, BatchSize: x.cfg.BatchSize, BatchWait: x.cfg.BatchWait}
@@ -91,7 +116,7 @@ func (x *Indexer) Run(ctx context.Context) error {
 	x.watermark.Set(float64(s.Done))
 	x.log.Info("audit indexer started", "consumer", x.cfg.Consumer, "watermark", s.Done)
 	lastTrim := time.Now()
-	return s.Consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
+	err = s.Consume(ctx, x.log, func(ctx context.Context, b eventlog.Batch) bool {
 		if len(b.Run) > 0 && !x.commit(ctx, s.KV, b) {
 			return false
 		}
@@ -101,6 +126,10 @@ func (x *Indexer) Run(ctx context.Context) error {
 		}
 		return true
 	})
+	if err == nil && ctx.Err() == nil && x.fenceErr != nil {
+		return x.fenceErr
+	}
+	return err
 }
 
 // commit inserts a run of records (retrying until ClickHouse takes them),
@@ -123,11 +152,17 @@ func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.
 		x.log.Error("not an audit record; skipping", "seq", d.Seq, "subject", d.Msg.Subject(), "err", err)
 	}
 	last := b.Last()
+	if x.fenced() != nil {
+		return false
+	}
 	if len(rows) > 0 && !eventlog.InsertUntilStored(ctx, last, x.cfg.AckWait, func(ctx context.Context) error { return x.store.InsertAudit(ctx, rows) },
 		func(err error) {
 			x.insertErrs.Inc()
 			x.log.Warn("cannot insert audit records; retrying", "rows", len(rows), "err", err)
 		}) {
+		return false
+	}
+	if x.fenced() != nil {
 		return false
 	}
 	if _, err := kv.Put(ctx, WatermarkKey, []byte(strconv.FormatUint(last.Seq, 10))); err != nil && ctx.Err() == nil {
@@ -146,6 +181,9 @@ func (x *Indexer) commit(ctx context.Context, kv jetstream.KeyValue, b eventlog.
 // trim purges indexed records stored longer ago than the retention;
 // records not yet indexed are never purged.
 func (x *Indexer) trim(ctx context.Context, stream jetstream.Stream) {
+	if x.fence != nil && x.fence() != nil {
+		return
+	}
 	upTo := x.marks.TakeBefore(time.Now().Add(-x.cfg.Retention))
 	if upTo == 0 || upTo > x.wm.Load() {
 		return

@@ -84,6 +84,22 @@ func TestUnreachableServersAreNamed(t *testing.T) {
 	require.NotContains(t, stderr, "goroutine")
 }
 
+// Three stream replicas on a single JetStream server: every role that
+// ensures the stream stops at start-up and says which flag and what to do.
+func TestStreamReplicasOnASingleServer(t *testing.T) {
+	ns := natstest.ForTest(t)
+	for _, role := range [][]string{{"writer", "--clickhouse.addr", closedAddr(t)}, {"apiserver", "--clickhouse.addr", closedAddr(t)}} {
+		args := append(role, "--nats.url", ns.ClientURL(), "--stream.replicas", "3", "--metrics.addr", "127.0.0.1:0")
+		if role[0] == "apiserver" {
+			args = args[:len(args)-2]
+		}
+		code, _, stderr := run(t, args...)
+		require.Equal(t, 1, code, role[0])
+		require.Contains(t, stderr, "--stream.replicas 3 needs a clustered JetStream", role[0])
+		require.Contains(t, stderr, "use --stream.replicas 1, or point --nats.url at a cluster of at least 3 JetStream servers", role[0])
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, stdout, _ := run(t, "version")
 	require.Equal(t, 0, code)

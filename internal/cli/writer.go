@@ -21,7 +21,8 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 		Use:   "writer",
 		Short: "Move event states from the JetStream EVENTS stream into ClickHouse",
 		Long: "Runs the writer: a durable consumer on EVENTS that inserts batches into ClickHouse,\n" +
-			"acknowledges them after commit and publishes the committed watermark. Run exactly one.\n" +
+			"acknowledges them after commit and publishes the committed watermark. Replicas elect one\n" +
+			"active writer through a lease in JetStream KV; the others stand by (docs/high-availability.md).\n" +
 			"It also runs the retention worker, which deletes each tenant's events past its tier's retention.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -32,7 +33,7 @@ func newWriterCmd(g *globalOptions) *cobra.Command {
 			}
 			defer c.Close()
 			reg := newRegistry()
-			w, err := roles.NewWriter(c, o, reg, log)
+			w, err := roles.NewWriter(ctx, c, o, reg, log)
 			if err != nil {
 				return err
 			}

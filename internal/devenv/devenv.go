@@ -45,6 +45,10 @@ type Options struct {
 	DataDir string
 	// NATSPort is the embedded server's port; -1 picks a free one.
 	NATSPort int
+	// NATSURL, when set, is an external JetStream (a cluster's URLs,
+	// comma-separated) used instead of the embedded server: tests run
+	// dev mode's roles on a 3-node cluster that way.
+	NATSURL string
 	// NATSSyncAlways makes the embedded JetStream fsync every write before
 	// acknowledging it (natsserver.Options.SyncAlways).
 	NATSSyncAlways bool
@@ -146,12 +150,16 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return fmt.Errorf("create --data-dir %s: %w", dir, err)
 	}
 
-	ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(dir, "nats"), Port: o.NATSPort, SyncAlways: o.NATSSyncAlways})
-	if err != nil {
-		return err
+	natsURL := o.NATSURL
+	if natsURL == "" {
+		ns, err := natsserver.Start(natsserver.Options{StoreDir: filepath.Join(dir, "nats"), Port: o.NATSPort, SyncAlways: o.NATSSyncAlways})
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		natsURL = ns.ClientURL()
+		log.Info("embedded JetStream started", "url", natsURL)
 	}
-	defer ns.Shutdown()
-	log.Info("embedded JetStream started", "url", ns.ClientURL())
 
 	ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dir, "clickhouse")})
 	if err != nil {
@@ -161,7 +169,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	log.Info("clickhouse-server started", "addr", ch.Addr, "pid", ch.PID())
 
 	natsCfg := eventlog.DefaultClientConfig()
-	natsCfg.URL = ns.ClientURL()
+	natsCfg.URL = natsURL
 	c, err := roles.Connect(ctx, "eventpipe-dev", natsCfg, o.Stream)
 	if err != nil {
 		return err
@@ -183,13 +191,17 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	errc := make(chan error, 5)
 	wo := roles.DefaultWriterOptions()
 	wo.Writer, wo.TiersConfig = o.Writer, tiers
-	w, err := roles.NewWriter(c, wo, roleRegistry(o.Registry, "writer"), log)
+	// One dev process per data directory and JetStream: its identity is
+	// fixed, so that after a kill -9 the restarted process takes its own
+	// lease back at once instead of waiting for it to expire.
+	wo.Identity = "eventpipe-dev"
+	w, err := roles.NewWriter(ctx, c, wo, roleRegistry(o.Registry, "writer"), log)
 	if err != nil {
 		return err
 	}
 	go func() { errc <- w.Run(ctx) }()
 
-	env := &Env{NATSURL: ns.ClientURL(), ClickHouseAddr: ch.Addr, Database: storeCfg.Database,
+	env := &Env{NATSURL: natsURL, ClickHouseAddr: ch.Addr, Database: storeCfg.Database,
 		Store: c.Store, JS: c.JS, Writer: w.Writer(), EnvFile: filepath.Join(dir, "dev.env")}
 	pub := &logSink{pub: eventlog.NewPublisher(c.JS)}
 

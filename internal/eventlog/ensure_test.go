@@ -64,3 +64,25 @@ func TestEnsureUpdatesOnlyChanges(t *testing.T) {
 		t.Fatalf("max bytes after the change: %d", s.CachedInfo().Config.MaxBytes)
 	}
 }
+
+// TestReplicasOnASingleServer: three replicas on a server that is not part
+// of a cluster is refused with an error that names the flag and the way
+// out, and nothing is created.
+func TestReplicasOnASingleServer(t *testing.T) {
+	ns := natstest.ForTest(t)
+	ctx := context.Background()
+	c := DefaultConfig()
+	c.Replicas = 3
+	err := Ensure(ctx, ns.JS, c)
+	if err == nil {
+		t.Fatal("R3 on a single server was accepted")
+	}
+	for _, want := range []string{"--stream.replicas 3", "single server", "--stream.replicas 1", "cluster of at least 3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if _, err := ns.JS.Stream(ctx, StreamName); err == nil {
+		t.Error("the stream was created anyway")
+	}
+}

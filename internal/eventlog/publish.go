@@ -2,12 +2,31 @@ package eventlog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventpipe/eventpipe/internal/retry"
 )
+
+// HeaderWriteID marks a conditional publish (one with an expected last
+// sequence) with a random id of its own, so that when its answer was lost
+// (a timeout while a clustered stream elects a leader) and the retry finds
+// the subject moved, the publisher can tell its own earlier store from
+// someone else's write.
+const HeaderWriteID = "Eventpipe-Write-Id"
+
+// publishRetryFor bounds how long Publish retries a publish that failed
+// for a transient reason (no stream leader, a timeout) before it gives up
+// and returns the error: long enough for a JetStream cluster to elect a
+// new stream leader after losing one (a few seconds), short enough that an
+// API request still answers within its timeout.
+const publishRetryFor = 15 * time.Second
 
 // ErrConflict is returned by Publish when an expected previous sequence
 // (an update's resourceVersion precondition) does not match the stream.
@@ -54,6 +73,16 @@ type PublishOptions struct {
 
 // Publish stores r and returns its sequence (the new resourceVersion). A
 // duplicate publish with the same MsgID returns the original sequence.
+//
+// A publish that fails for a transient reason (IsRetryable: no stream
+// leader during an election, a timeout) is retried for up to
+// publishRetryFor, or until ctx ends, so that a leader change of a
+// clustered stream delays writes instead of failing them. A retry stores
+// nothing twice: a MsgID publish is deduplicated by JetStream, and a
+// conditional one (ExpectLastSeq) cannot be stored twice; when its retry
+// finds the subject moved, Publish reads the subject's newest state and,
+// if that is its own earlier attempt (HeaderWriteID), answers with it
+// instead of a conflict.
 func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (uint64, error) {
 	if o.MsgID == "" && o.ExpectLastSeq == nil {
 		// Without either, a resent publish would store the state twice.
@@ -69,16 +98,62 @@ func (p *Publisher) Publish(ctx context.Context, r *Record, o PublishOptions) (u
 	}
 	if o.ExpectLastSeq != nil {
 		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(*o.ExpectLastSeq))
+		if o.MsgID == "" {
+			m.Header.Set(HeaderWriteID, newWriteID())
+		}
 	}
-	ack, err := p.g.publish(ctx, p.js, m, opts)
-	if err != nil {
+	start, backoff := time.Now(), 50*time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ack, err := p.g.publish(ctx, p.js, m, opts)
+		if err == nil {
+			r.Seq = ack.Sequence
+			return ack.Sequence, nil
+		}
 		if IsWrongLastSequence(err) {
+			if attempt > 1 {
+				if seq, ok := p.storedEarlier(ctx, m); ok {
+					r.Seq = seq
+					return seq, nil
+				}
+			}
 			return 0, fmt.Errorf("publish %s: %w", m.Subject, ErrConflict)
 		}
-		return 0, fmt.Errorf("publish %s: %w", m.Subject, err)
+		if !IsRetryable(err) || ctx.Err() != nil || time.Since(start)+backoff > publishRetryFor {
+			return 0, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		if !retry.Sleep(ctx, backoff) {
+			return 0, fmt.Errorf("publish %s: %w", m.Subject, err)
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	r.Seq = ack.Sequence
-	return ack.Sequence, nil
+}
+
+// storedEarlier reports whether the newest state on m's subject is m
+// itself, stored by an earlier attempt whose answer was lost, and its
+// sequence. It answers false when it cannot tell, or when another write
+// already followed m's (then the caller's conflict is what it reports;
+// rare: it takes a second write to the same event within the retry).
+func (p *Publisher) storedEarlier(ctx context.Context, m *nats.Msg) (uint64, bool) {
+	id := m.Header.Get(HeaderWriteID)
+	if id == "" {
+		return 0, false
+	}
+	s, err := p.js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, false
+	}
+	last, err := s.GetLastMsgForSubject(ctx, m.Subject)
+	if err != nil || last.Header.Get(HeaderWriteID) != id {
+		return 0, false
+	}
+	return last.Sequence, true
+}
+
+// newWriteID returns 16 random bytes in hex.
+func newWriteID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // PublishAll stores recs without waiting for each acknowledgement before

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
@@ -145,4 +147,69 @@ func TestPublishRidesOutAnOutage(t *testing.T) {
 		defer cancel()
 		return publish(pctx) == nil
 	}, 30*time.Second, 100*time.Millisecond, "the publisher stores again once the server is back")
+}
+
+// TestPublishRetriesThroughAnOutage: a publish made while JetStream is down (as
+// while a clustered stream elects a new leader) is retried, not failed,
+// and is stored once when the server is back.
+func TestPublishRetriesThroughAnOutage(t *testing.T) {
+	dir := t.TempDir()
+	first := natstest.Restart(t, dir, -1)
+	require.NoError(t, Ensure(context.Background(), first.JS, DefaultConfig()))
+	port := first.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(first.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	pub := NewPublisher(js)
+	first.Shutdown()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		seq uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		none := uint64(0)
+		seq, err := pub.Publish(ctx, createOf("web", "during-outage"), PublishOptions{ExpectLastSeq: &none})
+		done <- result{seq, err}
+	}()
+	// The publish is in its retries while the server is down.
+	select {
+	case r := <-done:
+		t.Fatalf("publish returned while JetStream was down: %d %v", r.seq, r.err)
+	case <-time.After(time.Second):
+	}
+	second := natstest.Restart(t, dir, port)
+	r := <-done
+	require.NoError(t, r.err)
+	require.Equal(t, uint64(1), r.seq)
+	require.Equal(t, uint64(1), storedStates(t, second))
+}
+
+// TestStoredEarlierTellsOwnWriteFromAnother: a conditional publish whose
+// retry finds the subject moved is answered with success only when the
+// newest state there carries its own write id.
+func TestStoredEarlierTellsOwnWriteFromAnother(t *testing.T) {
+	ns := eventsStream(t)
+	ctx := context.Background()
+	pub := NewPublisher(ns.JS)
+	m, err := EncodeMsg(createOf("web", "mine"))
+	require.NoError(t, err)
+	m.Header.Set(HeaderWriteID, "id-1")
+	ack, err := ns.JS.PublishMsg(ctx, m)
+	require.NoError(t, err)
+
+	seq, ok := pub.storedEarlier(ctx, m)
+	require.True(t, ok)
+	require.Equal(t, ack.Sequence, seq)
+
+	other, err := EncodeMsg(createOf("web", "mine"))
+	require.NoError(t, err)
+	other.Header.Set(HeaderWriteID, "id-2")
+	_, ok = pub.storedEarlier(ctx, other)
+	require.False(t, ok, "another write's id is a conflict")
 }

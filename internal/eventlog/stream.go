@@ -115,7 +115,7 @@ func (c *Config) streamConfig() jetstream.StreamConfig {
 // at start-up.
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	if _, err := EnsureStream(ctx, js, c.streamConfig()); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+		return fmt.Errorf("ensure stream %s: %w", StreamName, ReplicasError(err, c.Replicas))
 	}
 	if _, err := EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        DeadLetterStream,
@@ -142,6 +142,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	return nil
 }
 
+// JetStream's answers when a stream asks for more replicas than the
+// servers can place.
+const (
+	errCodeReplicasNotSupported jetstream.ErrorCode = 10074 // a single server
+	errCodeNoSuitablePeers      jetstream.ErrorCode = 10005 // too few servers (with room)
+	errCodeInsufficientRes      jetstream.ErrorCode = 10023
+)
+
+// ReplicasError turns JetStream's refusal to place a stream with replicas
+// copies into an error that names --stream.replicas and what to do; other
+// errors are returned as they are.
+func ReplicasError(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case errCodeReplicasNotSupported:
+		return fmt.Errorf("--stream.replicas %d needs a clustered JetStream, and the server at --nats.url is a single server: "+
+			"use --stream.replicas 1, or point --nats.url at a cluster of at least %d JetStream servers (%w)", replicas, replicas, err)
+	case errCodeNoSuitablePeers, errCodeInsufficientRes:
+		return fmt.Errorf("--stream.replicas %d: the JetStream cluster has fewer than %d servers online with room for the stream: "+
+			"start the missing servers, add servers (or storage: max_file_store), or lower --stream.replicas (%w)", replicas, replicas, err)
+	}
+	return err
+}
+
 // IsRetryable reports whether a publish error is transient: the stream is
 // full, JetStream is unavailable, or the request timed out. The API maps these
 // to 503 with Retry-After.
@@ -159,5 +186,8 @@ func IsRetryable(err error) bool {
 		// ("maximum bytes exceeded" under DiscardNew).
 		return apiErr.Code == 503 || apiErr.Code == 0
 	}
-	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed)
+	// Disconnected: the client is reconnecting (to another node of a
+	// cluster, say); the publish was not sent.
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrDisconnected)
 }

@@ -46,6 +46,8 @@ func (o *APIServerOptions) Validate() []error {
 // APIServer is the API server role: the Kubernetes Events API, EventQuery,
 // activities, tenant usage and the webhook receiver.
 type APIServer struct {
+	c   *Conns
+	log *slog.Logger
 	srv *apiserver.Server
 	// background is the tiers' work, which runs while the server does.
 	background []func(context.Context)
@@ -95,15 +97,18 @@ func NewAPIServer(ctx context.Context, c *Conns, o APIServerOptions, reg prometh
 	if err != nil {
 		return nil, err
 	}
-	return &APIServer{srv: srv, background: background}, nil
+	return &APIServer{c: c, log: log, srv: srv, background: background}, nil
 }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends, or until the EVENTS stream is recreated under
+// it (eventlog.ErrStreamRecreated).
 func (a *APIServer) Run(ctx context.Context) error {
-	for _, f := range a.background {
-		go f(ctx)
-	}
-	return a.srv.Run(ctx)
+	return a.c.runGuarded(ctx, a.log, func(ctx context.Context) error {
+		for _, f := range a.background {
+			go f(ctx)
+		}
+		return a.srv.Run(ctx)
+	})
 }
 
 // activityBackends opens what the API server reads and writes for the

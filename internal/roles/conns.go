@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,9 @@ type Conns struct {
 	// Stream is the EVENTS stream's configuration as ensured; the writer
 	// trims by its retention.
 	Stream eventlog.Config
+	// Epoch is when the EVENTS stream whose sequences eventpipe counts was
+	// created (eventlog.CheckEpoch); roles stop when it changes.
+	Epoch time.Time
 	// Store is nil until OpenStore.
 	Store *chstore.Store
 
@@ -91,7 +95,45 @@ func Connect(ctx context.Context, name string, natsCfg eventlog.ClientConfig, st
 		c.Close()
 		return nil, err
 	}
+	if c.Epoch, err = eventlog.CheckEpoch(ctx, js); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// epochCheckEvery is how often a running role checks that EVENTS is still
+// the stream it started on.
+const epochCheckEvery = 2 * time.Second
+
+// runGuarded runs serve until ctx ends or EVENTS stops being the stream
+// this process started on (deleted, or deleted and created again): then it
+// stops serve and returns the reason, so that the process exits rather
+// than serve the new stream's sequences as continuations of the old ones.
+// Restarted, it refuses to start (Connect) until an operator resolves it.
+func (c *Conns) runGuarded(ctx context.Context, log *slog.Logger, serve func(context.Context) error) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	guard, served := make(chan error, 1), make(chan error, 1)
+	go func() { guard <- eventlog.GuardEpoch(ctx, c.JS, c.Epoch, epochCheckEvery, log) }()
+	go func() { served <- serve(ctx) }()
+	select {
+	case err := <-served:
+		cancel()
+		<-guard
+		return err
+	case err := <-guard:
+		if err == nil { // ctx ended
+			return <-served
+		}
+		log.Error("stopping: the EVENTS stream is not the one this process started on", "err", err)
+		cancel()
+		<-served
+		return err
+	}
 }
 
 // OpenStore opens the ClickHouse store and, when cfg.Migrate is set,

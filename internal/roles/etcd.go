@@ -132,6 +132,8 @@ func (o *EtcdOptions) tlsConfig() (*tls.Config, error) {
 
 // Etcd is the etcd front role: kube-apiserver's Events store.
 type Etcd struct {
+	c          *Conns
+	log        *slog.Logger
 	front      *etcdfront.Server
 	listener   net.Listener
 	background []func(context.Context)
@@ -185,16 +187,19 @@ func NewEtcd(ctx context.Context, c *Conns, o EtcdOptions, reg prometheus.Regist
 	if err != nil {
 		return nil, fmt.Errorf("--etcd.addr: %w", err)
 	}
-	return &Etcd{front: front, listener: l, background: background}, nil
+	return &Etcd{c: c, log: log, front: front, listener: l, background: background}, nil
 }
 
 // Addr is where the front listens.
 func (e *Etcd) Addr() string { return e.listener.Addr().String() }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends, or until the EVENTS stream is recreated under
+// it (eventlog.ErrStreamRecreated).
 func (e *Etcd) Run(ctx context.Context) error {
-	for _, f := range e.background {
-		go f(ctx)
-	}
-	return e.front.Serve(ctx, e.listener)
+	return e.c.runGuarded(ctx, e.log, func(ctx context.Context) error {
+		for _, f := range e.background {
+			go f(ctx)
+		}
+		return e.front.Serve(ctx, e.listener)
+	})
 }

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -36,7 +37,8 @@ const (
 )
 
 // Writer moves states from the EVENTS stream to ClickHouse. Create it with
-// New and call Run once.
+// New and call Run (again after it returned, when the role regains its
+// lease).
 type Writer struct {
 	cfg    Config
 	logCfg eventlog.Config
@@ -54,6 +56,24 @@ type Writer struct {
 	// lastInsertErr holds the error of the latest insert attempt (nil after
 	// a success), for readiness.
 	lastInsertErr atomic.Pointer[error]
+	// fence, when set, says whether this writer may still commit (it holds
+	// the writer lease); see SetFence.
+	fence func() error
+}
+
+// SetFence makes the writer call held right before each insert and again
+// before it acknowledges the batch and publishes the watermark; when held
+// fails, Run stops and returns its error. With several writer replicas,
+// held is the lease's check (internal/lease): a writer that lost the lease
+// stops before its successor starts. Call it before Run.
+func (w *Writer) SetFence(held func() error) { w.fence = held }
+
+// fenced returns why the writer may not commit now, or nil.
+func (w *Writer) fenced() error {
+	if w.fence == nil {
+		return nil
+	}
+	return w.fence()
 }
 
 // New returns a writer. logCfg supplies the stream's retention and size
@@ -103,13 +123,20 @@ func (w *Writer) setWatermark(ctx context.Context, kv jetstream.KeyValue, seq ui
 }
 
 // Run consumes until ctx ends. It returns nil on cancellation; any other
-// error means the writer cannot go on (the stream or consumer is gone).
+// error means the writer cannot go on (the stream or consumer is gone, or
+// the fence failed). A writer that stopped for its fence may Run again
+// once it holds the lease again: it resumes from the committed watermark.
 func (w *Writer) Run(ctx context.Context) error {
 	r, err := w.durable().Resume(ctx, WatermarkKey)
 	if err != nil {
 		return err
 	}
 	stream, kv, committed := r.Stream, r.KV, r.Done
+	if committed == 0 {
+		if err := w.checkIndexIsOfThisStream(ctx, stream); err != nil {
+			return err
+		}
+	}
 	w.setWatermark(ctx, kv, committed)
 	w.log.Info("writer started", "consumer", w.cfg.Consumer, "watermark", committed)
 
@@ -143,8 +170,11 @@ func (w *Writer) Run(ctx context.Context) error {
 				}
 				return <-prodErr
 			}
-			if !w.finish(ctx, stream, kv, b) {
-				return nil // ctx ended mid-batch; nothing acknowledged, nothing lost
+			if err := w.finish(ctx, stream, kv, b); err != nil {
+				if ctx.Err() != nil {
+					return nil // ctx ended mid-batch; nothing acknowledged, nothing lost
+				}
+				return err
 			}
 		case <-trimTick.C:
 			w.trim(ctx, stream)
@@ -152,6 +182,51 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// newestState is what an Inserter that can tell (the ClickHouse store)
+// answers: the highest sequence it holds and the subject of its event, 0
+// and "" when empty.
+type newestState interface {
+	NewestState(ctx context.Context) (seq uint64, subject string, err error)
+}
+
+// checkIndexIsOfThisStream runs when the writer starts with no watermark
+// and no acknowledged state: a new installation, or a JetStream rebuilt
+// from empty disks (state bucket and all) under an index that survived.
+// In the second case the index holds states with sequences the new stream
+// will give to other states; indexing it would mix two histories, so the
+// writer refuses, naming the repair.
+func (w *Writer) checkIndexIsOfThisStream(ctx context.Context, stream jetstream.Stream) error {
+	ns, ok := w.store.(newestState)
+	if !ok {
+		return nil
+	}
+	maxSeq, subject, err := ns.NewestState(ctx)
+	if err != nil || maxSeq == 0 {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", eventlog.StreamName, err)
+	}
+	if info.State.FirstSeq > maxSeq {
+		return nil // the stream starts past the index's history
+	}
+	// A writer that crashed after its very first insert, before any
+	// watermark or acknowledgement, finds its own states: the stream
+	// holds the index's newest state at the same sequence, on the same
+	// event.
+	if m, err := stream.GetMsg(ctx, maxSeq); err == nil && m.Subject == subject {
+		return nil
+	} else if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("read stream %s at %d: %w", eventlog.StreamName, maxSeq, err)
+	}
+	return fmt.Errorf("%w: ClickHouse holds event states up to sequence %d, but the writer has no watermark and %s starts at "+
+		"sequence %d: the index was built from another history of the stream (a JetStream rebuilt from empty disks?), and "+
+		"indexing this one would give its states sequences the index already holds. Move the stream past the index: "+
+		"`nats stream purge %s --seq %d`, then start the writer again (docs/high-availability.md, \"The EVENTS stream was recreated\")",
+		eventlog.ErrStreamRecreated, maxSeq, eventlog.StreamName, info.State.FirstSeq, eventlog.StreamName, maxSeq+1)
 }
 
 // batch is a run of consecutive states ready to insert.
@@ -212,11 +287,19 @@ func (w *Writer) prepare(ctx context.Context, fetched eventlog.Batch) (*batch, b
 }
 
 // finish inserts a batch (retrying until ClickHouse takes it or ctx ends),
-// acknowledges it, and moves the watermark. It reports false if ctx ended
-// first.
-func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, b *batch) bool {
-	if len(b.rows) > 0 && !w.insert(ctx, stream, b.rows, b.held) {
-		return false
+// acknowledges it, and moves the watermark. It returns an error if ctx
+// ended first or the fence failed; nothing is acknowledged then.
+func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstream.KeyValue, b *batch) error {
+	if len(b.rows) > 0 {
+		if err := w.insert(ctx, stream, b.rows, b.held); err != nil {
+			return err
+		}
+	}
+	// The insert may have retried for long: check again before recording
+	// progress, so that a writer that lost the lease meanwhile does not
+	// acknowledge or move the watermark after its successor started.
+	if err := w.fenced(); err != nil {
+		return fmt.Errorf("stop before acknowledging up to %d: %w", b.lastSeq, err)
 	}
 	if err := b.last.Ack(); err != nil {
 		// Harmless: the states are committed; a redelivery is skipped by
@@ -227,15 +310,19 @@ func (w *Writer) finish(ctx context.Context, stream jetstream.Stream, kv jetstre
 	w.m.lagSeconds.Set(time.Since(b.lastStored).Seconds())
 	w.marks.Add(b.lastSeq, b.lastStored)
 	w.setWatermark(ctx, kv, b.lastSeq)
-	return true
+	return nil
 }
 
 // insert retries until ClickHouse commits rows or ctx ends, keeping the held
-// messages from being redelivered meanwhile.
-func (w *Writer) insert(ctx context.Context, stream jetstream.Stream, rows []chstore.Row, held []jetstream.Msg) bool {
+// messages from being redelivered meanwhile. It checks the fence before
+// every attempt. It returns ctx's error or the fence's.
+func (w *Writer) insert(ctx context.Context, stream jetstream.Stream, rows []chstore.Row, held []jetstream.Msg) error {
 	backoff := 100 * time.Millisecond
 	lastRenew, lastTrim := time.Now(), time.Now()
 	for attempt := 1; ; attempt++ {
+		if err := w.fenced(); err != nil {
+			return fmt.Errorf("stop before inserting %d rows: %w", len(rows), err)
+		}
 		start := time.Now()
 		err := w.store.Insert(ctx, rows)
 		w.lastInsertErr.Store(&err)
@@ -245,15 +332,15 @@ func (w *Writer) insert(ctx context.Context, stream jetstream.Stream, rows []chs
 			if attempt > 1 {
 				w.log.Info("insert succeeded after retries", "attempts", attempt, "rows", len(rows))
 			}
-			return true
+			return nil
 		}
 		if ctx.Err() != nil {
-			return false
+			return ctx.Err()
 		}
 		w.m.insertErrors.Inc()
 		w.log.Warn("cannot insert batch; retrying", "attempt", attempt, "rows", len(rows), "backoff", backoff, "err", err)
 		if !retry.Sleep(ctx, backoff) {
-			return false
+			return ctx.Err()
 		}
 		backoff = min(2*backoff, w.cfg.RetryMax)
 		if time.Since(lastTrim) >= w.cfg.TrimInterval {
@@ -311,6 +398,9 @@ func (w *Writer) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, 
 // that room for new writes wins over watch history. Uncommitted states are
 // never purged.
 func (w *Writer) trim(ctx context.Context, stream jetstream.Stream) {
+	if w.fenced() != nil {
+		return
+	}
 	wm := w.wm.Load()
 	upTo := w.marks.TakeBefore(w.now().Add(-w.logCfg.Retention))
 	if info, err := stream.Info(ctx); err == nil && w.logCfg.MaxBytes > 0 &&

@@ -2,6 +2,7 @@ package writer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -309,4 +310,98 @@ func TestWatermarkNeverPassesUnqueryableState(t *testing.T) {
 		checked++
 	}
 	require.Greater(t, checked, 5)
+}
+
+// countingInserter counts the inserts that reach the store.
+type countingInserter struct {
+	writer.Inserter
+	calls atomic.Int32
+	after func() // called after every successful insert
+}
+
+func (c *countingInserter) Insert(ctx context.Context, rows []chstore.Row) error {
+	c.calls.Add(1)
+	err := c.Inserter.Insert(ctx, rows)
+	if err == nil && c.after != nil {
+		c.after()
+	}
+	return err
+}
+
+// TestFencedWriterStopsCommitting: once its fence fails (its lease is
+// lost), a writer inserts nothing more, acknowledges nothing more and
+// returns the fence's error; another writer then takes everything from
+// the committed watermark on, and every state lands once.
+func TestFencedWriterStopsCommitting(t *testing.T) {
+	e := newEnv(t)
+	const n = 500
+	var last uint64
+	for i := range n {
+		last = e.publish(i, 1)
+	}
+	errLost := errors.New("lease lost")
+	var lost atomic.Bool
+	ins := &countingInserter{Inserter: e.store}
+	ins.after = func() { lost.Store(true) } // lose the lease right after the first commit
+	w1 := writer.New(e.ns.JS, ins, testConfig(), eventlog.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	w1.SetFence(func() error {
+		if lost.Load() {
+			return errLost
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := w1.Run(ctx)
+	require.ErrorIs(t, err, errLost)
+	require.EqualValues(t, 1, ins.calls.Load(), "no insert after the fence failed")
+	require.Zero(t, w1.Watermark(), "the batch committed as the lease was lost is not acknowledged by the fenced writer")
+	w2, _ := e.start(e.store, testConfig())
+	waitFor(t, w2, last)
+	e.requireLatest(n, 1)
+}
+
+// TestWriterRefusesAnIndexOfAnotherHistory: a writer that starts with no
+// watermark (a JetStream rebuilt from empty disks, state bucket and all)
+// over an index that holds states of the old stream refuses to index the
+// new stream's states, whose sequences the index already holds, and
+// starts once the stream is moved past the index's history. A writer that
+// crashed after its very first insert, before any watermark, is not
+// mistaken for that: the stream holds the states it indexed.
+func TestWriterRefusesAnIndexOfAnotherHistory(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+
+	// The first batch is inserted, then the writer dies before its watermark.
+	for i := range 10 {
+		e.publish(i, 1)
+	}
+	ins := &crashingInserter{Inserter: e.store, n: 1, afterWrite: true}
+	crashed := make(chan struct{})
+	ins.crash = func() { close(crashed) }
+	w1, stop := e.start(ins, testConfig())
+	<-crashed
+	stop()
+	require.Zero(t, w1.Watermark())
+	w2, stop2 := e.start(e.store, testConfig())
+	waitFor(t, w2, 10)
+	stop2()
+
+	// JetStream rebuilt from nothing: a new server, a new stream.
+	e.ns = natstest.ForTest(t)
+	require.NoError(t, eventlog.Ensure(ctx, e.ns.JS, eventlog.DefaultConfig()))
+	e.pub = eventlog.NewPublisher(e.ns.JS)
+	e.publish(100, 1)
+	w3 := writer.New(e.ns.JS, e.store, testConfig(), eventlog.DefaultConfig(), nil, slog.New(slog.DiscardHandler))
+	err := w3.Run(ctx)
+	require.ErrorIs(t, err, eventlog.ErrStreamRecreated)
+	require.ErrorContains(t, err, "nats stream purge EVENTS --seq 11")
+
+	s, err := e.ns.JS.Stream(ctx, eventlog.StreamName)
+	require.NoError(t, err)
+	require.NoError(t, s.Purge(ctx, jetstream.WithPurgeSequence(11)))
+	last := e.publish(101, 1)
+	require.EqualValues(t, 11, last)
+	w4, _ := e.start(e.store, testConfig())
+	waitFor(t, w4, last)
 }

@@ -321,7 +321,8 @@ func testBadValues(t *testing.T) {
 		want []string
 	}{
 		{"writer replicas 0", []string{"--set", "writer.replicas=0"}, []string{"/writer/replicas", "minimum"}},
-		{"two writers", []string{"--set", "writer.replicas=2"}, []string{"/writer/replicas", "maximum"}},
+		{"six writers", []string{"--set", "writer.replicas=6"}, []string{"/writer/replicas", "maximum"}},
+		{"a bad writer lease TTL", []string{"--set", "writer.leaseTTL=ten"}, []string{"/writer/leaseTTL"}},
 		{"no NATS URL", []string{"--set", "nats.url="}, []string{"/nats/url"}},
 		{"NATS URL without a scheme", []string{"--set", "nats.url=nats.svc:4222"}, []string{"/nats/url", "pattern"}},
 		{"no ClickHouse address", []string{"--set", "clickhouse.addr="}, []string{"/clickhouse/addr"}},
@@ -393,6 +394,26 @@ func testAPIServerReplicas(t *testing.T) {
 	}
 }
 
+// Writer replicas beyond one stand by under the writer lease: the chart
+// renders them with the lease's TTL, spread over nodes, and without the
+// Recreate strategy (a new pod may start while the old one holds the
+// lease: it stands by until the old one releases it).
+func testWriterReplicas(t *testing.T) {
+	out, err := render(t, "--set", "writer.replicas=2", "--set", "writer.leaseTTL=7s")
+	require.NoError(t, err)
+	d := find(t, objects(t, out), "Deployment", "eventpipe-writer")
+	replicas, _, _ := unstructured.NestedFieldNoCopy(d.Object, "spec", "replicas")
+	require.EqualValues(t, "2", fmt.Sprint(replicas))
+	strategy, _, _ := unstructured.NestedString(d.Object, "spec", "strategy", "type")
+	require.NotEqual(t, "Recreate", strategy)
+	_, hasAffinity, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec", "affinity", "podAntiAffinity")
+	require.True(t, hasAffinity, "two writers are spread over nodes")
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	require.Len(t, containers, 1)
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	require.Contains(t, args, "--writer.lease-ttl=7s")
+}
+
 func TestChart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -401,6 +422,7 @@ func TestChart(t *testing.T) {
 
 	t.Run("bad values", testBadValues)
 	t.Run("API server replicas", testAPIServerReplicas)
+	t.Run("writer replicas", testWriterReplicas)
 
 	c := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: kubetest.TenantWebhook(t, aggregated.TenantUsers)})
 	installCRDs(t, c)

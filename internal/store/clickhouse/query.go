@@ -2,6 +2,8 @@ package clickhouse
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -119,6 +121,24 @@ func (s *Store) CountLatest(ctx context.Context, f LatestFilter) (uint64, error)
 		return 0, fmt.Errorf("count latest events: %w", err)
 	}
 	return n, nil
+}
+
+// NewestState returns the highest stream sequence in the events table and
+// the subject of the event it is a state of; 0 and "" when the table is
+// empty. It is how far, and on what, the EVENTS stream the index was built
+// from reached. It reads the whole seq column; the writer asks once, when
+// it starts without any watermark.
+func (s *Store) NewestState(ctx context.Context) (seq uint64, subject string, err error) {
+	var st, sn, ns, name string
+	err = s.conn.QueryRow(ctx, "SELECT seq, scope_type, scope_name, namespace, name FROM "+s.table()+" ORDER BY seq DESC LIMIT 1").
+		Scan(&seq, &st, &sn, &ns, &name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read the newest state in ClickHouse: %w", err)
+	}
+	return seq, eventlog.Subject(eventlog.Key{Scope: scope.Scope{Type: st, Name: sn}, Namespace: ns, Name: name}), nil
 }
 
 // DiskUsage reports the events table's active parts: rows stored (every
