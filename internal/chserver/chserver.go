@@ -255,6 +255,10 @@ const usersXML = `<?xml version="1.0"?>
     <default>
       <max_memory_usage>4000000000</max_memory_usage>
       <use_uncompressed_cache>0</use_uncompressed_cache>
+      <!-- What eventpipe's cluster mode asks of its user: reads and writes
+           to the same replica of each shard (docs/clickhouse-cluster.md).
+           No effect on a single server. -->
+      <load_balancing>in_order</load_balancing>
     </default>
   </profiles>
   <users>

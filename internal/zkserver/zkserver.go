@@ -7,9 +7,11 @@
 package zkserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -39,7 +41,7 @@ type Server struct {
 }
 
 // Start writes a configuration under dir and starts a standalone server,
-// returning once it answers the "ruok" probe.
+// returning once it serves requests.
 func Start(ctx context.Context, dir string) (*Server, error) {
 	java, err := exec.LookPath("java")
 	if err != nil {
@@ -62,7 +64,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	// A short tick keeps session timeouts (2-20 ticks) short, so a killed
 	// ClickHouse replica's ephemeral nodes go away in seconds, not minutes.
 	cfg := fmt.Sprintf("tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\nforceSync=no\n",
+		"maxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\nforceSync=no\n",
 		filepath.Join(dir, "data"), ports[0])
 	cfgPath := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -88,7 +90,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if s.ruok() {
+		if s.serving() {
 			return s, nil
 		}
 		select {
@@ -106,20 +108,23 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	}
 }
 
-// ruok sends ZooKeeper's four-letter health probe; "imok" means it serves.
-func (s *Server) ruok() bool {
+// serving asks the server for its status with the "srvr" four-letter
+// command: it reports its mode once it serves sessions. ("ruok" answers
+// "imok" earlier, while sessions are still refused; a clickhouse-server
+// 18.16 whose first ZooKeeper session fails that way crashes on its first
+// ON CLUSTER query.)
+func (s *Server) serving() bool {
 	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
+	if _, err := c.Write([]byte("srvr")); err != nil {
 		return false
 	}
-	buf := make([]byte, 4)
-	n, _ := c.Read(buf)
-	return string(buf[:n]) == "imok"
+	out, _ := io.ReadAll(c)
+	return bytes.Contains(out, []byte("Mode: standalone"))
 }
 
 // PID returns the server's process id.
