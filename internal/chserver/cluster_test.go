@@ -3,7 +3,6 @@ package chserver_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -12,12 +11,6 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	chtest.StopSharedCluster()
-	os.Exit(code)
-}
 
 // TestClusterReplicatesAndShards checks the harness's layout end to end:
 // DDL ON CLUSTER reaches every server, a replicated table's rows reach the

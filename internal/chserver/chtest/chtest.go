@@ -5,11 +5,14 @@ package chtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/eventpipe/eventpipe/internal/chserver"
 	"github.com/eventpipe/eventpipe/internal/testenv"
@@ -108,4 +111,20 @@ func StopSharedCluster() {
 	shared.env.ZooKeeper.Stop()
 	os.RemoveAll(shared.env.dir)
 	shared.env = nil
+}
+
+// VerifyTestMain runs a package's tests, stops the shared cluster, and then
+// fails the package when a test left a goroutine behind (goleak), for
+// packages whose tests may share the cluster: the cluster's own
+// goroutines end only when it stops.
+func VerifyTestMain(m *testing.M) {
+	code := m.Run()
+	StopSharedCluster()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: a test left goroutines behind: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
