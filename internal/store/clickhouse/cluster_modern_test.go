@@ -35,7 +35,7 @@ func TestModernClusterDDLParses(t *testing.T) {
 	require.Equal(t, []string{"ReplicatedMergeTree", // the ledger
 		"ReplicatedReplacingMergeTree", "Distributed", // events
 		"ReplicatedReplacingMergeTree", "Distributed", // activities
-		"Distributed", // events again, with the lease column
+		"Distributed",                                 // events again, with the lease column
 		"ReplicatedReplacingMergeTree", "Distributed", // audit records
 	}, engines)
 }
