@@ -9,7 +9,7 @@ TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 # cluster mode (storetest.ModeEnv), to give the same answers as one server.
 CLUSTER_TEST_PKGS := ./internal/store/clickhouse/ ./internal/tiers/retention/ ./internal/tiers/quota/
 
-.PHONY: all build image tools run test test-cluster verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui ui-vendor clean
+.PHONY: all build image tools run test test-cluster verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-writer-cluster bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui ui-vendor clean
 
 all: build
 
@@ -80,6 +80,10 @@ fmt:
 ## bench-writer: the writer path, JetStream -> ClickHouse (see bench/README.md).
 bench-writer: deps
 	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 500000x -count 6 -timeout 60m
+
+## bench-writer-cluster: the writer draining a backlog into one ClickHouse server vs a 2x2 cluster (docs/clickhouse-cluster.md).
+bench-writer-cluster: deps
+	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterCluster -benchtime 100000x -count 3 -timeout 60m
 
 ## bench-apiserver: eventpipe vs kube-apiserver + etcd: creates/s, list and watch latency (see bench/README.md).
 bench-apiserver: deps tools
