@@ -142,6 +142,7 @@ func TestClusterBadInput(t *testing.T) {
 				s.Close()
 			}
 			require.Error(t, err, "Open must refuse")
+			t.Log(err)
 			for _, w := range c.want {
 				require.ErrorContains(t, err, w)
 			}
