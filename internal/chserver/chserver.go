@@ -42,6 +42,9 @@ type Options struct {
 	// Cluster, when set, makes the server one replica of a cluster (see
 	// StartCluster).
 	Cluster *Member
+	// LoadBalancing is the default user's load_balancing setting; empty
+	// means in_order, what eventpipe's cluster mode asks of its user.
+	LoadBalancing string
 }
 
 // Server is a running clickhouse-server child process.
@@ -52,8 +55,10 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // set before done is closed
-	// cluster is the membership the server was started with, for Restart.
-	cluster *Member
+	// cluster and loadBalancing are the options the server was started
+	// with, for Restart.
+	cluster       *Member
+	loadBalancing string
 }
 
 // Start writes a configuration under opts.Dir and starts the server, returning
@@ -88,7 +93,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(usersXML), 0o644); err != nil {
+	lb := opts.LoadBalancing
+	if lb == "" {
+		lb = "in_order"
+	}
+	if err := writeTemplate(filepath.Join(dir, "users.xml"), usersXML, map[string]any{"LoadBalancing": lb}); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
 	// A previous run killed hard leaves a status file behind holding the
@@ -114,7 +123,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir, cmd: cmd, done: make(chan struct{}), cluster: opts.Cluster}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir, cmd: cmd, done: make(chan struct{}), cluster: opts.Cluster, loadBalancing: opts.LoadBalancing}
 	go func() { s.err = cmd.Wait(); close(s.done) }()
 
 	timeout := opts.StartTimeout
@@ -180,7 +189,7 @@ func (s *Server) Kill() {
 func (s *Server) Restart(ctx context.Context) (*Server, error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	p, _ := strconv.Atoi(port)
-	return Start(ctx, Options{Dir: s.dir, TCPPort: p, Stdout: nil, Cluster: s.cluster})
+	return Start(ctx, Options{Dir: s.dir, TCPPort: p, Stdout: nil, Cluster: s.cluster, LoadBalancing: s.loadBalancing})
 }
 
 func writeTemplate(path, text string, data any) error {
@@ -258,7 +267,7 @@ const usersXML = `<?xml version="1.0"?>
       <!-- What eventpipe's cluster mode asks of its user: reads and writes
            to the same replica of each shard (docs/clickhouse-cluster.md).
            No effect on a single server. -->
-      <load_balancing>in_order</load_balancing>
+      <load_balancing>{{.LoadBalancing}}</load_balancing>
     </default>
   </profiles>
   <users>

@@ -109,6 +109,17 @@ func TestClusterBadInput(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = noZK.Stop() })
 
+	// A server of a cluster with a working ZooKeeper whose user reads
+	// from any replica.
+	port, err = freeport.Ports(1)
+	require.NoError(t, err)
+	random, err := chserver.Start(ctx, chserver.Options{Dir: t.TempDir(), TCPPort: port[0], LoadBalancing: "random", Cluster: &chserver.Member{
+		Name: "eventpipe", Shards: [][]chserver.Addr{{{Host: "127.0.0.1", Port: port[0]}}}, Shard: "9", Replica: "lb",
+		ZooKeeper: env.ZooKeeper.Addr,
+	}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = random.Stop() })
+
 	clusterDB := storetest.Cluster(t, chstore.DefaultConfig()).Database()
 	// A database made single-node on the cluster's first server, as one
 	// being moved to cluster mode is.
@@ -131,6 +142,7 @@ func TestClusterBadInput(t *testing.T) {
 		{"unknown cluster", env.Addr(), "nope", "fresh_unknown", []string{"--clickhouse.cluster \"nope\"", "no such cluster", "it knows: eventpipe"}, true},
 		{"cluster on a server without one", single.Addr, "eventpipe", "fresh_single", []string{"--clickhouse.cluster \"eventpipe\"", "no such cluster"}, true},
 		{"ZooKeeper unreachable", noZK.Addr, "eventpipe", "fresh_nozk", []string{"--clickhouse.cluster \"eventpipe\"", "cannot reach ZooKeeper"}, true},
+		{"load_balancing not in_order", random.Addr, "eventpipe", "fresh_lb", []string{"--clickhouse.cluster \"eventpipe\"", "has load_balancing=random", "load_balancing=in_order in that user's settings profile"}, true},
 		{"single-node tables, cluster asked", env.Addr(), "eventpipe", singleDB, []string{"--clickhouse.cluster \"eventpipe\"", "single-node tables", "docs/clickhouse-cluster.md", "or start without --clickhouse.cluster"}, false},
 		{"cluster tables, single node asked", env.Addr(), "", clusterDB, []string{"cluster-mode tables", "start with --clickhouse.cluster NAME"}, false},
 	} {
