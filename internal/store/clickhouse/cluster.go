@@ -10,10 +10,11 @@ import (
 // Cluster mode (--clickhouse.cluster NAME) keeps each table's rows in a
 // replicated local table, <table>_local, on every server of the cluster,
 // and puts a Distributed table under the table's usual name over them.
-// Reads and writes name the Distributed table, so every query the store
-// builds is the same in both modes; DDL and the maintenance statements
-// (retention's partition drops and deletes) name the local tables ON
-// CLUSTER.
+// Reads and writes name the Distributed table, so the store's queries are
+// the single-node ones, with two exceptions for 18.16's distributed
+// execution (globalIn, and the audit page in auditSQL); DDL and the
+// maintenance statements (retention's partition drops and deletes) name
+// the local tables ON CLUSTER.
 //
 // Each Distributed table shards by its rows' identity (an event's scope,
 // namespace and name; an audit record's scope, audit ID and stage), so

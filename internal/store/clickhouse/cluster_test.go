@@ -158,6 +158,9 @@ func TestClusterBadInput(t *testing.T) {
 			for _, w := range c.want {
 				require.ErrorContains(t, err, w)
 			}
+			if !c.fresh {
+				require.ErrorIs(t, err, chstore.ErrSchemaMode)
+			}
 			if c.fresh {
 				conn, err := ch.Open(&ch.Options{Addr: []string{c.addr}})
 				require.NoError(t, err)

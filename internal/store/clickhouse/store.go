@@ -174,9 +174,6 @@ func connSettings(cfg Config) ch.Settings {
 	return set
 }
 
-// Cluster returns the cluster the store runs on, or "" on a single server.
-func (s *Store) Cluster() string { return s.cfg.Cluster }
-
 // Close releases the connections.
 func (s *Store) Close() error { return s.conn.Close() }
 
