@@ -6,8 +6,9 @@ DATA_DIR  ?= .eventpipe
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
 # The packages whose tests run a second time with the store in ClickHouse
-# cluster mode (storetest.ModeEnv), to give the same answers as one server.
-CLUSTER_TEST_PKGS := ./internal/store/clickhouse/ ./internal/tiers/retention/ ./internal/tiers/quota/
+# cluster mode (storetest.ModeEnv; the end-to-end suites through dev mode's
+# store, devtest.Options), to give the same answers as one server.
+CLUSTER_TEST_PKGS := ./internal/store/clickhouse/ ./internal/tiers/retention/ ./internal/tiers/quota/ ./test/eventquery/ ./test/conformance/
 
 .PHONY: all build image tools run test test-cluster verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-writer-cluster bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui ui-vendor clean
 

@@ -128,3 +128,11 @@ func VerifyTestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// Main runs a package's tests and stops the shared cluster, for packages
+// whose tests may share it and that do not check for goroutine leaks.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopSharedCluster()
+	os.Exit(code)
+}
