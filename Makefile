@@ -5,8 +5,12 @@ DATA_DIR  ?= .eventpipe
 # -p 2: the suites start real servers; more parallel packages than cores
 # only make them slower.
 TEST_FLAGS ?= -race -count=1 -p 2 -timeout 30m
+# The packages whose tests run a second time with the store in ClickHouse
+# cluster mode (storetest.ModeEnv; the end-to-end suites through dev mode's
+# store, devtest.Options), to give the same answers as one server.
+CLUSTER_TEST_PKGS := ./internal/store/clickhouse/ ./internal/tiers/retention/ ./internal/tiers/quota/ ./test/eventquery/ ./test/conformance/
 
-.PHONY: all build image tools run test verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui bench-jscluster ui-vendor clean
+.PHONY: all build image tools run test test-cluster verify verify-codegen generate fmt deps deps-chdb bench bench-writer bench-writer-cluster bench-apiserver bench-eventquery bench-exporter bench-webhook bench-audit bench-activity bench-ui bench-jscluster ui-vendor clean
 
 all: build
 
@@ -43,7 +47,13 @@ run: deps build
 test: deps deps-chdb tools
 	@echo "make test: go test $(TEST_FLAGS) ./... (builds with the race detector first; see docs/testing.md for what takes long)" >&2
 	@start=$$(date +%s); $(GO) test $(TEST_FLAGS) ./...; rc=$$?; \
+	echo "make test: the store's tests again on a 2 shards x 2 replicas ClickHouse cluster ($(CLUSTER_TEST_PKGS))" >&2; \
+	EVENTPIPE_TEST_CLICKHOUSE=cluster $(GO) test $(TEST_FLAGS) $(CLUSTER_TEST_PKGS) || rc=1; \
 	echo "make test: go test took $$(( $$(date +%s) - start ))s" >&2; exit $$rc
+
+## test-cluster: the store's tests in ClickHouse cluster mode only (docs/clickhouse-cluster.md).
+test-cluster: deps deps-chdb
+	EVENTPIPE_TEST_CLICKHOUSE=cluster $(GO) test $(TEST_FLAGS) $(CLUSTER_TEST_PKGS)
 
 ## ui-vendor: fetch the web UI's vendored npm files (uPlot) again with npm pack,
 ## check the package's integrity and rewrite internal/ui/static/vendor/SHA256SUMS.
@@ -71,6 +81,10 @@ fmt:
 ## bench-writer: the writer path, JetStream -> ClickHouse (see bench/README.md).
 bench-writer: deps
 	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterPath -benchtime 500000x -count 6 -timeout 60m
+
+## bench-writer-cluster: the writer draining a backlog into one ClickHouse server vs a 2x2 cluster (docs/clickhouse-cluster.md).
+bench-writer-cluster: deps
+	$(GO) test ./bench/writer -run '^$$' -bench BenchmarkWriterCluster -benchtime 100000x -count 3 -timeout 60m
 
 ## bench-apiserver: eventpipe vs kube-apiserver + etcd: creates/s, list and watch latency (see bench/README.md).
 bench-apiserver: deps tools

@@ -4,7 +4,8 @@
 # (Debian's etcd-server) for the tests that run a real kube-apiserver
 # (internal/kubetest), and promtool (Debian's prometheus package) for the
 # tests of the Helm chart's alert rules (test/observability), and chromium
-# for the web UI's browser tests (test/ui). Go modules
+# for the web UI's browser tests (test/ui), and zookeeper for the ClickHouse
+# cluster tests. Go modules
 # come from the module proxy through the go command itself; kube-apiserver
 # and kubectl are built from it by scripts/build-test-tools.sh.
 set -euo pipefail
@@ -15,6 +16,9 @@ command -v clickhouse-client >/dev/null 2>&1 || need+=(clickhouse-client)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# ZooKeeper (it brings the Java runtime) coordinates the ClickHouse cluster
+# the cluster-mode tests start (internal/chserver, internal/zkserver).
+[[ -e /usr/share/java/zookeeper.jar ]] && command -v java >/dev/null 2>&1 || need+=(zookeeper)
 if ((${#need[@]} == 0)); then
   exit 0
 fi
@@ -56,4 +60,7 @@ command -v etcd >/dev/null 2>&1 || { echo "install-deps: etcd still not on PATH 
 # machines; the tests only run promtool, so it may be disabled by hand.
 command -v promtool >/dev/null 2>&1 || { echo "install-deps: promtool still not on PATH after installing prometheus" >&2; exit 1; }
 command -v chromium >/dev/null 2>&1 || { echo "install-deps: chromium still not on PATH after install" >&2; exit 1; }
+# The tests run ZooKeeper's jar with java directly on a free port; the
+# package's own service (if systemd starts it) is not used.
+[[ -e /usr/share/java/zookeeper.jar ]] || { echo "install-deps: /usr/share/java/zookeeper.jar missing after installing zookeeper" >&2; exit 1; }
 echo "install-deps: done in $((SECONDS - start))s" >&2

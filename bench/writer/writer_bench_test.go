@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/writer"
@@ -34,7 +35,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(natsChildEnv); dir != "" {
 		os.Exit(runNATSChild(dir))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	chtest.StopSharedCluster() // BenchmarkWriterCluster's
+	os.Exit(code)
 }
 
 // BenchmarkWriterPath times internal/writer moving b.N realistic event states

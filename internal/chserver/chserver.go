@@ -39,6 +39,12 @@ type Options struct {
 	Stdout *os.File
 	// StartTimeout bounds how long Start waits for the port; default 60s.
 	StartTimeout time.Duration
+	// Cluster, when set, makes the server one replica of a cluster (see
+	// StartCluster).
+	Cluster *Member
+	// LoadBalancing is the default user's load_balancing setting; empty
+	// means in_order, what eventpipe's cluster mode asks of its user.
+	LoadBalancing string
 }
 
 // Server is a running clickhouse-server child process.
@@ -49,6 +55,10 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // set before done is closed
+	// cluster and loadBalancing are the options the server was started
+	// with, for Restart.
+	cluster       *Member
+	loadBalancing string
 }
 
 // Start writes a configuration under opts.Dir and starts the server, returning
@@ -79,11 +89,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	cfgPath := filepath.Join(dir, "config.xml")
 	if err := writeTemplate(cfgPath, configTemplate, map[string]any{
-		"Dir": dir, "TCPPort": ports[0], "HTTPPort": ports[1], "InterserverPort": ports[2],
+		"Dir": dir, "TCPPort": ports[0], "HTTPPort": ports[1], "InterserverPort": ports[2], "Cluster": opts.Cluster,
 	}); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(usersXML), 0o644); err != nil {
+	lb := opts.LoadBalancing
+	if lb == "" {
+		lb = "in_order"
+	}
+	if err := writeTemplate(filepath.Join(dir, "users.xml"), usersXML, map[string]any{"LoadBalancing": lb}); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
 	// A previous run killed hard leaves a status file behind holding the
@@ -109,7 +123,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start clickhouse-server: %w", err)
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir, cmd: cmd, done: make(chan struct{})}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), dir: dir, cmd: cmd, done: make(chan struct{}), cluster: opts.Cluster, loadBalancing: opts.LoadBalancing}
 	go func() { s.err = cmd.Wait(); close(s.done) }()
 
 	timeout := opts.StartTimeout
@@ -171,11 +185,11 @@ func (s *Server) Kill() {
 }
 
 // Restart starts a new process on the same directory and port, after Kill or
-// Stop.
+// Stop, with the same cluster membership.
 func (s *Server) Restart(ctx context.Context) (*Server, error) {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	p, _ := strconv.Atoi(port)
-	return Start(ctx, Options{Dir: s.dir, TCPPort: p, Stdout: nil})
+	return Start(ctx, Options{Dir: s.dir, TCPPort: p, Stdout: nil, Cluster: s.cluster, LoadBalancing: s.loadBalancing})
 }
 
 func writeTemplate(path, text string, data any) error {
@@ -213,6 +227,27 @@ const configTemplate = `<?xml version="1.0"?>
   <mark_cache_size>536870912</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <max_concurrent_queries>200</max_concurrent_queries>
+{{- with .Cluster}}
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <zookeeper>
+    <node><host>{{.ZooKeeperHost}}</host><port>{{.ZooKeeperPort}}</port></node>
+    <session_timeout_ms>5000</session_timeout_ms>
+  </zookeeper>
+  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+  <macros><shard>{{.Shard}}</shard><replica>{{.Replica}}</replica></macros>
+  <remote_servers>
+    <{{.Name}}>
+{{- range .Shards}}
+      <shard>
+        <internal_replication>true</internal_replication>
+{{- range .}}
+        <replica><host>{{.Host}}</host><port>{{.Port}}</port></replica>
+{{- end}}
+      </shard>
+{{- end}}
+    </{{.Name}}>
+  </remote_servers>
+{{- end}}
   <compression>
     <case>
       <min_part_size>0</min_part_size>
@@ -229,6 +264,10 @@ const usersXML = `<?xml version="1.0"?>
     <default>
       <max_memory_usage>4000000000</max_memory_usage>
       <use_uncompressed_cache>0</use_uncompressed_cache>
+      <!-- What eventpipe's cluster mode asks of its user: reads and writes
+           to the same replica of each shard (docs/clickhouse-cluster.md).
+           No effect on a single server. -->
+      <load_balancing>{{.LoadBalancing}}</load_balancing>
     </default>
   </profiles>
   <users>

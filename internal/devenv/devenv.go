@@ -76,6 +76,10 @@ type Options struct {
 	// ConfigureAPIServer, when set, adjusts the API server's options after
 	// dev mode has set them (tests use it for aggregated authentication).
 	ConfigureAPIServer func(*apiserver.Options)
+	// ClickHouse, when set, is the store dev mode uses instead of starting
+	// a clickhouse-server of its own: tests run the whole stack on a
+	// ClickHouse cluster this way (storetest.ModeEnv).
+	ClickHouse *chstore.Config
 }
 
 // DefaultOptions returns the documented defaults.
@@ -161,12 +165,20 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		log.Info("embedded JetStream started", "url", natsURL)
 	}
 
-	ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dir, "clickhouse")})
-	if err != nil {
-		return err
+	storeCfg := chstore.DefaultConfig()
+	var chDone <-chan struct{} // nil: not ours to watch
+	chLog := ""
+	if o.ClickHouse != nil {
+		storeCfg = *o.ClickHouse
+	} else {
+		ch, err := chserver.Start(ctx, chserver.Options{Dir: filepath.Join(dir, "clickhouse")})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = ch.Stop() }()
+		log.Info("clickhouse-server started", "addr", ch.Addr, "pid", ch.PID())
+		storeCfg.Addr, chDone, chLog = ch.Addr, ch.Done(), filepath.Join(ch.Dir(), "log", "err.log")
 	}
-	defer func() { _ = ch.Stop() }()
-	log.Info("clickhouse-server started", "addr", ch.Addr, "pid", ch.PID())
 
 	natsCfg := eventlog.DefaultClientConfig()
 	natsCfg.URL = natsURL
@@ -175,8 +187,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 		return err
 	}
 	defer c.Close()
-	storeCfg := chstore.DefaultConfig()
-	storeCfg.Addr = ch.Addr
 	if err := c.OpenStore(ctx, storeCfg); err != nil {
 		return err
 	}
@@ -201,7 +211,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 	}
 	go func() { errc <- w.Run(ctx) }()
 
-	env := &Env{NATSURL: natsURL, ClickHouseAddr: ch.Addr, Database: storeCfg.Database,
+	env := &Env{NATSURL: natsURL, ClickHouseAddr: storeCfg.Addr, Database: storeCfg.Database,
 		Store: c.Store, JS: c.JS, Writer: w.Writer(), EnvFile: filepath.Join(dir, "dev.env")}
 	pub := &logSink{pub: eventlog.NewPublisher(c.JS)}
 
@@ -280,8 +290,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger, ready func(*Env)) (er
 			return nil
 		}
 		return err
-	case <-ch.Done():
-		return errors.New("clickhouse-server exited unexpectedly; see " + filepath.Join(ch.Dir(), "log", "err.log"))
+	case <-chDone:
+		return errors.New("clickhouse-server exited unexpectedly; see " + chLog)
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv"
 	"github.com/eventpipe/eventpipe/internal/freeport"
 	"github.com/eventpipe/eventpipe/internal/kubetest"
+	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 )
 
 // BuildEventpipe builds ./cmd/eventpipe into dir and returns the binary's
@@ -102,7 +104,9 @@ func New(t *testing.T, opts ...func(*devenv.Options)) *Stack {
 
 // Options are devenv's defaults as tests and benchmarks run them: a private
 // data directory under tb.TempDir() and no simulated cluster, so that only
-// what the test writes is there. It skips tb when clickhouse-server is not
+// what the test writes is there; with EVENTPIPE_TEST_CLICKHOUSE=cluster
+// (storetest.ModeEnv) the store is in cluster mode on the package's shared
+// ClickHouse cluster. It skips tb when clickhouse-server is not
 // installed, and fails it when CI=true.
 func Options(tb testing.TB) devenv.Options {
 	tb.Helper()
@@ -110,6 +114,14 @@ func Options(tb testing.TB) devenv.Options {
 	o := devenv.DefaultOptions()
 	o.DataDir = filepath.Join(tb.TempDir(), "data")
 	o.Demo = false
+	if storetest.ClusterMode() {
+		// The stack's store in cluster mode, in a database of its own on
+		// the package's shared cluster (the package's TestMain stops it).
+		env := chtest.SharedCluster(tb)
+		cfg := chstore.DefaultConfig()
+		cfg.Addr, cfg.Cluster, cfg.Database = env.Addr(), env.Name, storetest.DatabaseName(tb)
+		o.ClickHouse = &cfg
+	}
 	return o
 }
 

@@ -46,18 +46,18 @@ func activityColumnNames() string {
 // The layout follows the events table for the same reasons: tenant and hour
 // lead the key, day partitions make retention a DROP PARTITION, and seq
 // ends the key so exact re-inserts fold on merge (reads never rely on it).
-func activitiesMigration(db string, _ SchemaOptions) []string {
+func activitiesMigration(db string, o SchemaOptions) []string {
 	var cols []string
 	for _, c := range activityColumns {
 		cols = append(cols, "    "+c.name+" "+c.typ)
 	}
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + quoteIdent(db) + ".activities (\n" + strings.Join(cols, ",\n") + "\n)" +
-			" ENGINE = ReplacingMergeTree" +
+	return append([]string{
+		"CREATE TABLE IF NOT EXISTS " + o.dataTable(db, "activities") + o.onCluster() + " (\n" + strings.Join(cols, ",\n") + "\n)" +
+			" ENGINE = " + o.replacingEngine(db, "activities", "") +
 			" PARTITION BY toYYYYMMDD(last_ts)" +
 			" ORDER BY (scope_type, scope_name, toStartOfHour(last_ts), namespace, name, seq)" +
 			" SETTINGS index_granularity = 8192",
-	}
+	}, o.distributedTable(db, "activities")...)
 }
 
 // ActivityRow is one Activity state as stored.

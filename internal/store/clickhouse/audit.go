@@ -63,18 +63,18 @@ func auditColumnNames() string {
 // the hour lead the key, as in the events table, so a tenant's time range
 // is one stretch of the index; day partitions make retention a DROP
 // PARTITION.
-func auditMigration(db string, _ SchemaOptions) []string {
+func auditMigration(db string, o SchemaOptions) []string {
 	var cols []string
 	for _, c := range auditColumns {
 		cols = append(cols, "    "+c.name+" "+c.typ)
 	}
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + quoteIdent(db) + "." + auditTableName + " (\n" + strings.Join(cols, ",\n") + "\n)" +
-			" ENGINE = ReplacingMergeTree(seq)" +
+	return append([]string{
+		"CREATE TABLE IF NOT EXISTS " + o.dataTable(db, auditTableName) + o.onCluster() + " (\n" + strings.Join(cols, ",\n") + "\n)" +
+			" ENGINE = " + o.replacingEngine(db, auditTableName, "seq") +
 			" PARTITION BY toYYYYMMDD(request_ts)" +
 			" ORDER BY (scope_type, scope_name, toStartOfHour(request_ts), audit_id, stage)" +
 			" SETTINGS index_granularity = 1024",
-	}
+	}, o.distributedTable(db, auditTableName)...)
 }
 
 // AuditRow is one audit record (one stage of one request) as stored.
@@ -265,12 +265,29 @@ func (s *Store) auditSQL(q AuditQuery) (string, []any, error) {
 		args = append(args, a...)
 	}
 	const identity = "scope_type, scope_name, audit_id, stage"
-	pick := "SELECT seq FROM " + s.auditTable() + " WHERE " + where +
-		" ORDER BY " + auditOrder + ", seq DESC LIMIT 1 BY " + identity + fmt.Sprintf(" LIMIT %d", q.Limit)
+	// page folds the copies of each record in rows and keeps the first
+	// q.Limit records in audit order. On a Distributed table (cluster
+	// mode) the fold is a subquery of its own: 18.16's shards apply a
+	// query's LIMIT before its LIMIT BY, so copies of one record would
+	// fill the limit and the page would come back short.
+	page := func(cols, rows string) string {
+		q1 := "SELECT " + cols + " FROM " + rows + " ORDER BY " + auditOrder + ", seq DESC LIMIT 1 BY " + identity
+		if s.cfg.Cluster != "" {
+			q1 = "SELECT " + cols + " FROM (" + q1 + ") ORDER BY " + auditOrder + ", seq DESC"
+		}
+		return q1 + fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	pickCols := "seq"
+	if s.cfg.Cluster != "" {
+		pickCols = "seq, request_ts, request_ts_nanos, " + identity // what the outer ORDER BY needs
+	}
+	pick := page(pickCols, s.auditTable()+" WHERE "+where)
+	if s.cfg.Cluster != "" {
+		pick = "SELECT seq FROM (" + pick + ")"
+	}
 	// PREWHERE: the few sequences are found from the seq column alone;
 	// only their granules are then read in full (body).
-	sql := "SELECT " + auditColumnNames() + " FROM " + s.auditTable() + " PREWHERE seq IN (" + pick + ") WHERE " + where +
-		" ORDER BY " + auditOrder + ", seq DESC LIMIT 1 BY " + identity + fmt.Sprintf(" LIMIT %d", q.Limit)
+	sql := page(auditColumnNames(), s.auditTable()+" PREWHERE seq "+s.globalIn()+" ("+pick+") WHERE "+where)
 	all := append(append([]any{}, args...), args...)
 	return sql, all, nil
 }

@@ -32,6 +32,17 @@ func TestModernClickHouseAudit(t *testing.T) {
 	}
 	db.exec(t, "INSERT INTO "+s.auditTable()+" ("+auditColumnNames()+") VALUES "+strings.Join(vals, ", "))
 
+	// The cluster mode's forms of the queries (GLOBAL IN, the page folded
+	// in a subquery) run here on the plain table, as a shard's would.
+	for _, mode := range []struct {
+		name string
+		s    *Store
+	}{{"single", s}, {"cluster forms", &Store{cfg: Config{Database: "eventpipe", Cluster: "eventpipe"}, version: s.version}}} {
+		t.Run(mode.name, func(t *testing.T) { modernAuditCases(t, db, mode.s) })
+	}
+}
+
+func modernAuditCases(t *testing.T, db *chdbSession, s *Store) {
 	for _, c := range auditCases() {
 		t.Run(c.name, func(t *testing.T) {
 			if c.q.AtSeq == 0 {

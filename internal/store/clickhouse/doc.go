@@ -10,4 +10,8 @@
 // The SQL keeps to what ClickHouse 18.16 runs. Newer servers get extras (skip
 // indexes, TTL) from migrations gated on the detected version; nothing depends
 // on them for correctness.
+//
+// The store runs on one server or, with Config.Cluster, on a cluster of
+// replicated shards: replicated local tables under Distributed tables
+// sharded by each row's identity (cluster.go, docs/clickhouse-cluster.md).
 package clickhouse

@@ -239,7 +239,7 @@ func (s *Store) historySQL(q HistoryQuery) (string, []any, error) {
 	// PREWHERE: the page's few sequences are found from the seq column
 	// alone; only their granules are then read in full (message, rest).
 	// With WHERE, 18.16 reads every column of the tenant's range first.
-	sql := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq IN (" + pick + ") WHERE " + rng +
+	sql := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq " + s.globalIn() + " (" + pick + ") WHERE " + rng +
 		" ORDER BY " + historyOrder + " LIMIT 1 BY seq"
 	return sql, append(margs, rargs...), nil
 }

@@ -29,6 +29,7 @@ func chdbHistory(t *testing.T, db *chdbSession, s *Store, q HistoryQuery) []Hist
 func TestModernEventQuery(t *testing.T) {
 	db := openChdb(t)
 	s := &Store{cfg: Config{Database: "eventpipe"}}
+	cs := &Store{cfg: Config{Database: "eventpipe", Cluster: "eventpipe"}}
 	for _, m := range Migrations {
 		if m.MinServer != nil {
 			continue // extras the queries do not need
@@ -48,20 +49,24 @@ func TestModernEventQuery(t *testing.T) {
 	for name, f := range historyCases(t, now, atSeq) {
 		t.Run(name, func(t *testing.T) {
 			want := bruteHistory(states, f)
-			var got []HistoryRecord
-			q := HistoryQuery{HistoryFilter: f, Limit: 9}
-			for {
-				recs := chdbHistory(t, db, s, q)
-				got = append(got, recs...)
-				if len(recs) < q.Limit {
-					break
+			// The page query, and cluster mode's form of it (GLOBAL IN)
+			// run on the plain table as a shard would.
+			for _, st := range []*Store{s, cs} {
+				var got []HistoryRecord
+				q := HistoryQuery{HistoryFilter: f, Limit: 9}
+				for {
+					recs := chdbHistory(t, db, st, q)
+					got = append(got, recs...)
+					if len(recs) < q.Limit {
+						break
+					}
+					k := HistoryKeyOf(recs[len(recs)-1].Record, recs[len(recs)-1].LastTime)
+					q.After = &k
 				}
-				k := HistoryKeyOf(recs[len(recs)-1].Record, recs[len(recs)-1].LastTime)
-				q.After = &k
-			}
-			require.Len(t, got, len(want))
-			for i := range want {
-				require.Equal(t, want[i].rec.Seq, got[i].Seq, "item %d", i)
+				require.Len(t, got, len(want), "cluster mode %q", st.cfg.Cluster)
+				for i := range want {
+					require.Equal(t, want[i].rec.Seq, got[i].Seq, "item %d, cluster mode %q", i, st.cfg.Cluster)
+				}
 			}
 
 			wantFacets, wantBuckets := bruteFacets(want, f, 6*time.Hour)

@@ -87,7 +87,7 @@ func (s *Store) RangeKeys(ctx context.Context, q KeyRange) ([]*eventlog.Record, 
 	// tenant's part of the index; LIMIT 1 BY seq folds an exact duplicate
 	// row (a state written twice, not merged yet).
 	where, whereArgs := LatestFilter{Scope: q.Scope, Namespace: q.Namespace}.conditions()
-	sql := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq IN (SELECT seq FROM (" + keys + "))" +
+	sql := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq " + s.globalIn() + " (SELECT seq FROM (" + keys + "))" +
 		" WHERE " + strings.Join(where, " AND ") + " ORDER BY " + etcdKey + " LIMIT 1 BY seq"
 	return s.query(ctx, sql, append(args, whereArgs...)...)
 }

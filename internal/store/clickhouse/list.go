@@ -117,7 +117,7 @@ func (s *Store) listSQL(q ListQuery) (string, []any, error) {
 	// The outer read repeats the scope and namespace filters so that it, too,
 	// only touches the tenant's part of the index. LIMIT 1 BY seq folds an
 	// exact duplicate row (a state written twice, not merged yet).
-	outer := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq IN (" + inner + ")"
+	outer := "SELECT " + columnNames() + " FROM " + s.table() + " PREWHERE seq " + s.globalIn() + " (" + inner + ")"
 	where, whereArgs := LatestFilter{Scope: f.Scope, Namespace: f.Namespace}.conditions()
 	args = append(args, whereArgs...)
 	if len(where) > 0 {

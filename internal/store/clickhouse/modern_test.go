@@ -358,7 +358,7 @@ func chdbStore(t *testing.T, db *chdbSession, cfg Config) *Store {
 	v, err := ParseServerVersion(db.scalar(t, "SELECT version()"))
 	require.NoError(t, err)
 	s := &Store{cfg: cfg, version: v}
-	for _, q := range bootstrapStatements(cfg.Database) {
+	for _, q := range bootstrapStatements(cfg.Database, cfg.schemaOptions()) {
 		db.exec(t, q)
 	}
 	return s

@@ -145,8 +145,8 @@ func (s *Store) NewestState(ctx context.Context) (seq uint64, subject string, er
 // state, before merges fold duplicates) and compressed bytes on disk.
 func (s *Store) DiskUsage(ctx context.Context) (rows, bytes uint64, err error) {
 	err = s.conn.QueryRow(ctx,
-		"SELECT sum(rows), sum(bytes) FROM system.parts WHERE active AND database = ? AND table = 'events'",
-		s.cfg.Database).Scan(&rows, &bytes)
+		"SELECT sum(rows), sum(bytes) FROM "+s.systemTable("parts")+" WHERE active AND database = ? AND table = ?",
+		s.cfg.Database, s.dataTableName("events")).Scan(&rows, &bytes)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read disk usage: %w", err)
 	}

@@ -29,6 +29,16 @@ func (t *RetentionTable) table() string {
 	return quoteIdent(t.s.cfg.Database) + "." + quoteIdent(t.name)
 }
 
+// dataTable is the table (with its ON CLUSTER clause) that retention's
+// ALTERs name: the table itself on one server, its replicated local tables
+// on every shard in cluster mode (an ALTER of a Distributed table changes
+// nothing stored). A replicated table replicates the partition drop or the
+// delete mutation to the shard's other replica.
+func (t *RetentionTable) dataTable() string {
+	o := t.s.schemaOptions()
+	return o.dataTable(t.s.cfg.Database, t.name) + o.onCluster()
+}
+
 // eventsRetention is the events table, by each state's last observation.
 func (s *Store) eventsRetention() *RetentionTable {
 	return &RetentionTable{s: s, name: "events", ts: "last_ts", nanos: "last_ts_nanos"}
@@ -208,15 +218,15 @@ func (t *RetentionTable) DeletePastCutoffs(ctx context.Context, cs []Cutoff) err
 
 func (t *RetentionTable) deletePastCutoffsSQL(cs []Cutoff) (string, []any) {
 	where, args := t.cutoffsSQL(cs)
-	return "ALTER TABLE " + t.table() + " DELETE WHERE " + where, args
+	return "ALTER TABLE " + t.dataTable() + " DELETE WHERE " + where, args
 }
 
 // PendingMutations counts the table's mutations that are not done.
 func (t *RetentionTable) PendingMutations(ctx context.Context) (uint64, error) {
 	var n uint64
 	if err := t.s.conn.QueryRow(ctx,
-		"SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
-		t.s.cfg.Database, t.name).Scan(&n); err != nil {
+		"SELECT count() FROM "+t.s.systemTable("mutations")+" WHERE database = ? AND table = ? AND is_done = 0",
+		t.s.cfg.Database, t.s.dataTableName(t.name)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read pending mutations of %s: %w", t.name, err)
 	}
 	return n, nil
@@ -263,5 +273,5 @@ func (t *RetentionTable) dropPartitionSQL(id string) (string, error) {
 	}
 	// The partition expression's value, the form 18.16 documents for
 	// DROP PARTITION; partitionDay has checked it is eight digits.
-	return fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", t.table(), day), nil
+	return fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", t.dataTable(), day), nil
 }

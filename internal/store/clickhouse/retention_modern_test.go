@@ -57,7 +57,7 @@ func TestModernUsageAndRetentionSQL(t *testing.T) {
 		db.exec(t, ins)
 	}
 
-	partsSQL := strings.Replace(partitionsSQL, "max(max_time)", "toUnixTimestamp(max(max_time))", 1)
+	partsSQL := strings.Replace(s.partitionsSQL(), "max(max_time)", "toUnixTimestamp(max(max_time))", 1)
 	parts := func() string {
 		return strings.ReplaceAll(run("SELECT arrayStringConcat(groupArray(concat(a, ':', toString(b), ':', toString(c), ':', toString(d > 0))), ' ') FROM ("+partsSQL+") AS t(a, b, c, d)", s.cfg.Database, "events"), "\n", " ")
 	}

@@ -115,6 +115,9 @@ type SchemaOptions struct {
 	// Server is the server's version, for statements whose form depends
 	// on it.
 	Server ServerVersion
+	// Cluster, when set, makes every table for cluster mode on the named
+	// cluster (see cluster.go).
+	Cluster string
 }
 
 // settingStatements return the statements that bring the table in line with
@@ -125,8 +128,8 @@ func settingStatements(db string, o SchemaOptions, v ServerVersion) []string {
 		return nil
 	}
 	return []string{
-		fmt.Sprintf("ALTER TABLE %s.events MODIFY TTL last_ts + INTERVAL %d DAY", quoteIdent(db), o.MaxRetentionDays),
-		fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL request_ts + INTERVAL %d DAY", quoteIdent(db), auditTableName, o.MaxRetentionDays),
+		fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL last_ts + INTERVAL %d DAY", o.dataTable(db, "events"), o.onCluster(), o.MaxRetentionDays),
+		fmt.Sprintf("ALTER TABLE %s%s MODIFY TTL request_ts + INTERVAL %d DAY", o.dataTable(db, auditTableName), o.onCluster(), o.MaxRetentionDays),
 	}
 }
 
@@ -136,11 +139,11 @@ func (m Migration) supported(v ServerVersion) bool {
 }
 
 // bootstrapStatements create the database and the migrations ledger.
-func bootstrapStatements(db string) []string {
+func bootstrapStatements(db string, o SchemaOptions) []string {
 	q := quoteIdent(db)
 	return []string{
-		"CREATE DATABASE IF NOT EXISTS " + q,
-		"CREATE TABLE IF NOT EXISTS " + q + ".schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
+		"CREATE DATABASE IF NOT EXISTS " + q + o.onCluster(),
+		"CREATE TABLE IF NOT EXISTS " + q + "." + o.ledger() + o.onCluster() + " (version UInt32, name String, applied_at DateTime) ENGINE = " + o.ledgerEngine(db) + " ORDER BY version",
 	}
 }
 
@@ -149,7 +152,7 @@ var Migrations = []Migration{
 	{
 		Version: 1,
 		Name:    "create events table",
-		Statements: func(db string, _ SchemaOptions) []string {
+		Statements: func(db string, o SchemaOptions) []string {
 			var cols []string
 			for _, c := range columns {
 				if addedBy[c.name] != 0 {
@@ -172,22 +175,22 @@ var Migrations = []Migration{
 			// 8,192-row granules a 60-day EventQuery read many times the
 			// tenant's rows (bench/README.md, "EventQuery"). Tables created
 			// before keep 8,192.
-			return []string{
-				"CREATE DATABASE IF NOT EXISTS " + quoteIdent(db),
-				"CREATE TABLE IF NOT EXISTS " + quoteIdent(db) + ".events (\n" + strings.Join(cols, ",\n") + "\n)" +
-					" ENGINE = ReplacingMergeTree" +
+			return append([]string{
+				"CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + o.onCluster(),
+				"CREATE TABLE IF NOT EXISTS " + o.dataTable(db, "events") + o.onCluster() + " (\n" + strings.Join(cols, ",\n") + "\n)" +
+					" ENGINE = " + o.replacingEngine(db, "events", "") +
 					" PARTITION BY toYYYYMMDD(last_ts)" +
 					" ORDER BY (scope_type, scope_name, toStartOfHour(last_ts), namespace, name, seq)" +
 					" SETTINGS index_granularity = 1024",
-			}
+			}, o.distributedTable(db, "events")...)
 		},
 	},
 	{
 		Version:   2,
 		Name:      "skip indexes for selective filters",
 		MinServer: &ServerVersion{Major: 20, Minor: 1},
-		Statements: func(db string, _ SchemaOptions) []string {
-			t := quoteIdent(db) + ".events"
+		Statements: func(db string, o SchemaOptions) []string {
+			t := o.dataTable(db, "events") + o.onCluster()
 			return []string{
 				"ALTER TABLE " + t + " ADD INDEX IF NOT EXISTS idx_reason reason TYPE set(256) GRANULARITY 4",
 				"ALTER TABLE " + t + " ADD INDEX IF NOT EXISTS idx_involved_name involved_name TYPE bloom_filter(0.01) GRANULARITY 4",
@@ -212,7 +215,7 @@ var Migrations = []Migration{
 			if o.Server.AtLeast(20, 1) {
 				ifNotExists = "IF NOT EXISTS "
 			}
-			return []string{"ALTER TABLE " + quoteIdent(db) + ".events ADD COLUMN " + ifNotExists + "lease Int64 DEFAULT 0"}
+			return o.alterColumn(db, "events", "ADD COLUMN "+ifNotExists+"lease Int64 DEFAULT 0")
 		},
 	},
 	{
@@ -228,16 +231,18 @@ func quoteIdent(s string) string {
 }
 
 // Migrate applies every migration not yet recorded in db.schema_migrations
-// and returns the versions it applied.
+// (db.schema_migrations_cluster in cluster mode) and returns the versions
+// it applied.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	db := quoteIdent(s.cfg.Database)
-	for _, q := range bootstrapStatements(s.cfg.Database) {
+	ledger := db + "." + s.schemaOptions().ledger()
+	for _, q := range bootstrapStatements(s.cfg.Database, s.schemaOptions()) {
 		if err := s.conn.Exec(ctx, q); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
 	done := map[int]bool{}
-	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	rows, err := s.conn.Query(ctx, "SELECT DISTINCT version FROM "+ledger)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read applied versions: %w", err)
 	}
@@ -283,7 +288,7 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 // … VALUES statement: over the native protocol 18.16 waits for a data block
 // after any INSERT, and only the batch path sends one.
 func (s *Store) recordMigration(ctx context.Context, m Migration) error {
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+quoteIdent(s.cfg.Database)+".schema_migrations (version, name, applied_at)")
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+quoteIdent(s.cfg.Database)+"."+s.schemaOptions().ledger()+" (version, name, applied_at)")
 	if err != nil {
 		return err
 	}

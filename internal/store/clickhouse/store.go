@@ -24,6 +24,15 @@ type Config struct {
 	// Migrate says whether a server role applies pending migrations when it
 	// opens the store (the migrate command always does).
 	Migrate bool
+	// Cluster, when set, is the name of the ClickHouse cluster (in the
+	// servers' remote_servers) the store runs on: replicated tables and
+	// Distributed tables over them (docs/clickhouse-cluster.md). Empty: a
+	// single server.
+	Cluster string
+	// InsertQuorum, in cluster mode, is how many replicas of a shard must
+	// have a batch before the insert returns (ClickHouse's insert_quorum);
+	// 0 or 1: the replica written to.
+	InsertQuorum int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -47,6 +56,10 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxRetentionDays, "clickhouse.max-retention-days", c.MaxRetentionDays,
 		"table TTL in days on ClickHouse 20.1+, a global safety net applied at every start; 0 leaves the table's TTL as it is")
 	fs.BoolVar(&c.Migrate, "clickhouse.migrate", c.Migrate, "apply pending schema migrations at start-up")
+	fs.StringVar(&c.Cluster, "clickhouse.cluster", c.Cluster,
+		"name of the ClickHouse cluster (remote_servers) to run on: replicated tables on ZooKeeper/Keeper, Distributed tables over the shards, DDL ON CLUSTER; empty: one server (see docs/clickhouse-cluster.md)")
+	fs.IntVar(&c.InsertQuorum, "clickhouse.insert-quorum", c.InsertQuorum,
+		"with --clickhouse.cluster, how many replicas of a shard must hold a batch before the writer acknowledges it (ClickHouse insert_quorum); 0: the replica written to")
 }
 
 // Validate returns every problem with c.
@@ -61,6 +74,12 @@ func (c *Config) Validate() []error {
 	if c.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--clickhouse.dial-timeout must be positive, got %s", c.DialTimeout))
 	}
+	if c.InsertQuorum < 0 {
+		errs = append(errs, fmt.Errorf("--clickhouse.insert-quorum must be 0 or more, got %d", c.InsertQuorum))
+	}
+	if c.InsertQuorum > 1 && c.Cluster == "" {
+		errs = append(errs, fmt.Errorf("--clickhouse.insert-quorum %d needs --clickhouse.cluster: a single server has no replicas", c.InsertQuorum))
+	}
 	if c.MaxRetentionDays < 0 {
 		errs = append(errs, fmt.Errorf("--clickhouse.max-retention-days must be 0 or more, got %d", c.MaxRetentionDays))
 	}
@@ -68,7 +87,7 @@ func (c *Config) Validate() []error {
 }
 
 func (c *Config) schemaOptions() SchemaOptions {
-	return SchemaOptions{MaxRetentionDays: c.MaxRetentionDays}
+	return SchemaOptions{MaxRetentionDays: c.MaxRetentionDays, Cluster: c.Cluster}
 }
 
 // schemaOptions are the configuration's schema options for this server.
@@ -87,8 +106,12 @@ type Store struct {
 }
 
 // Open connects, checks the server answers, and detects its version once.
+// It also checks, before any DDL, that the tables (if any) were made for
+// the mode asked for and, in cluster mode, that the server knows the
+// cluster and reaches ZooKeeper.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn, err := ch.Open(&ch.Options{
+		Settings:    connSettings(cfg),
 		Protocol:    ch.Native,
 		Addr:        []string{cfg.Addr},
 		Auth:        ch.Auth{Username: cfg.Username, Password: password(cfg)},
@@ -113,7 +136,42 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("connect to ClickHouse at %s: %w", cfg.Addr, err)
 	}
-	return &Store{cfg: cfg, conn: conn, version: sv}, nil
+	s := &Store{cfg: cfg, conn: conn, version: sv}
+	checkCtx, cancel2 := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel2()
+	if err := s.checkCluster(checkCtx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connSettings are the session settings of every query. In cluster mode:
+//
+//   - insert_distributed_sync: an insert into a Distributed table returns
+//     once every shard's replica has its part, not once the rows sit in the
+//     initiator's send queue. The writer acknowledges a batch to JetStream
+//     when Insert returns, so Insert must mean "stored in the shard" (DESIGN
+//     §3, invariant 1); it also makes the per-shard blocks of a retried batch
+//     identical, which replicated deduplication needs.
+//   - max_replica_delay_for_distributed_queries=5: a replica known to be
+//     more than 5 s behind on fetching inserted parts (one restarted after
+//     a crash, once it has loaded its queue) serves no reads through the
+//     Distributed tables until it has caught up; its partner does.
+//   - insert_quorum, when --clickhouse.insert-quorum is above 1.
+//
+// Only integer settings: over 18.16's protocol the driver can send no
+// others. load_balancing=in_order, which cluster mode needs, is a string:
+// it comes from the user's profile, and checkCluster checks it.
+func connSettings(cfg Config) ch.Settings {
+	if cfg.Cluster == "" {
+		return nil
+	}
+	set := ch.Settings{"insert_distributed_sync": 1, "max_replica_delay_for_distributed_queries": 5}
+	if cfg.InsertQuorum > 1 {
+		set["insert_quorum"] = cfg.InsertQuorum
+	}
+	return set
 }
 
 // Close releases the connections.

@@ -72,10 +72,13 @@ type Partition struct {
 	MutationVersion uint64
 }
 
-const partitionsSQL = "SELECT partition_id, sum(rows), max(max_time), " +
-	"max(if(data_version != toUInt64(min_block_number), data_version, toUInt64(0))) " +
-	"FROM system.parts WHERE active AND database = ? AND table = ? " +
-	"GROUP BY partition_id ORDER BY partition_id"
+// partitionsSQL sums the parts of one replica per shard (systemTable).
+func (s *Store) partitionsSQL() string {
+	return "SELECT partition_id, sum(rows), max(max_time), " +
+		"max(if(data_version != toUInt64(min_block_number), data_version, toUInt64(0))) " +
+		"FROM " + s.systemTable("parts") + " WHERE active AND database = ? AND table = ? " +
+		"GROUP BY partition_id ORDER BY partition_id"
+}
 
 // Partitions lists the events table's partitions, oldest first.
 func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
@@ -85,7 +88,7 @@ func (s *Store) Partitions(ctx context.Context) ([]Partition, error) {
 // Partitions lists the table's partitions, oldest first.
 func (t *RetentionTable) Partitions(ctx context.Context) ([]Partition, error) {
 	var out []Partition
-	err := t.s.eachRow(ctx, partitionsSQL, []any{t.s.cfg.Database, t.name}, func(rows driver.Rows) error {
+	err := t.s.eachRow(ctx, t.s.partitionsSQL(), []any{t.s.cfg.Database, t.s.dataTableName(t.name)}, func(rows driver.Rows) error {
 		var p Partition
 		if err := rows.Scan(&p.ID, &p.Rows, &p.MaxTime, &p.MutationVersion); err != nil {
 			return err
