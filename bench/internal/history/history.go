@@ -155,6 +155,11 @@ func Fill(ctx context.Context, s *chstore.Store, o Options) (Result, error) {
 	if err := s.Conn().Exec(ctx, "DROP TABLE "+templateTable(s)); err != nil {
 		return Result{}, fmt.Errorf("history: %w", err)
 	}
+	// Days of history long past are fully merged in a running
+	// installation; the copies left several parts per day.
+	if err := s.Conn().Exec(ctx, "OPTIMIZE TABLE "+eventsTable(s)+" FINAL"); err != nil {
+		return Result{}, fmt.Errorf("history: merge: %w", err)
+	}
 	r, err := Describe(ctx, s)
 	if err != nil {
 		return r, err
