@@ -177,7 +177,7 @@ func (s *scenario) args(extra ...string) []string {
 // scenario has its own namespace, tenant and cluster name.
 func TestExporter(t *testing.T) {
 	built := make(chan struct{})
-	go func() { defer close(built); eventpipeBinary(t) }()
+	go func() { defer close(built); devtest.Binary(t) }()
 	kube := kubetest.StartCluster(t, kubetest.Options{ExtraArgs: []string{"--watch-cache=false"}})
 	env := devtest.New(t).Env
 	<-built
@@ -207,14 +207,14 @@ func TestExporter(t *testing.T) {
 		require.Equal(t, 4, deleted)
 		g.step() // and more counts growing after the deletes
 		checkExported(t, env, o, s.sc, s.cluster, true)
-		code, body, err := p.get("/healthz")
+		code, body, err := p.Get("/healthz")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, body)
 		require.Greater(t, p.mustMetric("eventpipe_exporter_events_published_total"), 0.0)
 		// The resume point is written every 200ms once the last state is
 		// acknowledged.
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			age, err := p.metricValue("eventpipe_exporter_checkpoint_age_seconds")
+			age, err := p.Metric("eventpipe_exporter_checkpoint_age_seconds")
 			require.NoError(c, err)
 			assert.Equal(c, 0.0, age)
 		}, readyTimeout, 100*time.Millisecond, "everything read is checkpointed once quiet")
@@ -230,10 +230,10 @@ func TestExporter(t *testing.T) {
 			// Killed while exporting: it has handed states of its own
 			// on, and more keep coming.
 			p.waitPublished(exportedPerRun)
-			p.kill()
+			p.Kill()
 			// The source changes while no exporter runs.
 			o.waitStates(t, o.count()+changedWhileDown)
-			p.start()
+			p.Start()
 			p.waitReady()
 		}
 		p.waitPublished(exportedPerRun)
@@ -264,7 +264,7 @@ func TestExporter(t *testing.T) {
 		replicas[standby].waitStandby()
 		require.Equal(t, 0.0, replicas[standby].mustMetric("eventpipe_exporter_leader"), "one replica exports")
 		require.Equal(t, 1.0, replicas[first].mustMetric("eventpipe_exporter_leader"), "one replica exports")
-		code, body, err := replicas[standby].get("/readyz")
+		code, body, err := replicas[standby].Get("/readyz")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, code, "a standby is ready: %s", body)
 
@@ -272,7 +272,7 @@ func TestExporter(t *testing.T) {
 		stop := g.run(100 * time.Millisecond)
 		// The leader dies while it exports.
 		replicas[first].waitPublished(exportedPerRun)
-		replicas[first].kill()
+		replicas[first].Kill()
 		require.Eventually(t, func() bool { return leader() == standby }, readyTimeout, 100*time.Millisecond)
 		replicas[standby].waitReady()
 		// The new leader exports what keeps coming.
@@ -293,11 +293,11 @@ func TestExporter(t *testing.T) {
 		// The resume point covers everything read (it is written every
 		// 200ms).
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			age, err := p.metricValue("eventpipe_exporter_checkpoint_age_seconds")
+			age, err := p.Metric("eventpipe_exporter_checkpoint_age_seconds")
 			require.NoError(c, err)
 			assert.Equal(c, 0.0, age)
 		}, readyTimeout, 100*time.Millisecond, "the resume point is written")
-		p.kill()
+		p.Kill()
 		// The resume point the restarted exporter will find.
 		kv, err := env.JS.KeyValue(context.Background(), eventlog.StateBucket)
 		require.NoError(t, err)
@@ -316,7 +316,7 @@ func TestExporter(t *testing.T) {
 		o.quiet(t)
 		compactEtcd(t, kube.EtcdURL)
 
-		p.start()
+		p.Start()
 		p.waitReady()
 		require.Eventually(t, func() bool { return p.metric(`eventpipe_exporter_relists_total{reason="expired"}`) >= 1 }, 30*time.Second, 200*time.Millisecond,
 			"the exporter got 410 for its resume point and relisted")
@@ -347,7 +347,7 @@ func TestExporter(t *testing.T) {
 		// acknowledgement and counts it.
 		var handed float64
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			published, err := p.metricValue("eventpipe_exporter_events_published_total")
+			published, err := p.Metric("eventpipe_exporter_events_published_total")
 			require.NoError(c, err)
 			handed = published + max(0, p.metric(`eventpipe_exporter_events_skipped_total{reason="stored"}`))
 			assert.GreaterOrEqual(c, handed, float64(changed))

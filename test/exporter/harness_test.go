@@ -6,19 +6,12 @@
 package exporter
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,47 +33,17 @@ import (
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 )
 
-// TestMain removes the binary eventpipeBinary built.
+// TestMain removes the eventpipe binary the tests built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	devtest.RemoveBinary()
 	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// eventpipeBinary builds ./cmd/eventpipe once per test binary: the exporter
-// must run as a process of its own so that it can be killed with SIGKILL.
-func eventpipeBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventpipe-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = devtest.BuildEventpipe(dir)
-	})
-	require.NoError(t, buildErr)
-	return binPath
 }
 
 // proc is one `eventpipe export` process.
 type proc struct {
-	t       *testing.T
-	name    string
-	args    []string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     string
-	logFrom int64  // where the current process's lines start in log
-	metrics string // http://127.0.0.1:PORT
+	*devtest.Role
+	t *testing.T
 }
 
 // readyTimeout bounds every wait for an exporter process to get somewhere:
@@ -89,91 +52,14 @@ const readyTimeout = 60 * time.Second
 
 func startExporter(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, args: args, log: filepath.Join(t.TempDir(), name+".log")}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.log)
-			lines := strings.Split(string(b), "\n")
-			t.Logf("the end of %s's log:\n%s", name, strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		}
-	})
-	p.start()
-	return p
+	return &proc{devtest.StartRole(t, name, append([]string{"export"}, args...)...), t}
 }
 
-func (p *proc) start() {
-	p.t.Helper()
-	port := devtest.FreePort(p.t)
-	p.metrics = "http://127.0.0.1:" + strconv.Itoa(port)
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(p.t, err)
-	defer f.Close()
-	fi, err := f.Stat()
-	require.NoError(p.t, err)
-	p.logFrom = fi.Size()
-	args := append([]string{"export", "--metrics.addr", "127.0.0.1:" + strconv.Itoa(port), "--log-level", "info"}, p.args...)
-	p.cmd = exec.Command(eventpipeBinary(p.t), args...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// Its own process group, and killed with the test binary.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(p.t, p.cmd.Start())
-	p.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(p.cmd, p.done)
-}
-
-// kill sends SIGKILL (kill -9) and waits for the process to end.
-func (p *proc) kill() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// get fetches a path of the exporter's metrics server.
-func (p *proc) get(path string) (int, string, error) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(p.metrics + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
-
-// waitFor polls cond every 100ms until it holds, and fails the test when
-// the process exits first or readyTimeout passes; what is how the failure
-// names the condition, why what cond last said about it.
+// waitFor polls cond until it holds, and fails the test when the process
+// exits first or readyTimeout passes.
 func (p *proc) waitFor(what string, cond func() (ok bool, why string)) {
 	p.t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if p.exited() {
-			p.t.Fatalf("exporter %s exited before %s; see its log %s", p.name, what, p.log)
-		}
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("exporter %s: not %s after %s: %s", p.name, what, readyTimeout, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p.WaitFor(what, readyTimeout, cond)
 }
 
 // waitReady waits until /readyz answers 200 and the exporter exports
@@ -181,14 +67,14 @@ func (p *proc) waitFor(what string, cond func() (ok bool, why string)) {
 func (p *proc) waitReady() {
 	p.t.Helper()
 	p.waitFor("ready and exporting", func() (bool, string) {
-		if code, body, err := p.get("/readyz"); err != nil || code != http.StatusOK {
+		if code, body, err := p.Get("/readyz"); err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("/readyz: %d %q %v", code, body, err)
 		}
-		leader, err := p.metricValue("eventpipe_exporter_leader")
+		leader, err := p.Metric("eventpipe_exporter_leader")
 		if err != nil || leader != 1 {
 			return false, fmt.Sprintf("leader gauge %v (%v)", leader, err)
 		}
-		connected, err := p.metricValue("eventpipe_exporter_watch_connected")
+		connected, err := p.Metric("eventpipe_exporter_watch_connected")
 		return err == nil && connected == 1, fmt.Sprintf("watch_connected %v (%v)", connected, err)
 	})
 }
@@ -200,13 +86,13 @@ func (p *proc) waitReady() {
 func (p *proc) waitStandby() {
 	p.t.Helper()
 	p.waitFor("standing by", func() (bool, string) {
-		if !p.logged(`msg="standing by"`) {
+		if !p.Logged(`msg="standing by"`) {
 			return false, "it has not logged standing by"
 		}
-		if code, body, err := p.get("/readyz"); err != nil || code != http.StatusOK {
+		if code, body, err := p.Get("/readyz"); err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("/readyz: %d %q %v", code, body, err)
 		}
-		_, err := p.metricValue("eventpipe_exporter_leader")
+		_, err := p.Metric("eventpipe_exporter_leader")
 		return err == nil, fmt.Sprintf("leader gauge: %v", err)
 	})
 }
@@ -217,26 +103,16 @@ func (p *proc) waitStandby() {
 func (p *proc) waitPublished(n int) {
 	p.t.Helper()
 	p.waitFor(fmt.Sprintf("%d states published", n), func() (bool, string) {
-		v, err := p.metricValue("eventpipe_exporter_events_published_total")
+		v, err := p.Metric("eventpipe_exporter_events_published_total")
 		return err == nil && v >= float64(n), fmt.Sprintf("published %v (%v)", v, err)
 	})
-}
-
-// logged reports whether the current process has written a log line
-// containing s.
-func (p *proc) logged(s string) bool {
-	b, err := os.ReadFile(p.log)
-	if err != nil || int64(len(b)) < p.logFrom {
-		return false
-	}
-	return strings.Contains(string(b[p.logFrom:]), s)
 }
 
 // metric returns the value of a metric line (name with labels, exactly as
 // exposed), or -1 when it is absent or the endpoint does not answer: for
 // polling.
 func (p *proc) metric(series string) float64 {
-	v, err := p.metricValue(series)
+	v, err := p.Metric(series)
 	if err != nil {
 		return -1
 	}
@@ -247,32 +123,9 @@ func (p *proc) metric(series string) float64 {
 // the endpoint does not answer or does not have the series.
 func (p *proc) mustMetric(series string) float64 {
 	p.t.Helper()
-	v, err := p.metricValue(series)
+	v, err := p.Metric(series)
 	require.NoError(p.t, err)
 	return v
-}
-
-// metricValue returns the value of a metric line (name with labels,
-// exactly as exposed); an error when the endpoint does not answer or the
-// series is absent.
-func (p *proc) metricValue(series string) (float64, error) {
-	code, body, err := p.get("/metrics")
-	if err != nil {
-		return 0, fmt.Errorf("exporter %s: /metrics: %w", p.name, err)
-	}
-	if code != http.StatusOK {
-		return 0, fmt.Errorf("exporter %s: /metrics answered %d", p.name, code)
-	}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("exporter %s: /metrics: %w", p.name, err)
-	}
-	return 0, fmt.Errorf("exporter %s: no series %s in /metrics", p.name, series)
 }
 
 // stateKey identifies one state of one source Event: what must be stored

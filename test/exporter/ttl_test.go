@@ -25,7 +25,7 @@ import (
 // not be exported as a delete, while a real delete still is.
 func TestExporterSourceTTL(t *testing.T) {
 	built := make(chan struct{})
-	go func() { defer close(built); eventpipeBinary(t) }()
+	go func() { defer close(built); devtest.Binary(t) }()
 	kube := kubetest.StartCluster(t, kubetest.Options{EventTTL: 4 * time.Second,
 		ExtraArgs: []string{"--watch-cache=false", "--lease-reuse-duration-seconds=1"}})
 	env := devtest.New(t).Env

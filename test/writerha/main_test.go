@@ -2,8 +2,6 @@ package writerha
 
 import (
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -11,38 +9,11 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 )
 
-// TestMain removes the binary eventpipeBinary built and fails the package
-// when a test leaves a goroutine behind.
+// TestMain removes the eventpipe binary the tests built and fails the
+// package when a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if binPath != "" {
-			_ = os.RemoveAll(filepath.Dir(binPath))
-		}
+		devtest.RemoveBinary()
 		os.Exit(code)
 	}))
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// eventpipeBinary builds ./cmd/eventpipe once per test binary: writers run
-// as processes of their own so that they can be killed with SIGKILL and
-// paused with SIGSTOP.
-func eventpipeBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventpipe-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath, buildErr = devtest.BuildEventpipe(dir)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }

@@ -110,7 +110,7 @@ func TestWriterFailover(t *testing.T) {
 	// b starts once a has migrated the schema: migrations are not meant to
 	// run from two processes at once (the chart runs them in a Job).
 	b := startWriter(t, "b", append(args, "--clickhouse.migrate=false")...)
-	b.waitFor("standing by", time.Minute, func() bool { return b.isStandby() && b.logContains("standing by") })
+	b.waitFor("standing by", time.Minute, func() bool { return b.isStandby() && b.Logged("standing by") })
 
 	l := &load{pub: eventlog.NewPublisher(ns.JS), seqs: map[string]uint64{}}
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -130,7 +130,7 @@ func TestWriterFailover(t *testing.T) {
 	// kill -9 the active writer; b must take over and commit within the budget.
 	killedAt := time.Now()
 	atKill, _ := l.maxSeq()
-	a.kill()
+	a.Kill()
 	b.waitFor("active", failoverBudget, b.isLeader)
 	tookAt := time.Now()
 	b.waitFor("committing past the kill", failoverBudget, func() bool {
@@ -146,17 +146,17 @@ func TestWriterFailover(t *testing.T) {
 	}
 
 	// a comes back and stands by.
-	a.start()
+	a.Start()
 	a.waitFor("standing by after restart", time.Minute, func() bool { return a.isStandby() && b.isLeader() })
 
 	// Pause b (SIGSTOP) past its lease: a takes over; when b continues it
 	// finds its lease gone and stops before committing anything more.
-	b.signal(syscall.SIGSTOP)
+	b.Signal(syscall.SIGSTOP)
 	stoppedAt := time.Now()
 	a.waitFor("active while b is paused", failoverBudget+5*time.Second, a.isLeader)
 	t.Logf("b paused: a took over after %s", time.Since(stoppedAt).Round(time.Millisecond))
-	b.signal(syscall.SIGCONT)
-	b.waitFor("aware it lost the lease", 30*time.Second, func() bool { return b.isStandby() && b.logContains("lost the lease") })
+	b.Signal(syscall.SIGCONT)
+	b.waitFor("aware it lost the lease", 30*time.Second, func() bool { return b.isStandby() && b.Logged("lost the lease") })
 	if !a.isLeader() {
 		t.Fatal("a is no longer active after b continued")
 	}
