@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // TestClusterReplicatesAndShards checks the harness's layout end to end:
@@ -43,23 +44,23 @@ func TestClusterReplicatesAndShards(t *testing.T) {
 	require.NoError(t, c.QueryRow(ctx, "SELECT count() FROM harness.t").Scan(&total))
 	require.EqualValues(t, 100, total, "the Distributed table sees every shard")
 	for s := 0; s < env.Shards(); s++ {
-		var counts []uint64
-		for r := 0; r < env.Replicas(); r++ {
-			rc := conn(env.Node(s, r).Addr)
-			var n uint64
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				require.NoError(t, rc.QueryRow(ctx, "SELECT count() FROM harness.t_local").Scan(&n))
-				if r == 0 || n == counts[0] || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			counts = append(counts, n)
+		// The first replica took the insert; the others fetch it.
+		replicas := make([]ch.Conn, env.Replicas())
+		for r := range replicas {
+			replicas[r] = conn(env.Node(s, r).Addr)
 		}
-		require.Positive(t, counts[0], fmt.Sprintf("shard %d holds rows", s+1))
-		for _, n := range counts[1:] {
-			require.Equal(t, counts[0], n, "replicas of shard %d agree", s+1)
+		count := func(r int) uint64 {
+			var n uint64
+			require.NoError(t, replicas[r].QueryRow(ctx, "SELECT count() FROM harness.t_local").Scan(&n))
+			return n
+		}
+		first := count(0)
+		require.Positive(t, first, fmt.Sprintf("shard %d holds rows", s+1))
+		for r := 1; r < env.Replicas(); r++ {
+			testenv.WaitFor(t, fmt.Sprintf("replica %d of shard %d agrees with replica 1", r+1, s+1), 30*time.Second, func() (bool, string) {
+				n := count(r)
+				return n == first, fmt.Sprintf("%d rows against %d", n, first)
+			})
 		}
 	}
 }

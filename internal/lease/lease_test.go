@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 const ttl = 2 * time.Second
@@ -79,17 +81,27 @@ func TestOneHolderAndHandOverOnRelease(t *testing.T) {
 	ra := run(t, a)
 	waitStarted(t, ra, 5*time.Second)
 	rb := run(t, b)
-	// b stands by over several renewal periods while a renews.
-	deadline := time.Now().Add(2 * ttl)
-	for time.Now().Before(deadline) {
+	// b stands by while a renews the key past its TTL: six renewals (one
+	// every fifth of the TTL), counted by the key's revision.
+	ctx := context.Background()
+	revision := func() uint64 {
+		e, err := a.kv.Get(ctx, a.cfg.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Revision()
+	}
+	from := revision()
+	testenv.WaitFor(t, "six renewals by a", 3*ttl, func() (bool, string) {
 		if rb.active.Load() || b.Held() == nil {
 			t.Fatal("b became active while a holds the lease")
 		}
 		if a.Held() != nil {
 			t.Fatal("a lost its lease while renewing")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		n := revision() - from
+		return n >= 6, fmt.Sprintf("%d renewals", n)
+	})
 	if v := testutil.ToFloat64(a.leader); v != 1 {
 		t.Fatalf("a's leader gauge %v, want 1", v)
 	}
@@ -136,15 +148,22 @@ func TestCrashedHolderIsFencedBeforeTakeover(t *testing.T) {
 	nc.Close()
 	var fencedAt time.Time
 	var takenAt time.Time
-	deadline := time.Now().Add(3 * ttl)
-	for takenAt.IsZero() && time.Now().Before(deadline) {
+	// Until b takes over, sample a's trust in its lease every 10 ms: the
+	// order of the two is what the test checks.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(3 * ttl)
+wait:
+	for {
 		if fencedAt.IsZero() && errors.Is(a.Held(), ErrLost) {
 			fencedAt = time.Now()
 		}
 		select {
 		case takenAt = <-rb.started:
-		default:
-			time.Sleep(10 * time.Millisecond)
+			break wait
+		case <-deadline:
+			break wait
+		case <-tick.C:
 		}
 	}
 	if takenAt.IsZero() {

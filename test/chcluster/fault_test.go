@@ -19,6 +19,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
 	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 	"github.com/eventpipe/eventpipe/internal/writer"
 )
 
@@ -163,16 +164,10 @@ func TestKillReplicaWhileWriting(t *testing.T) {
 
 	// The restarted replica catches up: its part of the table equals its
 	// partner's.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.WaitFor(t, "shard 1's restarted replica caught up", time.Minute, func() (bool, string) {
 		a, b := localCount(t, env.Node(0, 0).Addr, cfg.Database), localCount(t, env.Node(0, 1).Addr, cfg.Database)
-		if a == b && a > 0 {
-			t.Logf("shard 1's replicas agree at %d rows", a)
-			break
-		}
-		require.False(t, time.Now().After(deadline), "replica 1 of shard 1 has %d rows, its partner %d", a, b)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return a == b && a > 0, fmt.Sprintf("replica 1 has %d rows, its partner %d", a, b)
+	})
 
 	check("after catch-up")
 	t.Logf("%d events, %d states, all once in their latest state", len(latest), lastSeq)

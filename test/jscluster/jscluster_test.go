@@ -25,6 +25,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/devenv/devtest"
 	"github.com/eventpipe/eventpipe/internal/eventlog"
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 const ns = "jscluster"
@@ -221,14 +222,8 @@ func diff(got, want map[string]uint64) string {
 	return strconv.Itoa(missing) + " missing, " + strconv.Itoa(extra) + " extra, " + strconv.Itoa(wrong) + " at another resourceVersion (e.g. " + example + ")"
 }
 
-// waitUntil polls cond every 50ms until it holds or within passes.
+// waitUntil waits for cond (testenv.WaitFor).
 func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %s", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitFor(t, what, within, func() (bool, string) { return cond(), "" })
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/eventpipe/eventpipe/internal/natsserver/natstest"
 	"github.com/eventpipe/eventpipe/internal/scope"
 	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // failoverBudget is the bound from kill -9 of the active writer to
@@ -169,17 +170,10 @@ func TestWriterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.WaitFor(t, "the watermark at the last acknowledged sequence", time.Minute, func() (bool, string) {
 		wm, err := eventlog.ReadMark(ctx, kv, eventlog.WatermarkKey)
-		if err == nil && wm >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watermark %d (%v) below the last acknowledged sequence %d after 1m", wm, err, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && wm >= last, fmt.Sprintf("watermark %d (%v), last acknowledged %d", wm, err, last)
+	})
 	checkExactlyOnce(ctx, t, ch.Addr, l)
 	t.Logf("%d acknowledged creates, all in ClickHouse once", n)
 }

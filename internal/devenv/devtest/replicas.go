@@ -12,8 +12,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/eventpipe/eventpipe/internal/apiserver"
 	"github.com/eventpipe/eventpipe/internal/devenv"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // ReplicaOptions shape a Replicas.
@@ -166,46 +168,27 @@ func (s *APIServer) launch(tb testing.TB) {
 	go func() { exited <- cmd.Wait(); logf.Close() }()
 }
 
-// waitReady waits until the server answers /readyz with 200.
+// waitReady waits until the server answers /readyz with 200, and fails tb
+// with the server's log when it exits first or is not ready in 2 minutes.
 func (s *APIServer) waitReady(tb testing.TB) {
 	tb.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	var last string
-	for time.Now().Before(deadline) {
+	testenv.WaitFor(tb, "apiserver "+s.Name+" ready", 2*time.Minute, func() (bool, string) {
 		select {
 		case err := <-s.exited:
 			s.exited <- err // for Stop
-			b, _ := os.ReadFile(s.logPath)
-			tb.Fatalf("apiserver %s exited while starting: %v\n%s", s.Name, err, b)
+			tb.Fatalf("apiserver %s exited while starting: %v\n%s", s.Name, err, s.Log())
 		default:
 		}
-		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.Port), time.Second); err != nil {
-			last = err.Error()
-		} else {
-			_ = conn.Close()
-			if _, err := os.Stat(s.CAFile()); err != nil {
-				last = err.Error()
-			} else {
-				rc := s.configFrom(tb, s.admin)
-				hc, err := rest.HTTPClientFor(rc)
-				if err == nil {
-					resp, err := hc.Get(rc.Host + "/readyz")
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode == 200 {
-							return
-						}
-						last = resp.Status
-					} else {
-						last = err.Error()
-					}
-				}
-			}
+		// The certificate exists once the server has written it.
+		if _, err := os.Stat(s.CAFile()); err != nil {
+			return false, err.Error() + "\n" + s.Log()
 		}
-		time.Sleep(100 * time.Millisecond) // polling for readiness, not waiting out a fixed time
-	}
-	b, _ := os.ReadFile(s.logPath)
-	tb.Fatalf("apiserver %s not ready in 2m (%s)\n%s", s.Name, last, b)
+		code, body, err := s.Readyz(tb)
+		if err != nil {
+			return false, err.Error() + "\n" + s.Log()
+		}
+		return code == http.StatusOK, fmt.Sprintf("%d %s\n%s", code, body, s.Log())
+	})
 }
 
 // Readyz returns the status code and body of GET /readyz?verbose, as the
@@ -308,23 +291,12 @@ func (s *APIServer) Log() string {
 	return string(b)
 }
 
-// WaitFor polls cond every 50 ms until it is true or timeout passes, and fails
-// tb with what cond said last.
+// WaitFor polls cond until it is true or timeout passes, and fails tb with
+// what cond said last (testenv.WaitFor); cond's context ends at the
+// timeout.
 func WaitFor(tb testing.TB, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string)) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var last string
-	for {
-		ok, msg := cond(ctx)
-		if ok {
-			return
-		}
-		last = msg
-		select {
-		case <-ctx.Done():
-			tb.Fatalf("%s: not within %s: %s", what, timeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	testenv.WaitFor(tb, what, timeout, func() (bool, string) { return cond(ctx) })
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 var (
@@ -186,23 +188,15 @@ func (p *Role) Logged(s string) bool {
 	return strings.Contains(string(b[p.logFrom:]), s)
 }
 
-// WaitFor polls cond every 50ms until it holds, and fails the test when
-// the process exits first or within passes; what names the condition in
-// the failure, why is what cond last said about it.
+// WaitFor polls cond until it holds (testenv.WaitFor), and fails the test
+// when the process exits first or within passes; what names the condition
+// in the failure, why is what cond last said about it.
 func (p *Role) WaitFor(what string, within time.Duration, cond func() (ok bool, why string)) {
 	p.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testenv.WaitFor(p.t, p.Name+" "+what, within, func() (bool, string) {
 		if p.Exited() {
 			p.t.Fatalf("%s exited before %s; see its log %s", p.Name, what, p.Log)
 		}
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: not %s after %s: %s", p.Name, what, within, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return cond()
+	})
 }

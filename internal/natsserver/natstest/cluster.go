@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventpipe/eventpipe/internal/freeport"
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // ClusterName is the name every test cluster's nodes share.
@@ -113,23 +114,16 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 // ("no suitable peers for placement, peer offline").
 func (c *Cluster) waitPlacement(n int) {
 	c.tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.WaitFor(c.tb, fmt.Sprintf("a stream placed on all %d nodes", n), 30*time.Second, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		_, err := c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PROBE", Subjects: []string{"natstest.probe"},
 			Replicas: n, Storage: jetstream.MemoryStorage})
 		if err == nil {
 			err = c.JS.DeleteStream(ctx, "NATSTEST_PROBE")
 		}
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("the cluster cannot place a stream on its %d nodes after 30s: %v", n, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprint(err)
+	})
 }
 
 // URL is every node's client URL, comma-separated, as --nats.url takes it.
@@ -155,29 +149,24 @@ func (c *Cluster) Node(name string) *Node {
 // for the stream to have a leader that is one of the running nodes.
 func (c *Cluster) StreamLeader(stream string) *Node {
 	c.tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	var leader *Node
+	testenv.WaitFor(c.tb, "stream "+stream+" led by a running node", 30*time.Second, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		s, err := c.JS.Stream(ctx, stream)
-		if err == nil {
-			var info *jetstream.StreamInfo
-			if info, err = s.Info(ctx); err == nil && info.Cluster != nil {
-				if nd := c.Node(info.Cluster.Leader); nd != nil && nd.Running() {
-					cancel()
-					return nd
-				}
-				last = fmt.Sprintf("leader %q", info.Cluster.Leader)
-			}
-		}
-		cancel()
 		if err != nil {
-			last = err.Error()
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.tb.Fatalf("stream %s has no running leader after 30s: %s", stream, last)
-	return nil
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			return false, fmt.Sprint("no cluster info: ", err)
+		}
+		if leader = c.Node(info.Cluster.Leader); leader == nil || !leader.Running() {
+			return false, fmt.Sprintf("leader %q", info.Cluster.Leader)
+		}
+		return true, ""
+	})
+	return leader
 }
 
 // ClientURL is the node's client URL.
@@ -281,27 +270,19 @@ func (nd *Node) WaitHealthy() {
 	nd.tb.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", nd.MonitorPort)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(time.Minute)
-	var last string
-	for time.Now().Before(deadline) {
+	testenv.WaitFor(nd.tb, "nats-server "+nd.Name+" healthy (log "+nd.log+")", time.Minute, func() (bool, string) {
 		if !nd.Running() {
 			nd.tb.Fatalf("nats-server %s exited; see %s", nd.Name, nd.log)
 		}
 		resp, err := hc.Get(url)
-		if err == nil {
-			b := make([]byte, 512)
-			n, _ := resp.Body.Read(b)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b[:n])
-		} else {
-			last = err.Error()
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	nd.tb.Fatalf("nats-server %s not healthy after 1m: %s; see %s", nd.Name, last, nd.log)
+		defer resp.Body.Close()
+		b := make([]byte, 512)
+		n, _ := resp.Body.Read(b)
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, b[:n])
+	})
 }
 
 var (

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
 // TestClusterSurvivesLeaderKill is the harness's own proof: an R3 stream
@@ -65,17 +67,13 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 	if info.State.Msgs != 200 || info.State.LastSeq != 200 {
 		t.Fatalf("stream holds %d messages up to %d, want 200 up to 200", info.State.Msgs, info.State.LastSeq)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		info, err = s.Info(ctx)
-		if err == nil && info.Cluster != nil && replicaCurrent(info.Cluster, old.Name) {
-			break
+	testenv.WaitFor(t, old.Name+" current after restart", 30*time.Second, func() (bool, string) {
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			return false, fmt.Sprint("no cluster info: ", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not current after restart: %+v %v", old.Name, info.Cluster, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return replicaCurrent(info.Cluster, old.Name), fmt.Sprintf("%+v", info.Cluster)
+	})
 }
 
 func replicaCurrent(ci *jetstream.ClusterInfo, name string) bool {
