@@ -9,11 +9,8 @@ package eventquerybench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"testing"
@@ -24,13 +21,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/eventpipe/eventpipe/bench/internal/history"
-	"github.com/eventpipe/eventpipe/internal/apiserver"
-	"github.com/eventpipe/eventpipe/internal/chserver"
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
-	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
-	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	v1alpha1 "github.com/eventpipe/eventpipe/pkg/apis/activity/v1alpha1"
 )
 
@@ -46,68 +36,14 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
-// fixedWatermark: everything generated is committed.
-type fixedWatermark uint64
-
-func (w fixedWatermark) Load() uint64                          { return uint64(w) }
-func (w fixedWatermark) WaitFor(context.Context, uint64) error { return nil }
-
-// noLog: the benchmark writes nothing, so the log holds nothing after the
-// watermark; a consistent list asks it only for its end (Bounds).
-type noLog struct{ event.Log }
-
-func (noLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil }
-
-func (noLog) PublishAll(context.Context, []*eventlog.Record, []string) error {
-	return errors.New("the EventQuery benchmark's server takes no writes")
-}
-
-func startAPI(b *testing.B, s *chstore.Store, wm uint64) *rest.Config {
-	dir := b.TempDir()
-	tokens := filepath.Join(dir, "tokens.csv")
-	// The admin, and one user inside each tenant (the fifth column holds
-	// the tenant as user extras).
+// tokens are the admin and one user inside each tenant (the fifth column
+// holds the tenant as user extras).
+func tokens() string {
 	lines := `bench-token,admin,admin,"system:masters"` + "\n"
 	for t := 0; t < tenants; t++ {
 		lines += fmt.Sprintf(`tenant-token-%[1]d,user-%[1]d,uid-%[1]d,"","iam.miloapis.com/parent-type=Project,iam.miloapis.com/parent-name=tenant-%05[1]d"`+"\n", t)
 	}
-	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := apiserver.NewOptions()
-	o.SecureServing.Listener = l
-	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
-	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
-	o.SecureServing.ServerCert.CertDirectory = filepath.Join(dir, "certs")
-	o.TokenAuthFile = tokens
-	cfg, err := o.Config(apiserver.Backends{Log: noLog{}, Index: event.ClickHouseIndex{Store: s}, History: s, Watermark: fixedWatermark(wm)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	go func() { _ = srv.Run(ctx) }()
-	rc := &rest.Config{Host: "https://" + l.Addr().String(), BearerToken: "bench-token", QPS: -1,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	cs := kubernetes.NewForConfigOrDie(rc)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := cs.Discovery().ServerVersion(); err == nil {
-			return rc
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("API server not ready in 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return lines
 }
 
 // measure runs f iters times and reports p50/p99 latency in ms.
@@ -132,37 +68,13 @@ func measure(b *testing.B, iters int, f func(i int) int) {
 func BenchmarkEventQuery(b *testing.B) {
 	n := envInt("EVENTQUERY_BENCH_EVENTS", 10_000_000)
 	iters := int(envInt("EVENTQUERY_BENCH_ITERS", 200))
-	var srv *chserver.Server
-	if dir := os.Getenv("EVENTQUERY_BENCH_DIR"); dir != "" {
-		var err error
-		// A kept directory lets later runs reuse the dataset.
-		if srv, err = chserver.Start(context.Background(), chserver.Options{Dir: dir}); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = srv.Stop() })
-	} else {
-		srv = chtest.ForTest(b)
-	}
-	s := storetest.Migrated(b, srv)
+	s := history.Store(b, os.Getenv("EVENTQUERY_BENCH_DIR"))
 	ctx := context.Background()
 	o := history.Options{Events: n, Days: days, Tenants: tenants, Now: time.Now().UTC(),
 		TenantName: func(i int) string { return fmt.Sprintf("tenant-%05d", i) }}
-	var ds history.Result
-	var err error
-	if history.Reusable(ctx, s, o) {
-		ds, err = history.Describe(ctx, s)
-		b.Logf("reusing the stored history")
-	} else {
-		ds, err = history.Fill(ctx, s, o)
-		b.Logf("generated the history in %s (%.0f states/s)", ds.Took.Round(time.Second), float64(ds.Rows)/ds.Took.Seconds())
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	maxSeq := ds.MaxSeq
-	b.Logf("dataset: %d states, %d bytes on disk (%.1f B/event)", ds.Rows, ds.BytesOnDisk, ds.BytesPerEvent())
-	b.ReportMetric(ds.BytesPerEvent(), "disk-B/event")
-	rc := startAPI(b, s, maxSeq)
+	ds := history.Ensure(b, s, o)
+	rc := &rest.Config{Host: history.Serve(b, s, ds.MaxSeq, tokens()), BearerToken: "bench-token", QPS: -1,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 
 	// The generator names namespaces per cluster; each query asks for one
 	// its tenant has.

@@ -9,14 +9,10 @@ package uibench
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,13 +22,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/eventpipe/eventpipe/bench/internal/history"
-	"github.com/eventpipe/eventpipe/internal/apiserver"
-	"github.com/eventpipe/eventpipe/internal/chserver"
-	"github.com/eventpipe/eventpipe/internal/chserver/chtest"
-	"github.com/eventpipe/eventpipe/internal/eventlog"
-	"github.com/eventpipe/eventpipe/internal/registry/event"
-	chstore "github.com/eventpipe/eventpipe/internal/store/clickhouse"
-	"github.com/eventpipe/eventpipe/internal/store/clickhouse/storetest"
 	"github.com/eventpipe/eventpipe/internal/testenv"
 )
 
@@ -48,73 +37,6 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
-// committed says every generated state is committed.
-type committed uint64
-
-func (w committed) Load() uint64                          { return uint64(w) }
-func (w committed) WaitFor(context.Context, uint64) error { return nil }
-
-// emptyLog: nothing is written during the benchmark, so the log holds
-// nothing after the watermark.
-type emptyLog struct{ event.Log }
-
-func (emptyLog) Bounds(context.Context) (uint64, uint64, error) { return 1, 1, nil }
-
-func (emptyLog) PublishAll(context.Context, []*eventlog.Record, []string) error {
-	return errors.New("the UI benchmark's server takes no writes")
-}
-
-// serve runs the API server (with the UI) over s and returns its URL.
-func serve(b *testing.B, s *chstore.Store, watermark uint64) string {
-	dir := b.TempDir()
-	tokens := filepath.Join(dir, "tokens.csv")
-	lines := `admin-token,admin,admin,"system:masters"` + "\n" +
-		`tenant-token,dev,dev,"","iam.miloapis.com/parent-type=Project,iam.miloapis.com/parent-name=tenant-0"` + "\n"
-	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	o := apiserver.NewOptions()
-	o.SecureServing.Listener = l
-	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
-	o.SecureServing.BindPort = l.Addr().(*net.TCPAddr).Port
-	o.SecureServing.ServerCert.CertDirectory = filepath.Join(dir, "certs")
-	o.TokenAuthFile = tokens
-	cfg, err := o.Config(apiserver.Backends{Log: emptyLog{}, Index: event.ClickHouseIndex{Store: s}, History: s, Watermark: committed(watermark)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := cfg.Complete().New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	b.Cleanup(func() { cancel(); <-done })
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	url := "https://" + l.Addr().String()
-	hc := &http.Client{Transport: insecure()}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(time.Minute)
-	for {
-		if resp, err := hc.Get(url + "/ui/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			b.Fatal("API server not serving /ui/ within a minute")
-		}
-	}
-}
-
 func BenchmarkFirstView(b *testing.B) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -122,34 +44,13 @@ func BenchmarkFirstView(b *testing.B) {
 	}
 	n := envInt("UI_BENCH_EVENTS", 10_000_000)
 	iters := int(envInt("UI_BENCH_ITERS", 10))
-	var srv *chserver.Server
-	if dir := os.Getenv("UI_BENCH_DIR"); dir != "" {
-		// A kept directory lets later runs reuse the dataset.
-		if srv, err = chserver.Start(context.Background(), chserver.Options{Dir: dir}); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = srv.Stop() })
-	} else {
-		srv = chtest.ForTest(b)
-	}
-	s := storetest.Migrated(b, srv)
+	s := history.Store(b, os.Getenv("UI_BENCH_DIR"))
 	ctx := context.Background()
-	o := history.Options{Events: n, Days: days, Tenants: tenants, Now: time.Now().UTC(),
-		TenantName: func(i int) string { return fmt.Sprintf("tenant-%d", i) }}
-	var ds history.Result
-	if history.Reusable(ctx, s, o) {
-		ds, err = history.Describe(ctx, s)
-		b.Logf("reusing the stored history")
-	} else {
-		ds, err = history.Fill(ctx, s, o)
-		b.Logf("generated the history in %s", ds.Took.Round(time.Second))
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
+	ds := history.Ensure(b, s, history.Options{Events: n, Days: days, Tenants: tenants, Now: time.Now().UTC(),
+		TenantName: func(i int) string { return fmt.Sprintf("tenant-%d", i) }})
 	maxSeq, rows := ds.MaxSeq, ds.Rows
-	b.Logf("dataset: %d states, %.1f B/event on disk", rows, ds.BytesPerEvent())
-	url := serve(b, s, maxSeq)
+	url := history.Serve(b, s, maxSeq, `admin-token,admin,admin,"system:masters"`+"\n"+
+		`tenant-token,dev,dev,"","iam.miloapis.com/parent-type=Project,iam.miloapis.com/parent-name=tenant-0"`+"\n")
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1400, 1000),
 		chromedp.Flag("ignore-certificate-errors", true), chromedp.NoSandbox)
@@ -237,9 +138,4 @@ func BenchmarkFirstView(b *testing.B) {
 				who.name, total, who.events, pct(wall, 0.5), pct(wall, 1), pct(page, 0.5), pct(calls, 0.5))
 		})
 	}
-}
-
-// insecure trusts the server's self-signed certificate (loopback only).
-func insecure() *http.Transport {
-	return &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 }
